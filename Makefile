@@ -1,0 +1,32 @@
+# Each target installs what it needs first: on a fresh machine `make sweep` and `make test` are
+# the only two commands needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TRIALS ?= 200
+ARGS ?=
+
+.PHONY: install test sweep dashboard bench lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,dashboard,postgres]"
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q
+
+sweep: install
+	$(BIN)/ocl sweep --trials $(TRIALS) $(ARGS)
+
+dashboard: install
+	$(BIN)/ocl dashboard $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py $(ARGS)
+
+lint: install
+	$(BIN)/ruff check sweep layers_index tests benchmarks

@@ -1,0 +1,85 @@
+"""Atomic, checked array files: how the image cache and the feature bank reach the disk.
+
+A sweep is killed, a disk fills, two workers start at once: none of that may leave a file that a
+later run reads as valid. Each array is written to a temporary name and renamed into place; a
+small JSON manifest, written last and also renamed into place, records each array's shape, dtype,
+size and BLAKE2 checksum. Without a manifest, or when any recorded fact does not match, the
+artifact is treated as absent and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+CHUNK = 1 << 22
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = temp_name(path)
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@contextmanager
+def new_array(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[np.memmap]:
+    """Yield a writable memory-mapped ``.npy`` under a temporary name; move it into place on success.
+
+    On any exception the temporary file is removed, so nothing half-written stays behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        array.flush()
+        del array
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """The manifest entry for a finished array file."""
+    array = np.load(path, mmap_mode="r")
+    return {
+        "file": path.name,
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "bytes": path.stat().st_size,
+        "blake2b": file_checksum(path),
+    }
+
+
+def open_checked(path: Path, entry: dict[str, Any], *, verify_checksum: bool = True) -> np.memmap | None:
+    """Open an array read-only if it matches its manifest entry, else return None."""
+    try:
+        if path.stat().st_size != entry["bytes"]:
+            return None
+        if verify_checksum and file_checksum(path) != entry["blake2b"]:
+            return None
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, KeyError):
+        return None
+    if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
+        return None
+    return array

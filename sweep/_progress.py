@@ -1,0 +1,40 @@
+"""Progress bars on stderr (rich), quiet when ``OCL_QUIET`` is set or stderr is not a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def progress_enabled() -> bool:
+    return not os.environ.get("OCL_QUIET") and sys.stderr.isatty()
+
+
+def rate_progress(unit: str = "img") -> Progress:
+    """A progress bar that shows done/total, a rate such as ``153 img/s``, elapsed time and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress_enabled(),
+        transient=False,
+    )
+
+
+def rate_text(done: int, seconds: float, unit: str) -> str:
+    return f"{done / seconds:,.0f} {unit}/s" if seconds > 0 and done else f"- {unit}/s"

@@ -1,0 +1,51 @@
+"""The ``ocl`` command line: one Typer sub-app per command group.
+
+User mistakes raise :class:`sweep.errors.OCLError`; :func:`main` prints them as one line on stderr
+and exits with code 2. ``ocl --debug ...`` (or ``OCL_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from sweep.cli import _data
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ocl",
+    help="Optimal cut-off layer sweeps: which DenseNet-121 layer, strategy, optimizer, learning rate and "
+    "augmentation make the best medical-image classifier.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(_data.app, name="data")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    if debug:
+        os.environ["OCL_DEBUG"] = "1"
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user mistakes into one stderr line."""
+    from sweep.errors import OCLError
+
+    try:
+        app()
+    except OCLError as exc:
+        if os.environ.get("OCL_DEBUG"):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

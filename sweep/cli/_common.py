@@ -1,0 +1,68 @@
+"""Options shared by several commands, declared once so their help text stays the same."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DataOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data",
+        help="An NIH ChestX-ray14 folder (Data_Entry_2017.csv + images/), a class-folder directory, "
+        "or a path,label CSV. Default: the embedded NIH sample (638 images).",
+        show_default=False,
+    ),
+]
+TaskOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--task",
+        help="any (finding vs No Finding), binary:<Finding> (e.g. binary:Pneumonia) or multilabel. "
+        "Default: any for ChestX-ray14.",
+        show_default=False,
+    ),
+]
+ImageSizeOption = Annotated[
+    int,
+    typer.Option("--image-size", help="Square input size in pixels (at least 32).", min=1),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for patient-wise splits and sampling.")]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table for people, json for programs.")]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def new_table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for position, column in enumerate(columns):
+        table.add_column(column, justify="left" if position == 0 else "right")
+    return table
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)

@@ -1,0 +1,94 @@
+"""``ocl data``: look at a dataset and prepare its image cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from sweep.cli._common import (
+    DataOption,
+    FormatOption,
+    ImageSizeOption,
+    OutputFormat,
+    SeedOption,
+    TaskOption,
+    console,
+    new_table,
+    print_json,
+    warn,
+)
+
+app = typer.Typer(help="Inspect a dataset and build its image cache.", no_args_is_help=True)
+
+
+@app.command()
+def info(
+    data: DataOption = None,
+    task: TaskOption = None,
+    format: FormatOption = OutputFormat.table,
+    seed: SeedOption = 0,
+) -> None:
+    """Images, patients, patient-wise splits, prevalence, and the majority-class accuracy to beat.
+
+    Example: ocl data info --task binary:Pneumonia
+    """
+    from sweep.data import load_dataset, summarize
+
+    dataset = load_dataset(data, seed=seed)
+    summary = summarize(dataset, task)
+    for message in dataset.warnings:
+        warn(message)
+    if format is OutputFormat.json:
+        print_json(summary)
+        return
+    console.print(
+        f"[bold]{summary['dataset']}[/]: {summary['images']:,} images, {summary['patients']:,} patients "
+        f"({summary['split_source']} split) from {summary['root']}"
+    )
+    splits = new_table("Splits (patient-wise)", "split", "images", "patients")
+    for name, counts in summary["splits"].items():
+        splits.add_row(name, f"{counts['images']:,}", f"{counts['patients']:,}")
+    overlap = summary["patient_overlap"]
+    splits.caption = f"patients in more than one split: {overlap['any']}"
+    console.print(splits)
+    prevalence = new_table("Prevalence", "finding", "images", "share")
+    for name, share in sorted(summary["prevalence"].items(), key=lambda kv: -kv[1]):
+        prevalence.add_row(name, f"{round(share * summary['images']):,}", f"{share:.1%}")
+    console.print(prevalence)
+    chosen = summary["task"]
+    console.print(
+        f"task [bold]{chosen}[/]: always predicting the majority class is "
+        f"[bold]{summary['majority_accuracy'][chosen]:.1%}[/] accurate; any accuracy must beat that "
+        "(AUROC is the metric OCL optimises)."
+    )
+
+
+@app.command()
+def prepare(
+    data: DataOption = None,
+    image_size: ImageSizeOption = 224,
+    method: Annotated[Optional[str], typer.Option("--resize", help="lanczos or area.")] = "lanczos",
+    seed: SeedOption = 0,
+) -> None:
+    """Decode every image once into the memory-mapped image cache (reused by every trial).
+
+    Example: ocl data prepare --data ~/ChestX-ray14 --image-size 224
+    """
+    from sweep.data import load_dataset
+    from sweep.errors import OCLError
+    from sweep.image_cache import RESIZE_METHODS, load_image_cache
+
+    if method not in RESIZE_METHODS:
+        raise OCLError(f"--resize {method}: unknown method; use one of {', '.join(RESIZE_METHODS)}")
+    dataset = load_dataset(data, seed=seed)
+    for message in dataset.warnings:
+        warn(message)
+    start = time.perf_counter()
+    cache = load_image_cache(dataset.paths, image_size, method=method)
+    seconds = time.perf_counter() - start
+    console.print(
+        f"image cache ready: {len(dataset):,} images at {image_size} px, {cache.path.stat().st_size / 2**20:,.1f} MiB "
+        f"in {cache.path} ({seconds:.1f} s)"
+    )

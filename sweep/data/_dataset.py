@@ -1,0 +1,60 @@
+"""The dataset table every adapter produces and every later step reads."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sweep.tasks import Task, parse_task
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images with their labels, patients and split.
+
+    ``table`` has one row per image, in a fixed order that the image cache and the feature bank
+    share, with the columns ``image`` (file name or relative path), ``path`` (absolute path),
+    ``patient`` (patient id, or None when unknown), ``labels`` (tuple of class names; empty means
+    no finding) and ``split`` (``train``, ``val`` or ``test``).
+    """
+
+    name: str
+    root: Path
+    table: pd.DataFrame
+    classes: tuple[str, ...]
+    split_source: str
+    has_negative_class: bool = True
+    modality: str = "chest x-ray"
+    default_task: str = "any"
+    warnings: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def paths(self) -> list[str]:
+        return self.table["path"].tolist()
+
+    def task(self, name: str | None = None) -> Task:
+        """Parse a task name (default: the dataset's default task) against this dataset's classes."""
+        return parse_task(name or self.default_task, self.classes, has_negative_class=self.has_negative_class)
+
+    def targets(self, task: Task) -> np.ndarray:
+        return task.targets(self.table["labels"].tolist())
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row indices of one split, in table order."""
+        return np.flatnonzero(self.table["split"].to_numpy() == split)
+
+    def fingerprint(self) -> str:
+        """A short hash of which images are in which split with which labels (names study data)."""
+        digest = hashlib.sha256()
+        for image, labels, split in zip(self.table["image"], self.table["labels"], self.table["split"]):
+            digest.update(f"{image}\t{'|'.join(labels)}\t{split}\n".encode())
+        return digest.hexdigest()[:12]

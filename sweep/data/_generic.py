@@ -1,0 +1,145 @@
+"""The generic adapter, for other modalities: class folders or a CSV.
+
+Folder layouts::
+
+    ROOT/<class>/*.png                  (split drawn here, patient-wise when patients are known)
+    ROOT/<split>/<class>/*.png          (split given: train, val or valid, test)
+
+CSV: columns ``path`` and ``label`` (``|`` separates several labels), optional ``patient`` and
+``split``. Relative paths are relative to the CSV's folder.
+
+Patients are known from a ``patient`` column or from NIH-style file names ``PPPPPPPP_FFF.png``.
+When a dataset brings its own split, patients found in more than one split are counted and
+reported as a warning, because they make test scores look better than they are.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from sweep.data._dataset import Dataset
+from sweep.data._split import patient_overlap, patient_split
+from sweep.errors import OCLError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+_NIH_NAME = re.compile(r"^(\d{8})_\d{3}\.\w+$")
+
+
+def _patient_from_name(path: str) -> str | None:
+    match = _NIH_NAME.match(Path(path).name)
+    return str(int(match.group(1))) if match else None
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_folders(root: Path) -> pd.DataFrame:
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_NAMES]
+    rows = []
+    if split_dirs:
+        for split_dir in split_dirs:
+            for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+                for image in _images_in(class_dir):
+                    rows.append((image, class_dir.name, SPLIT_NAMES[split_dir.name.lower()]))
+    else:
+        for class_dir in subdirs:
+            for image in _images_in(class_dir):
+                rows.append((image, class_dir.name, None))
+    if not rows:
+        raise OCLError(
+            f"--data {root}: no images found; expected ROOT/<class>/*.png, ROOT/<split>/<class>/*.png, "
+            "a CSV with path,label columns, or an NIH folder with Data_Entry_2017.csv"
+        )
+    return pd.DataFrame(
+        {
+            "image": [str(p.relative_to(root)) for p, _, _ in rows],
+            "path": [str(p.resolve()) for p, _, _ in rows],
+            "label": [c for _, c, _ in rows],
+            "split": [s for _, _, s in rows],
+        }
+    )
+
+
+def _read_csv(csv_path: Path) -> pd.DataFrame:
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OCLError(f"label file {csv_path} cannot be read ({reason}); it must be a CSV with path,label columns") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    missing = [c for c in ("path", "label") if c not in raw.columns]
+    if missing:
+        raise OCLError(
+            f"label file {csv_path} lacks the column(s) {', '.join(missing)}; "
+            "a generic CSV needs path,label (and optionally patient,split)"
+        )
+    base = csv_path.parent
+    paths = [str((base / p).resolve()) if not Path(p).is_absolute() else p for p in raw["path"]]
+    table = pd.DataFrame({"image": raw["path"], "path": paths, "label": raw["label"]})
+    if "patient" in raw.columns:
+        table["patient"] = raw["patient"].replace("", None)
+    if "split" in raw.columns:
+        bad = sorted({s for s in raw["split"] if s.lower() not in SPLIT_NAMES})
+        if bad:
+            raise OCLError(f"label file {csv_path}: unknown split {bad[0]!r}; use train, val or test")
+        table["split"] = [SPLIT_NAMES[s.lower()] for s in raw["split"]]
+    else:
+        table["split"] = None
+    missing_files = [p for p in table["path"] if not Path(p).is_file()]
+    if missing_files:
+        raise OCLError(
+            f"{len(missing_files)} image(s) listed in {csv_path} are missing on disk "
+            f"(first: {', '.join(missing_files[:3])}); fix the paths or remove their rows"
+        )
+    return table
+
+
+def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dataset:
+    """Load a class-folder directory or a ``path,label[,patient,split]`` CSV."""
+    table = _read_csv(source) if source.is_file() else _read_folders(source)
+    if "patient" not in table.columns:
+        table["patient"] = [_patient_from_name(p) for p in table["path"]]
+    labels = [tuple(sorted(part.strip() for part in text.split("|") if part.strip())) for text in table["label"]]
+    table["labels"] = labels
+    classes = tuple(sorted({c for lab in labels for c in lab}))
+    if len(classes) < 2 and not any(len(lab) == 0 for lab in labels):
+        raise OCLError(f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more")
+
+    warnings: list[str] = []
+    if table["split"].isna().all():
+        keys = table["patient"].where(table["patient"].notna(), table["path"])
+        table["split"] = patient_split(keys, SEEDED_FRACTIONS, seed)
+        source_kind = "seeded"
+    else:
+        if table["split"].isna().any():
+            raise OCLError(f"--data {source}: some rows have a split and some do not; give every row a split or none")
+        source_kind = "given"
+        overlap = patient_overlap(table)
+        if overlap["any"]:
+            warnings.append(
+                f"{overlap['any']} patient(s) appear in more than one split of {source} "
+                f"(train/val {overlap['train/val']}, train/test {overlap['train/test']}, val/test {overlap['val/test']}); "
+                "scores on the test split will look better than on new patients"
+            )
+    empty = [s for s in ("train", "val", "test") if not (table["split"] == s).any()]
+    if empty:
+        raise OCLError(f"--data {source}: the {', '.join(empty)} split(s) have no images; add images or drop the split folders")
+    return Dataset(
+        name=name or source.stem,
+        root=source if source.is_dir() else source.parent,
+        table=table[["image", "path", "patient", "labels", "split"]].reset_index(drop=True),
+        classes=classes,
+        split_source=source_kind,
+        has_negative_class=False,
+        modality="image",
+        default_task="multilabel" if len(classes) > 2 else f"binary:{classes[-1]}",
+        warnings=tuple(warnings),
+    )

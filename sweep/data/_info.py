@@ -1,0 +1,53 @@
+"""What ``ocl data info`` reports: sizes, patients per split, overlap, prevalence, baselines.
+
+The majority-class accuracy is reported per task because ChestX-ray14 findings have 0.2-18%
+prevalence: a model that always says "no Hernia" is 99.8% accurate and useless. Any accuracy the
+tool prints must be read against this number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._split import patient_overlap
+from sweep.tasks import NO_FINDING
+
+
+def _majority_accuracy(y: np.ndarray) -> float:
+    """Accuracy of always predicting the more common value, averaged over output columns."""
+    positive = y.astype(np.float64).mean(axis=0)
+    return float(np.mean(np.maximum(positive, 1 - positive)))
+
+
+def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
+    """The facts ``ocl data info`` shows, as plain JSON-able values."""
+    table = dataset.table
+    labels = table["labels"].tolist()
+    n = len(table)
+    splits = {}
+    for split in SPLITS:
+        rows = table[table["split"] == split]
+        splits[split] = {"images": int(len(rows)), "patients": int(rows["patient"].nunique())}
+    prevalence = {c: float(sum(c in lab for lab in labels) / n) for c in dataset.classes}
+    if dataset.has_negative_class:
+        prevalence[NO_FINDING] = float(sum(len(lab) == 0 for lab in labels) / n)
+    task_list = ["any"] if dataset.has_negative_class else []
+    task_list += [f"binary:{c}" for c in dataset.classes] + ["multilabel"]
+    chosen = dataset.task(task)
+    majority = {name: _majority_accuracy(dataset.targets(dataset.task(name))) for name in task_list}
+    return {
+        "dataset": dataset.name,
+        "root": str(dataset.root),
+        "images": int(n),
+        "patients": int(table["patient"].nunique()),
+        "split_source": dataset.split_source,
+        "splits": splits,
+        "patient_overlap": patient_overlap(table),
+        "prevalence": prevalence,
+        "task": chosen.name,
+        "majority_accuracy": majority,
+        "warnings": list(dataset.warnings),
+    }

@@ -1,0 +1,152 @@
+"""The image cache: every image decoded once, resized, and kept as uint8 in a memory-mapped array.
+
+Decoding a 1024x1024 PNG costs more than a DenseNet-121 forward pass needs per image on a small
+machine, and a sweep reads each image hundreds of times. So images are decoded once into one
+``(images, size, size)`` uint8 array on disk; trials and worker processes memory-map it.
+
+The cache key hashes the files (path, byte size, modification time), the size and the resize
+method: touching an image, or asking for another size, builds a new cache. X-rays are grayscale,
+so every image is stored as one channel (RGB and RGBA through ITU-R 601 luma, 16-bit scaled to
+8-bit); the model repeats it to three channels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sweep import _artifacts
+from sweep._defaults import cache_dir as default_cache_dir
+from sweep._progress import rate_progress, rate_text
+from sweep.errors import OCLError
+
+__all__ = ["MIN_IMAGE_SIZE", "RESIZE_METHODS", "ImageCache", "cache_key", "decode_image", "load_image_cache"]
+
+MIN_IMAGE_SIZE = 32
+RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}
+FORMAT_VERSION = 1
+
+
+def _to_grayscale(image: Image.Image) -> np.ndarray:
+    """Any PIL mode to 8-bit grayscale; 16-bit data is scaled by 255/65535, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        wide = np.asarray(image, dtype=np.float64)
+        return np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+    if image.mode == "F":
+        wide = np.asarray(image, dtype=np.float64)
+        span = float(wide.max() - wide.min()) or 1.0
+        return np.rint((wide - wide.min()) / span * 255).astype(np.uint8)
+    if image.mode != "L":
+        image = image.convert("RGBA").convert("L") if image.mode == "P" else image.convert("L")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def decode_image(path: str | Path, size: int, method: str = "lanczos") -> np.ndarray:
+    """Decode one image file to a ``(size, size)`` uint8 grayscale array.
+
+    Raises:
+        OCLError: when the file is empty, truncated or not an image.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            gray = _to_grayscale(image)
+    except FileNotFoundError:
+        raise OCLError(f"image {path} is missing; restore it or remove its row from the labels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = "empty file" if Path(path).stat().st_size == 0 else str(exc).splitlines()[0] or type(exc).__name__
+        raise OCLError(f"image {path} cannot be decoded ({reason}); replace the file or remove its row from the labels") from None
+    if gray.shape != (size, size):
+        gray = np.asarray(Image.fromarray(gray).resize((size, size), RESIZE_METHODS[method]))
+    return gray
+
+
+def cache_key(paths: Sequence[str], size: int, method: str) -> str:
+    """A hash of the files (path, byte size, mtime), the output size and the resize method."""
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, size, method]).encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ImageCache:
+    """A built cache: ``images[i]`` is the i-th path's pixels, shape ``(size, size)``, uint8."""
+
+    key: str
+    size: int
+    method: str
+    path: Path
+    images: np.ndarray
+
+
+def _check_size(size: int) -> None:
+    if size < MIN_IMAGE_SIZE:
+        raise OCLError(f"--image-size {size}: DenseNet-121 needs at least {MIN_IMAGE_SIZE} px; pass 32 or more (224 is standard)")
+
+
+def load_image_cache(
+    paths: Sequence[str],
+    size: int,
+    *,
+    method: str = "lanczos",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> ImageCache:
+    """Open the cache for these images at this size, building it first when absent or damaged."""
+    _check_size(size)
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"method={method!r}: expected one of {sorted(RESIZE_METHODS)}")
+    root = Path(cache_dir or default_cache_dir()) / "images"
+    try:
+        key = cache_key(paths, size, method)
+    except FileNotFoundError as exc:
+        raise OCLError(f"image {exc.filename} is missing; restore it or remove its row from the labels") from None
+    array_path = root / f"{key}.npy"
+    manifest_path = root / f"{key}.json"
+    if manifest_path.is_file():
+        try:
+            entry = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            entry = None
+        images = _artifacts.open_checked(array_path, entry) if entry else None
+        if images is not None and images.shape == (len(paths), size, size):
+            return ImageCache(key, size, method, array_path, images)
+    _build(paths, size, method, array_path)
+    manifest = _artifacts.describe(array_path)
+    _artifacts.write_json_atomic(manifest_path, manifest)
+    return ImageCache(key, size, method, array_path, np.load(array_path, mmap_mode="r"))
+
+
+def _build(paths: Sequence[str], size: int, method: str, array_path: Path) -> None:
+    errors: list[OCLError] = []
+
+    def decode(index: int) -> tuple[int, np.ndarray | None]:
+        try:
+            return index, decode_image(paths[index], size, method)
+        except OCLError as exc:
+            errors.append(exc)
+            return index, None
+
+    with _artifacts.new_array(array_path, (len(paths), size, size), "uint8") as out, rate_progress() as bar:
+        task = bar.add_task(f"decoding images to {size} px", total=len(paths), rate="")
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for done, (index, pixels) in enumerate(pool.map(decode, range(len(paths))), start=1):
+                if pixels is not None:
+                    out[index] = pixels
+                bar.update(task, advance=1, rate=rate_text(done, time.perf_counter() - start, "img"))
+        if errors:
+            first = str(errors[0])
+            more = f" ({len(errors) - 1} more image(s) failed too)" if len(errors) > 1 else ""
+            raise OCLError(first + more)

@@ -1,0 +1,102 @@
+"""Classification tasks: which label columns a model predicts.
+
+ChestX-ray14 images carry zero or more of 14 findings (``No Finding`` means none). The same dataset
+answers three questions, so the task is chosen separately from the data:
+
+- ``any``: any finding vs ``No Finding`` (the poster's binary task);
+- ``binary:<Finding>``: one finding vs everything else, e.g. ``binary:Pneumonia``;
+- ``multilabel``: every class at once, one sigmoid output each (CheXNet-style).
+
+Example:
+    >>> task = parse_task("binary:Pneumonia", FINDINGS)
+    >>> task.outputs
+    ('Pneumonia',)
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from sweep.errors import OCLError
+
+__all__ = ["FINDINGS", "NO_FINDING", "Task", "parse_task", "task_names"]
+
+FINDINGS: tuple[str, ...] = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
+"""The 14 official ChestX-ray14 findings, in NIH's order (also CheXNet's)."""
+
+NO_FINDING = "No Finding"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A parsed task: its name and the names of its sigmoid outputs."""
+
+    name: str
+    kind: str  # "any", "binary" or "multilabel"
+    outputs: tuple[str, ...]
+
+    def targets(self, labels: Sequence[tuple[str, ...]]) -> np.ndarray:
+        """Turn per-image label tuples into a float32 target matrix of shape (images, outputs)."""
+        if self.kind == "any":
+            return np.array([[1.0 if lab else 0.0] for lab in labels], dtype=np.float32).reshape(-1, 1)
+        index = {name: i for i, name in enumerate(self.outputs)}
+        y = np.zeros((len(labels), len(self.outputs)), dtype=np.float32)
+        for row, lab in enumerate(labels):
+            for name in lab:
+                if name in index:
+                    y[row, index[name]] = 1.0
+        return y
+
+
+def task_names(classes: Sequence[str], *, has_negative_class: bool) -> list[str]:
+    """Every valid task name for a dataset with these classes."""
+    names = ["any"] if has_negative_class else []
+    return names + [f"binary:{c}" for c in classes] + ["multilabel"]
+
+
+def parse_task(name: str, classes: Sequence[str], *, has_negative_class: bool = True) -> Task:
+    """Parse a task name against a dataset's classes.
+
+    Args:
+        name: ``any``, ``binary:<class>`` or ``multilabel``.
+        classes: the dataset's class names (the 14 findings for ChestX-ray14).
+        has_negative_class: whether "no class at all" exists (``No Finding``); ``any`` needs it.
+
+    Raises:
+        OCLError: for an unknown task or class, naming the valid ones.
+    """
+    valid = task_names(classes, has_negative_class=has_negative_class)
+    if name == "any" and has_negative_class:
+        return Task("any", "any", ("Any finding",))
+    if name == "multilabel":
+        return Task("multilabel", "multilabel", tuple(classes))
+    if name.startswith("binary:"):
+        label = name.split(":", 1)[1]
+        if label in classes:
+            return Task(name, "binary", (label,))
+        near = difflib.get_close_matches(label, list(classes), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join('binary:' + n for n in near)}? " if near else ""
+        raise OCLError(
+            f"--task {name}: unknown finding {label!r}; {hint}valid findings: {', '.join(classes)}"
+        )
+    shown = ", ".join(valid[:1] + ["binary:<class>", "multilabel"]) if len(valid) > 6 else ", ".join(valid)
+    raise OCLError(f"--task {name}: unknown task; valid tasks: {shown} (classes: {', '.join(classes)})")
