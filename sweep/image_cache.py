@@ -29,7 +29,7 @@ from sweep._defaults import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
 from sweep.errors import OCLError
 
-__all__ = ["MIN_IMAGE_SIZE", "RESIZE_METHODS", "ImageCache", "cache_key", "decode_image", "load_image_cache"]
+__all__ = ["MIN_IMAGE_SIZE", "check_image_size", "RESIZE_METHODS", "ImageCache", "cache_key", "decode_image", "load_image_cache"]
 
 MIN_IMAGE_SIZE = 32
 RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}
@@ -90,7 +90,7 @@ class ImageCache:
     images: np.ndarray
 
 
-def _check_size(size: int) -> None:
+def check_image_size(size: int) -> None:
     if size < MIN_IMAGE_SIZE:
         raise OCLError(f"--image-size {size}: DenseNet-121 needs at least {MIN_IMAGE_SIZE} px; pass 32 or more (224 is standard)")
 
@@ -104,7 +104,7 @@ def load_image_cache(
     progress: bool = True,
 ) -> ImageCache:
     """Open the cache for these images at this size, building it first when absent or damaged."""
-    _check_size(size)
+    check_image_size(size)
     if method not in RESIZE_METHODS:
         raise ValueError(f"method={method!r}: expected one of {sorted(RESIZE_METHODS)}")
     root = Path(cache_dir or default_cache_dir()) / "images"

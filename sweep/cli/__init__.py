@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _data
+from sweep.cli import _data, _layers
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(_data.app, name="data")
+app.command(name="layers")(_layers.layers)
 
 
 @app.callback()

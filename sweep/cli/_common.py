@@ -50,6 +50,8 @@ class TableFormat(str, Enum):
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table for people, json for programs.")]
 
 console = Console()
+if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
+    console.width = 160
 err_console = Console(stderr=True)
 
 
@@ -57,10 +59,12 @@ def print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
-def new_table(title: str, *columns: str) -> Table:
+def new_table(title: str, *columns: str, text: tuple[str, ...] = ()) -> Table:
+    """A table whose first column and the ``text`` columns are left-aligned, the rest right-aligned."""
     table = Table(title=title, title_justify="left")
     for position, column in enumerate(columns):
-        table.add_column(column, justify="left" if position == 0 else "right")
+        left = position == 0 or column in text
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
     return table
 
 

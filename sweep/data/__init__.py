@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweep.data._chestxray14 import assign_splits, is_chestxray14, load_chestxray14, read_labels
+from sweep.data._chestxray14 import (
+    LABEL_FILES,
+    assign_splits,
+    is_chestxray14,
+    is_chestxray14_without_labels,
+    load_chestxray14,
+    read_labels,
+)
 from sweep.data._dataset import SPLITS, Dataset
 from sweep.data._generic import load_generic
 from sweep.data._info import summarize
@@ -47,6 +54,11 @@ def load_dataset(data: Path | str | None = None, *, seed: int = 0) -> Dataset:
         raise OCLError(f"--data {path}: no such file or directory; pass an NIH ChestX-ray14 folder, a class-folder directory or a CSV")
     if path.is_dir() and is_chestxray14(path):
         return load_chestxray14(path.resolve(), seed=seed)
+    if path.is_dir() and is_chestxray14_without_labels(path):
+        raise OCLError(
+            f"--data {path}: no label file; an NIH ChestX-ray14 folder needs {LABEL_FILES[0]} (or {LABEL_FILES[1]}) "
+            "next to images/, so download it from NIH; for a class-folder dataset put each class in its own folder"
+        )
     if path.is_file() and path.suffix.lower() != ".csv":
         raise OCLError(f"--data {path}: not a CSV file; pass a folder or a CSV with path,label columns")
     if path.is_file() and path.name.startswith("Data_Entry_2017"):

@@ -14,6 +14,7 @@ patient (seeded). Without them, patients are split 70/10/20 (seeded).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +34,12 @@ SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 def is_chestxray14(root: Path) -> bool:
     """Whether a directory looks like an NIH download (it holds one of NIH's label files)."""
     return any((root / name).is_file() for name in LABEL_FILES)
+
+
+def is_chestxray14_without_labels(root: Path) -> bool:
+    """Whether a directory holds only NIH image folders (images/ or images_NNN/) but no label file."""
+    subdirs = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return bool(subdirs) and all(n == "images" or re.fullmatch(r"images_\d+", n) for n in subdirs)
 
 
 def read_labels(csv_path: Path) -> pd.DataFrame:

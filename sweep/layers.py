@@ -1,0 +1,108 @@
+"""Candidate cut-off layers of DenseNet-121, and checking layer names a user types.
+
+The candidates are where a feature map is complete: the stem output ``conv1_relu``, the output of
+every dense layer (``convX_blockY_concat``, 58 of them), the transition outputs ``pool2_pool`` ...
+``pool4_pool`` and the final ``relu``: 63 in depth order. Any other layer name of the network is
+still accepted where a user names one (the poster fine-tuned from ``conv5_block16_2_conv``).
+
+Example:
+    >>> [c.name for c in candidate_layers(backbone)][:2]
+    ['conv1_relu', 'conv2_block1_concat']
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from sweep.errors import OCLError
+
+__all__ = ["LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "layer_index", "resolve_layer"]
+
+_CANDIDATE = re.compile(r"^(conv1_relu|relu|pool[234]_pool|conv[2-5]_block\d+_concat)$")
+_DENSE_BLOCK = {"conv2": 1, "conv3": 2, "conv4": 3, "conv5": 4}
+
+
+def is_candidate(name: str) -> bool:
+    return bool(_CANDIDATE.match(name))
+
+
+def block_of(name: str) -> str:
+    """Where a layer sits: ``stem``, ``dense block N``, ``transition N`` or ``final``."""
+    if name.startswith("conv1") or name in ("pool1", "zero_padding2d", "zero_padding2d_1"):
+        return "stem"
+    if name in ("bn", "relu"):
+        return "final"
+    stage = name[:5]
+    if stage.startswith("pool"):
+        return f"transition {int(stage[4]) - 1}"
+    if stage in _DENSE_BLOCK:
+        return f"dense block {_DENSE_BLOCK[stage]}"
+    return "input"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One candidate cut-off layer: where it is, what it outputs, what truncating there costs."""
+
+    name: str
+    depth: int  # position among the candidates, 0 = stem output
+    layer_index: int  # position among all layers of the network
+    block: str
+    height: int
+    width: int
+    channels: int
+    flops_fraction: float  # share of the full network's multiply-adds spent up to this layer
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _layer_flops(layer: Any) -> float:
+    """Multiply-adds of a convolution or dense layer (everything else in DenseNet is negligible)."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        return 0.0
+    out_shape = layer.output.shape
+    spatial = 1
+    for dim in out_shape[1:-1]:
+        spatial *= int(dim)
+    weights = 1
+    for dim in kernel.shape:
+        weights *= int(dim)
+    return float(weights * spatial)
+
+
+def candidate_layers(model: Any) -> list[LayerInfo]:
+    """The 63 candidate cut-off layers of a built backbone, in depth order."""
+    flops = [_layer_flops(layer) for layer in model.layers]
+    total = sum(flops) or 1.0
+    infos: list[LayerInfo] = []
+    running = 0.0
+    for index, layer in enumerate(model.layers):
+        running += flops[index]
+        if is_candidate(layer.name):
+            height, width, channels = (int(d) for d in layer.output.shape[1:])
+            infos.append(
+                LayerInfo(layer.name, len(infos), index, block_of(layer.name), height, width, channels, running / total)
+            )
+    return infos
+
+
+def candidate_names(model: Any) -> list[str]:
+    return [info.name for info in candidate_layers(model)]
+
+
+def layer_index(model: Any) -> dict[str, int]:
+    return {layer.name: i for i, layer in enumerate(model.layers)}
+
+
+def resolve_layer(name: str, all_names: Sequence[str], *, option: str = "--layer") -> str:
+    """Return ``name`` if the network has it, else raise with the nearest valid names."""
+    if name in all_names:
+        return name
+    near = difflib.get_close_matches(name, list(all_names), n=4, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise OCLError(f"{option} {name}: DenseNet-121 has no such layer; {hint}run `ocl layers` for the candidates")

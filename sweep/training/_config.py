@@ -1,0 +1,78 @@
+"""What one trial trains: the configuration the sweep samples and the result it gets back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from sweep.augment import Augmentation
+from sweep.metrics import Scores
+
+STRATEGIES = ("feature_extraction", "fine_tuning")
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One point of the search space.
+
+    ``feature_extraction`` trains a head on banked features of ``cut_layer``; ``fine_tuning``
+    trains the network truncated at ``cut_layer`` with every layer from ``unfreeze_from`` on
+    trainable (BatchNormalization stays frozen, in inference mode).
+    """
+
+    strategy: str
+    cut_layer: str
+    unfreeze_from: str | None = None
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    augment: bool = False
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    head_units: int = 0
+    dropout: float = 0.0
+    epochs: int = 10
+    batch_size: int = 32
+    class_weight: bool = True
+    patience: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}: expected one of {STRATEGIES}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r}: expected one of {OPTIMIZERS}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r}: expected a positive number")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout!r}: expected 0 <= dropout < 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+EpochHook = Callable[[int, float], None]
+"""Called after every epoch with (epoch, validation mean AUROC); may raise to stop the trial."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite (typically a learning rate far too large)."""
+
+
+@dataclass
+class TrialResult:
+    """What a trial learned: validation scores of its best epoch, and a predictor to reuse."""
+
+    config: TrialConfig
+    val: Scores
+    best_epoch: int
+    epochs_run: int
+    history: list[float]
+    seconds: float
+    predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    """Maps image-table row indices to sigmoid scores (for the test split in ``ocl evaluate``)."""
+    export: Callable[[], Any] = field(repr=False)
+    """Builds a Keras model that takes raw grayscale images and returns these same scores."""

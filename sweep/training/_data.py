@@ -1,0 +1,44 @@
+"""The arrays a trial trains on, prepared once per dataset, task and image size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sweep.data import Dataset
+from sweep.image_cache import ImageCache
+from sweep.tasks import Task
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Images (the cache), targets and split rows for one dataset and task."""
+
+    images: np.ndarray  # (n, size, size) uint8, memory-mapped
+    targets: np.ndarray  # (n, outputs) float32
+    outputs: tuple[str, ...]
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, task: Task, cache: ImageCache) -> "TrialData":
+        return cls(
+            images=cache.images,
+            targets=dataset.targets(task),
+            outputs=task.outputs,
+            train=dataset.split_indices("train"),
+            val=dataset.split_indices("val"),
+            test=dataset.split_indices("test"),
+        )
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    def positive_weight(self) -> np.ndarray:
+        """Per output, negatives / positives on train: balances rare findings in the loss."""
+        y = self.targets[self.train]
+        positives = y.sum(axis=0)
+        return np.where(positives > 0, (len(y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)

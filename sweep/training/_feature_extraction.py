@@ -1,0 +1,62 @@
+"""Feature extraction: a head on the banked features of the cut-off layer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from sweep.feature_bank import FeatureBank
+from sweep.metrics import mean_auroc, score
+from sweep.training._config import EpochHook, TrialConfig, TrialResult
+from sweep.training._data import TrialData
+from sweep.training._head import NumpyHead
+
+
+# The head's matrix products are small: one BLAS thread is many times faster than two threads
+# spinning against each other (or against another worker) on a two-core machine.
+@threadpool_limits.wrap(limits=1, user_api="blas")
+def train_feature_extraction(
+    config: TrialConfig, data: TrialData, bank: FeatureBank, backbone_factory: Any, on_epoch: EpochHook | None
+) -> TrialResult:
+    start = time.perf_counter()
+    features = bank.features(config.cut_layer)
+    x_train, y_train = np.asarray(features[data.train]), data.targets[data.train]
+    if config.augment:
+        views = bank.view_features(config.cut_layer)
+        if views is None:
+            raise ValueError("augment=True for feature extraction needs a bank with augmented views (--bank-views)")
+        x_train = np.concatenate([x_train, *views])
+        y_train = np.concatenate([y_train] * (1 + len(views)))
+    x_val, y_val = np.asarray(features[data.val]), data.targets[data.val]
+    pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
+
+    head = NumpyHead(x_train.shape[1], len(data.outputs), config.head_units, config.dropout,
+                     config.optimizer, config.learning_rate, config.seed)
+    head.set_standardization(x_train)
+    history: list[float] = []
+    best, best_state, best_epoch = -np.inf, head.state(), 0
+    for epoch in range(config.epochs):
+        head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
+        value = mean_auroc(y_val, head.predict(x_val))
+        history.append(value)
+        if value > best:
+            best, best_state, best_epoch = value, head.state(), epoch
+        if on_epoch is not None:
+            on_epoch(epoch, value)
+        if epoch - best_epoch >= config.patience:
+            break
+    head.restore(best_state)
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return head.predict(np.asarray(features[rows]))
+
+    def export() -> Any:
+        from sweep.training._keras_models import feature_extraction_model
+
+        return feature_extraction_model(backbone_factory(), config, head, len(data.outputs))
+
+    return TrialResult(config, score(y_val, head.predict(x_val), data.outputs), best_epoch, len(history), history,
+                       time.perf_counter() - start, predict, export)

@@ -1,0 +1,81 @@
+"""Keras classifiers built on a truncated backbone (Keras 3 API only: runs on any backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sweep._keras import keras_module
+from sweep.augment import build_augmentation
+from sweep.training._config import TrialConfig
+
+keras = keras_module()
+
+
+@keras.saving.register_keras_serializable(package="ocl")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy with positives weighted per output (negatives / positives on train)."""
+
+    def __init__(self, pos_weight: list[float], name: str = "weighted_bce", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = [float(w) for w in pos_weight]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+        weight = ops.where(y_true > 0, ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype), 1.0)
+        return -ops.mean(weight * (y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+def truncated(backbone: Any, cut_layer: str) -> Any:
+    """The backbone up to and including ``cut_layer`` (weights shared with ``backbone``)."""
+    return keras.Model(backbone.input, backbone.get_layer(cut_layer).output, name=f"densenet121_to_{cut_layer}")
+
+
+def _head(x: Any, n_outputs: int, units: int, dropout: float) -> Any:
+    if units:
+        x = keras.layers.Dense(units, activation="relu", name="head_dense")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return keras.layers.Dense(n_outputs, activation="sigmoid", name="head_output")(x)
+
+
+def fine_tuning_model(backbone: Any, config: TrialConfig, n_outputs: int) -> Any:
+    """Input -> [augmentation] -> truncated backbone (BN in inference mode) -> pool -> head."""
+    base = truncated(backbone, config.cut_layer)
+    inputs = keras.Input(backbone.inputs[0].shape[1:], name="xray")
+    x = build_augmentation(config.augmentation, seed=config.seed)(inputs) if config.augment else inputs
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, _head(x, n_outputs, config.head_units, config.dropout), name="ocl_fine_tuned")
+    boundary = [layer.name for layer in base.layers].index(config.unfreeze_from or config.cut_layer)
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= boundary and not isinstance(layer, keras.layers.BatchNormalization)
+    return model
+
+
+def feature_extraction_model(backbone: Any, config: TrialConfig, head: Any, n_outputs: int) -> Any:
+    """The Keras twin of a numpy-trained head on top of the frozen truncated backbone."""
+    base = truncated(backbone, config.cut_layer)
+    base.trainable = False
+    inputs = keras.Input(backbone.inputs[0].shape[1:], name="xray")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(base(inputs, training=False))
+    norm = keras.layers.Normalization(mean=head.mean, variance=np.square(head.std), name="standardize")
+    x = norm(x)
+    model = keras.Model(inputs, _head(x, n_outputs, config.head_units, config.dropout), name="ocl_feature_extraction")
+    dense = [model.get_layer("head_dense")] if config.head_units else []
+    for layer, (w, b) in zip(dense + [model.get_layer("head_output")], zip(head.params[::2], head.params[1::2])):
+        layer.set_weights([w, b])
+    return model
+
+
+def make_optimizer(name: str, learning_rate: float) -> Any:
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+            "rmsprop": keras.optimizers.RMSprop}[name](learning_rate)

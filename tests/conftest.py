@@ -1,0 +1,111 @@
+"""Shared fixtures: a private cache directory per test, quiet output, and small NIH-style folders.
+
+Every test gets its own ``OCL_CACHE_DIR`` (and ``OCL_QUIET=1``), so nothing is written under the
+repository; subprocesses started by :func:`ocl` inherit both and run from the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLE_DIR, files_under, sample_rows
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory: pytest.TempPathFactory):
+    """Session-wide defaults, so session-scoped fixtures never write under the repository either."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OCL_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
+        patch.setenv("OCL_QUIET", "1")
+        patch.delenv("OCL_DEBUG", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own cache directory (``OCL_CACHE_DIR``), created empty."""
+    path = tmp_path / "ocl-cache"
+    path.mkdir()
+    monkeypatch.setenv("OCL_CACHE_DIR", str(path))
+    monkeypatch.setenv("OCL_QUIET", "1")
+    monkeypatch.delenv("OCL_DEBUG", raising=False)
+    return path
+
+
+@pytest.fixture
+def cache_files(cache_dir: Path):
+    """A function listing the files currently in this test's cache directory."""
+    return lambda: files_under(cache_dir)
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def ocl(tmp_path: Path):
+    """Run the real CLI (``python -m sweep ...``) in a subprocess from the test's tmp folder."""
+
+    def run(*args: str, timeout: float = 120) -> Result:
+        env = dict(os.environ, COLUMNS="200")
+        done = subprocess.run(
+            [sys.executable, "-m", "sweep", *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=timeout,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def sample_table() -> tuple[list[str], list[list[str]]]:
+    return sample_rows()
+
+
+@pytest.fixture
+def nih_folder(tmp_path: Path, sample_table):
+    """Build a small NIH ChestX-ray14 folder from sample images.
+
+    ``nih_folder(names, layout="images" | "images_NNN", lists=False)`` copies the named sample
+    images (default: the first 12 rows of the sample table) with their label rows.
+    """
+    header, rows = sample_table
+    by_name = {row[0]: row for row in rows}
+
+    def build(names: list[str] | None = None, *, layout: str = "images", lists: bool = False,
+              folder: str = "nih") -> Path:
+        names = names or [row[0] for row in rows[:12]]
+        root = tmp_path / folder
+        root.mkdir()
+        for position, name in enumerate(names):
+            if layout == "images":
+                target = root / "images"
+            else:  # NIH's Kaggle-style images_001/images, images_002/images, ...
+                target = root / f"images_{position % 2 + 1:03d}" / "images"
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SAMPLE_DIR / "images" / name, target / name)
+        with open(root / "Data_Entry_2017.csv", "w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(by_name[name] for name in names)
+        if lists:
+            for list_name in ("train_val_list.txt", "test_list.txt"):
+                wanted = (SAMPLE_DIR / list_name).read_text().split()
+                (root / list_name).write_text("\n".join(n for n in wanted if n in set(names)) + "\n")
+        return root
+
+    return build

@@ -1,0 +1,163 @@
+"""The generic adapter: class folders, split folders with a patient planted in two splits, and a
+``path,label,patient`` CSV."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLE_IMAGES, sample_names_with
+
+from sweep.data import SPLITS, load_dataset, summarize
+
+
+def put(names: list[str], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(SAMPLE_IMAGES / name, folder / name)
+
+
+def test_class_folders(tmp_path):
+    normal = sample_names_with("No Finding")[:20]
+    effusion = sample_names_with("Effusion")[:10] + sample_names_with("Cardiomegaly|Effusion")[:5]
+    put(normal, tmp_path / "xrays" / "normal")
+    put(effusion, tmp_path / "xrays" / "effusion")
+
+    dataset = load_dataset(tmp_path / "xrays")
+
+    assert len(dataset) == len(normal) + len(effusion)
+    assert dataset.classes == ("effusion", "normal")
+    by_image = dict(zip(dataset.table["image"], dataset.table["labels"], strict=True))
+    assert all(by_image[f"normal/{n}"] == ("normal",) for n in normal)
+    assert all(by_image[f"effusion/{n}"] == ("effusion",) for n in effusion)
+    assert all(Path(p).is_file() for p in dataset.paths)
+    assert dataset.split_source == "seeded" and dataset.warnings == ()
+    assert set(dataset.table["split"]) == set(SPLITS)
+    summary = summarize(dataset)
+    assert summary["patient_overlap"]["any"] == 0
+    assert summary["prevalence"] == pytest.approx({"effusion": 15 / 35, "normal": 20 / 35})
+    # The split is drawn by seed: the same seed gives the same split.
+    assert load_dataset(tmp_path / "xrays").table["split"].tolist() == dataset.table["split"].tolist()
+
+
+def build_split_folders(root: Path, *, planted: bool) -> None:
+    """ROOT/<split>/<class>/ with distinct patients; ``planted`` adds two patients seen twice."""
+    normal = sample_names_with("No Finding")
+    sick = sample_names_with("Infiltration") + sample_names_with("Emphysema")
+    # One image per patient, so that only the planted images can share a patient.
+    seen: set[str] = {"00000001", "00000013"}
+    def distinct(names: list[str]) -> list[str]:
+        out = []
+        for name in names:
+            if name[:8] not in seen:
+                seen.add(name[:8])
+                out.append(name)
+        return out
+    normal, sick = distinct(normal), distinct(sick)
+    for split, (start, stop) in {"train": (0, 8), "valid": (8, 11), "test": (11, 15)}.items():
+        put(normal[start:stop], root / split / "normal")
+        put(sick[start:stop], root / split / "sick")
+    if planted:
+        # Patient 1 in train and test, patient 13 in train and val (NIH names PPPPPPPP_FFF.png).
+        put(["00000001_000.png"], root / "train" / "sick")
+        put(["00000001_002.png"], root / "test" / "sick")
+        put(["00000013_003.png"], root / "train" / "normal")
+        put(["00000013_009.png"], root / "valid" / "sick")
+
+
+def test_given_split_with_planted_patients_warns(tmp_path):
+    build_split_folders(tmp_path / "ds", planted=True)
+
+    dataset = load_dataset(tmp_path / "ds")
+
+    assert dataset.split_source == "given"
+    assert len(dataset.warnings) == 1
+    warning = dataset.warnings[0]
+    assert warning.startswith("2 patient(s) appear in more than one split")
+    assert "train/val 1, train/test 1, val/test 0" in warning
+    table = dataset.table
+    assert set(table.loc[table["image"].str.startswith("valid/"), "split"]) == {"val"}
+    assert summarize(dataset)["patient_overlap"] == {"train/val": 1, "train/test": 1, "val/test": 0, "any": 2}
+
+
+def test_given_split_without_shared_patients_does_not_warn(tmp_path):
+    build_split_folders(tmp_path / "ds", planted=False)
+    dataset = load_dataset(tmp_path / "ds")
+    assert dataset.warnings == ()
+    assert summarize(dataset)["patient_overlap"]["any"] == 0
+
+
+def test_cli_info_prints_the_overlap_warning(tmp_path, ocl):
+    build_split_folders(tmp_path / "ds", planted=True)
+
+    result = ocl("data", "info", "--data", tmp_path / "ds")
+
+    assert result.returncode == 0, result.stderr
+    stderr = " ".join(result.stderr.split())  # rich may wrap long lines
+    assert stderr.startswith("warning: 2 patient(s) appear in more than one split")
+    assert "train/val 1, train/test 1, val/test 0" in stderr
+    assert "warning" not in result.stdout
+
+    as_json = ocl("data", "info", "--data", tmp_path / "ds", "--format", "json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["patient_overlap"]["any"] == 2
+    assert "2 patient(s)" in " ".join(as_json.stderr.split())
+
+
+def test_cli_info_is_quiet_without_shared_patients(tmp_path, ocl):
+    build_split_folders(tmp_path / "ds", planted=False)
+    result = ocl("data", "info", "--data", tmp_path / "ds")
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_csv_with_path_label_patient(tmp_path):
+    names = sample_names_with("No Finding")[:12] + sample_names_with("Effusion|Pleural_Thickening")[:4]
+    put(names, tmp_path / "pics")
+    absolute = tmp_path / "elsewhere" / "extra.png"
+    put([sample_names_with("Mass")[0]], absolute.parent)
+    (absolute.parent / sample_names_with("Mass")[0]).rename(absolute)
+    rows = ["path,label,patient"]
+    for position, name in enumerate(names):
+        label = "normal" if position < 12 else "effusion|thickening"
+        rows.append(f"pics/{name},{label},P{position // 2}")  # two images per patient
+    rows.append(f"{absolute},mass,")  # absolute path, patient unknown
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+
+    dataset = load_dataset(csv_path)
+
+    assert len(dataset) == 17
+    assert dataset.classes == ("effusion", "mass", "normal", "thickening")
+    table = dataset.table
+    assert table["labels"].iloc[12] == ("effusion", "thickening")
+    assert table["path"].iloc[0] == str((tmp_path / "pics" / names[0]).resolve())
+    assert table["path"].iloc[16] == str(absolute)
+    # Patients come from the column, not from the NIH-style file names.
+    assert table["patient"].iloc[:16].tolist() == [f"P{i // 2}" for i in range(16)]
+    assert table["patient"].iloc[16] is None or table["patient"].isna().iloc[16]
+    # Both images of a patient land in the same split.
+    assert table.iloc[:16].groupby("patient")["split"].nunique().max() == 1
+    assert dataset.default_task == "multilabel"
+    assert summarize(dataset)["patients"] == 8
+
+
+def test_csv_with_split_column(tmp_path, ocl):
+    normal, sick = sample_names_with("No Finding")[:6], sample_names_with("Nodule")[:6]
+    put(normal + sick, tmp_path / "pics")
+    splits = ["train", "train", "train", "val", "test", "test"]
+    rows = ["path,label,patient,split"]
+    rows += [f"pics/{n},normal,N{i},{splits[i]}" for i, n in enumerate(normal)]
+    rows += [f"pics/{n},nodule,S{i},{splits[i]}" for i, n in enumerate(sick)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    result = ocl("data", "info", "--data", tmp_path / "labels.csv", "--format", "json")
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["images"] == 12 and summary["split_source"] == "given"
+    assert {s: v["images"] for s, v in summary["splits"].items()} == {"train": 6, "val": 2, "test": 4}
+    assert summary["task"].startswith("binary:")  # two classes: one is predicted against the other
+    assert summary["prevalence"] == {"normal": 0.5, "nodule": 0.5}
