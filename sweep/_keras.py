@@ -61,6 +61,10 @@ def _tensorflow_setup() -> None:
     import tensorflow as tf  # the one place outside the input pipeline that touches TensorFlow
 
     tf.get_logger().setLevel("ERROR")
+    threads = int(os.environ.get("OCL_THREADS", "0"))
+    if threads:  # several CPU workers share the cores instead of each grabbing all of them
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)

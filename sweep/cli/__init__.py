@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _data, _layers
+from sweep.cli import _data, _layers, _sweep
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(_data.app, name="data")
 app.command(name="layers")(_layers.layers)
+app.command(name="sweep")(_sweep.sweep)
+app.command(name="worker")(_sweep.worker)
 
 
 @app.callback()
@@ -34,6 +36,17 @@ def _root(
 ) -> None:
     if debug:
         os.environ["OCL_DEBUG"] = "1"
+    _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Optuna logs every trial at INFO and warns about experimental features OCL relies on
+    (heartbeats, metric names); the tool prints its own progress instead."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is experimental.*")
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    os.environ.setdefault("OCL_OPTUNA_QUIET", "1")
 
 
 def main() -> None:

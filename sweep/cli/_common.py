@@ -53,6 +53,8 @@ console = Console()
 if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
     console.width = 160
 err_console = Console(stderr=True)
+if not err_console.is_terminal:
+    err_console.width = 160
 
 
 def print_json(payload: Any) -> None:

@@ -1,0 +1,151 @@
+"""Devices and worker processes: one process per GPU (or per CPU worker), one shared storage.
+
+Each worker is a separate ``ocl worker`` process whose ``CUDA_VISIBLE_DEVICES`` is set before
+TensorFlow loads, so it sees exactly one GPU (or none, for a CPU worker). The parent never loads
+TensorFlow: it starts the workers, draws one progress bar from the storage, and on Ctrl-C asks
+the workers to stop; finished trials stay in the storage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from sweep.errors import OCLError
+
+__all__ = ["Device", "WorkerPool", "parse_devices", "visible_gpus"]
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where one worker runs: ``gpu`` with an index, or ``cpu``."""
+
+    kind: str
+    index: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"gpu:{self.index}" if self.kind == "gpu" else "cpu"
+
+    def environment(self, cpu_workers: int) -> dict[str, str]:
+        env = {"CUDA_VISIBLE_DEVICES": str(self.index) if self.kind == "gpu" else ""}
+        if self.kind == "cpu":
+            threads = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
+            env.update({"OCL_THREADS": threads, "OMP_NUM_THREADS": threads})
+        return env
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices this process may use, from CUDA_VISIBLE_DEVICES or ``nvidia-smi`` (no TensorFlow)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [int(x) for x in listed.split(",") if x.strip().isdigit()]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [int(line) for line in out.split() if line.strip().isdigit()]
+
+
+def parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> list[Device]:
+    """Turn ``--devices``/``--workers`` into one Device per worker process.
+
+    Default: one worker per visible GPU, else one CPU worker. ``--devices 0,1`` names GPUs;
+    ``--devices cpu,cpu`` or ``--workers 2`` asks for CPU workers.
+    """
+    if devices and workers:
+        raise OCLError(f"--devices {devices} and --workers {workers}: pass one of them (--devices cpu,cpu equals --workers 2)")
+    if workers is not None:
+        if workers < 1:
+            raise OCLError(f"--workers {workers}: pass 1 or more")
+        return [Device("cpu")] * workers
+    if not devices:
+        return [Device("gpu", i) for i in gpus] or [Device("cpu")]
+    result: list[Device] = []
+    for item in (part.strip().lower() for part in devices.split(",")):
+        if item == "cpu":
+            result.append(Device("cpu"))
+        elif item.isdigit():
+            if int(item) not in gpus:
+                seen = ",".join(map(str, gpus))
+                fix = f"pass --devices {seen}" if gpus else "this machine has no visible GPU; pass --devices cpu"
+                raise OCLError(f"--devices {devices}: GPU {item} is not visible; {fix}")
+            result.append(Device("gpu", int(item)))
+        else:
+            raise OCLError(f"--devices {devices}: {item!r} is neither a GPU index nor cpu; e.g. --devices 0,1 or --devices cpu,cpu")
+    return result
+
+
+class WorkerPool:
+    """Start ``ocl worker`` processes and watch them until they end."""
+
+    def __init__(self, storage: str, study: str, devices: list[Device], log_dir: Path) -> None:
+        self.storage, self.study, self.devices, self.log_dir = storage, study, devices, log_dir
+        self.processes: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    def command(self, index: int, device: Device, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "sweep", "worker", "--study", self.study, "--storage", self.storage,
+                "--device", device.label, "--worker-index", str(index), *extra]
+
+    def _env(self, device: Device) -> dict[str, str]:
+        cpu_workers = sum(d.kind == "cpu" for d in self.devices)
+        return {**os.environ, "OCL_QUIET": "1", **device.environment(cpu_workers)}
+
+    def prepare(self) -> None:
+        """Build the image cache and feature banks once, in the foreground, before the workers start."""
+        device = self.devices[0]
+        env = {**self._env(device), "OCL_QUIET": os.environ.get("OCL_QUIET", "")}
+        code = subprocess.call(self.command(0, device, "--prepare-only"), env=env)
+        if code != 0:
+            raise SystemExit(code)
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for index, device in enumerate(self.devices):
+            log = self.log_dir / f"{self.study.replace('/', '_')}-worker{index}.log"
+            handle = open(log, "ab")
+            self.processes.append(subprocess.Popen(self.command(index, device), env=self._env(device),
+                                                   stdout=handle, stderr=subprocess.STDOUT))
+            self.logs.append(log)
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def wait(self, tick: Callable[[], None], every: float = 1.0) -> list[int]:
+        """Call ``tick`` every ``every`` seconds until all workers end; return their exit codes."""
+        while self.running():
+            tick()
+            time.sleep(every)
+        tick()
+        return [p.returncode for p in self.processes]
+
+    def interrupt(self, grace: float = 30.0) -> None:
+        """Ask workers to stop (SIGINT), then terminate any still running after ``grace`` seconds."""
+        for p in self.processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for p in self.processes:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.terminate()
+
+    def failure_tail(self, lines: int = 8) -> str:
+        """The last lines of the first failed worker's log, for the error message."""
+        for p, log in zip(self.processes, self.logs):
+            if p.returncode not in (0, None):
+                text = log.read_text(errors="replace").strip().splitlines()
+                return f"worker log {log}:\n" + "\n".join(text[-lines:])
+        return ""

@@ -1,0 +1,187 @@
+"""The search space: what a trial may try, read from a study file (TOML) and CLI overrides.
+
+Define-by-run and conditional: fine-tuning trials also sample how far before the cut the network
+is unfrozen; augmentation strengths are sampled only when augmentation is on. ``weights`` may be
+a dimension too (``["imagenet", "none"]``): ImageNet transfer vs training from scratch, per
+layer, is the question the poster asked. ``studies/default.toml`` spells out the defaults below.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from sweep.augment import Augmentation
+from sweep.errors import OCLError
+from sweep.training import OPTIMIZERS, STRATEGIES, TrialConfig
+
+__all__ = ["SearchSpace", "load_search_space"]
+
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Every sampled dimension, with its choices or (low, high) range."""
+
+    strategies: tuple[str, ...] = STRATEGIES
+    cut_layers: tuple[str, ...] = ("*",)  # names or globs over the candidate layers
+    weights: tuple[str, ...] = ("imagenet",)
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    learning_rate: tuple[float, float] = (1e-5, 1e-1)
+    head_units: tuple[int, ...] = (0, 128, 256, 512)
+    dropout: tuple[float, float] = (0.0, 0.5)
+    augment: tuple[bool, ...] = (False, True)
+    rotation_degrees: tuple[float, float] = (0.0, 15.0)
+    zoom: tuple[float, float] = (0.0, 0.15)
+    shift: tuple[float, float] = (0.0, 0.1)
+    contrast: tuple[float, float] = (0.0, 0.2)
+    brightness: tuple[float, float] = (0.0, 0.2)
+    batch_sizes: tuple[int, ...] = (16, 32, 64)
+    epochs: int = 30
+    fine_tuning_epochs: int = 4
+    patience: int = 5
+    unfreeze_from: str | None = None  # a fixed boundary (e.g. the poster's conv5_block16_2_conv)
+    unfreeze_back: tuple[int, int] = (1, 8)  # else: this many candidate layers before the cut
+    bank_views: int = 2
+    pruner: str = "median"
+    class_weight: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SearchSpace":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
+
+    def resolve_layers(self, candidates: Sequence[str], all_names: Sequence[str]) -> list[str]:
+        """The cut layers this space allows, in network order (globs match candidates only)."""
+        chosen: list[str] = []
+        for pattern in self.cut_layers:
+            if any(ch in pattern for ch in "*?["):
+                matches = [c for c in candidates if fnmatch.fnmatchcase(c, pattern)]
+                if not matches:
+                    raise OCLError(f"cut_layers pattern {pattern!r} matches no candidate layer; run `ocl layers`")
+            else:
+                from sweep.layers import resolve_layer
+
+                matches = [resolve_layer(pattern, all_names, option="cut_layers")]
+            chosen.extend(m for m in matches if m not in chosen)
+        order = {name: i for i, name in enumerate(all_names)}
+        return sorted(chosen, key=order.__getitem__)
+
+    def suggest(self, trial: Any, layers: Sequence[str], candidates: Sequence[str], seed: int) -> tuple[TrialConfig, str]:
+        """Sample one configuration (and its weights label) from an Optuna trial."""
+        strategy = _choice(trial, "strategy", self.strategies)
+        weights = _choice(trial, "weights", self.weights)
+        cut_layer = _choice(trial, "cut_layer", list(layers))
+        unfreeze_from = None
+        epochs = self.epochs
+        if strategy == "fine_tuning":
+            epochs = self.fine_tuning_epochs
+            if self.unfreeze_from:
+                unfreeze_from = self.unfreeze_from
+            else:
+                back = trial.suggest_int("unfreeze_back", *self.unfreeze_back)
+                earlier = [c for c in candidates if candidates.index(c) < candidates.index(cut_layer)] if cut_layer in candidates else []
+                unfreeze_from = earlier[max(0, len(earlier) - back)] if earlier else cut_layer
+        augment = _choice(trial, "augment", self.augment)
+        if strategy == "feature_extraction" and self.bank_views == 0:
+            augment = False
+        augmentation = Augmentation(0, 0, 0, 0, 0)
+        if augment and strategy == "fine_tuning":
+            augmentation = Augmentation(
+                rotation_degrees=trial.suggest_float("rotation_degrees", *self.rotation_degrees),
+                zoom=trial.suggest_float("zoom", *self.zoom),
+                shift=trial.suggest_float("shift", *self.shift),
+                contrast=trial.suggest_float("contrast", *self.contrast),
+                brightness=trial.suggest_float("brightness", *self.brightness),
+            )
+        elif augment:
+            augmentation = Augmentation()  # the strengths the bank's views were made with
+        head_units = _choice(trial, "head_units", self.head_units)
+        config = TrialConfig(
+            strategy=strategy,
+            cut_layer=cut_layer,
+            unfreeze_from=unfreeze_from,
+            optimizer=_choice(trial, "optimizer", self.optimizers),
+            learning_rate=trial.suggest_float("learning_rate", *self.learning_rate, log=True),
+            augment=augment,
+            augmentation=augmentation,
+            head_units=head_units,
+            dropout=trial.suggest_float("dropout", *self.dropout) if head_units else 0.0,
+            epochs=epochs,
+            batch_size=_choice(trial, "batch_size", self.batch_sizes),
+            class_weight=self.class_weight,
+            patience=self.patience,
+            seed=seed,
+        )
+        return config, weights
+
+
+def _choice(trial: Any, name: str, choices: Sequence[Any]) -> Any:
+    """A categorical parameter; with one choice, record it as a fixed attribute instead of sampling."""
+    if len(choices) == 1:
+        return choices[0]
+    return trial.suggest_categorical(name, list(choices))
+
+
+def _check(space: SearchSpace, where: str) -> SearchSpace:
+    def bad(key: str, value: Any, fix: str) -> OCLError:
+        return OCLError(f"{where}: {key} = {value!r} {fix}")
+
+    for key, valid in (("strategies", STRATEGIES), ("optimizers", OPTIMIZERS)):
+        values = getattr(space, key)
+        if not values:
+            raise bad(key, list(values), f"is empty; list at least one of {', '.join(valid)}")
+        unknown = [v for v in values if v not in valid]
+        if unknown:
+            raise bad(key, unknown[0], f"is unknown; valid: {', '.join(valid)}")
+    for key in ("cut_layers", "weights", "head_units", "batch_sizes", "augment"):
+        if not getattr(space, key):
+            raise bad(key, [], "is empty; the search space needs at least one choice")
+    for key in ("learning_rate", "dropout", "rotation_degrees", "zoom", "shift", "contrast", "brightness", "unfreeze_back"):
+        low_high = getattr(space, key)
+        if len(low_high) != 2 or low_high[0] > low_high[1] or low_high[0] < 0:
+            raise bad(key, list(low_high), "must be [low, high] with 0 <= low <= high")
+    if space.learning_rate[0] <= 0:
+        raise bad("learning_rate", list(space.learning_rate), "must be a positive range, e.g. [1e-5, 1e-1]")
+    if space.dropout[1] >= 1:
+        raise bad("dropout", list(space.dropout), "must stay below 1")
+    if space.pruner not in PRUNERS:
+        raise bad("pruner", space.pruner, f"is unknown; valid: {', '.join(PRUNERS)}")
+    for key in ("epochs", "fine_tuning_epochs", "patience"):
+        if getattr(space, key) < 1:
+            raise bad(key, getattr(space, key), "must be at least 1")
+    if any(int(b) < 1 for b in space.batch_sizes) or any(int(u) < 0 for u in space.head_units):
+        raise bad("batch_sizes/head_units", [space.batch_sizes, space.head_units], "must be positive integers")
+    return space
+
+
+def load_search_space(path: Path | None = None, **overrides: Any) -> SearchSpace:
+    """Read a study file's ``[space]`` table (default: built-in defaults), then apply overrides."""
+    values: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise OCLError(f"--config {path}: no such file; see studies/default.toml for an example") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise OCLError(f"--config {path}: not valid TOML ({exc}); fix the file (see studies/default.toml)") from None
+        values = dict(document.get("space", {}))
+        known = {f.name for f in fields(SearchSpace)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise OCLError(f"--config {path}: unknown key {unknown[0]!r} in [space]; valid keys: {', '.join(sorted(known))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        space = SearchSpace.from_dict(values)
+    except TypeError as exc:
+        raise OCLError(f"--config {where}: {exc}") from None
+    return _check(space, f"--config {where}" if path else "search space")

@@ -1,0 +1,81 @@
+"""Opening the Optuna storage: SQLite for one machine, any RDB URL (PostgreSQL) for many.
+
+Several worker processes write to one SQLite file, so the file runs in WAL mode (readers such as
+optuna-dashboard never block writers) with a generous busy timeout (writers queue instead of
+failing with "database is locked"). Heartbeats mark the trials of a killed worker as failed, and
+Optuna's stale-trial retry callback queues them again, so a crash costs one trial, not the study.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sweep.errors import OCLError
+
+__all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "open_storage", "sqlite_path"]
+
+HEARTBEAT_SECONDS = 5
+GRACE_SECONDS = 20
+SQLITE_TIMEOUT_SECONDS = 120
+SUPPORTED = ("sqlite", "postgresql", "mysql")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, or None for other URLs."""
+    parsed = make_url(url)
+    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
+
+
+def _prepare_sqlite(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_SECONDS) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def open_storage(url: str, *, heartbeat: bool = True, retries: int = 2) -> optuna.storages.RDBStorage:
+    """Open (and create on first use) the storage at ``url``.
+
+    Raises:
+        OCLError: for a malformed URL, an unsupported database, or one that cannot be reached.
+    """
+    if os.environ.get("OCL_OPTUNA_QUIET"):
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise OCLError(f"--storage {url}: not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise OCLError(f"--storage {url}: unsupported database {backend!r}; use sqlite:///PATH or postgresql://user@host/db")
+    engine_kwargs: dict = {"pool_pre_ping": True}
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is None:
+            raise OCLError(f"--storage {url}: an in-memory SQLite database cannot be shared by workers; use sqlite:///PATH")
+        try:
+            _prepare_sqlite(path)
+        except sqlite3.Error as exc:
+            raise OCLError(f"--storage {url}: cannot open {path} ({exc}); check the path and its permissions") from None
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_SECONDS}
+    else:
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    options: dict = {}
+    if heartbeat:
+        options = {
+            "heartbeat_interval": HEARTBEAT_SECONDS,
+            "grace_period": GRACE_SECONDS,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+    except ImportError as exc:
+        raise OCLError(f"--storage {url}: the database driver is not installed ({exc}); pip install 'ocl[postgres]'") from None
+    except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, bad credentials
+        reason = str(exc).splitlines()[0][:200]
+        raise OCLError(f"--storage {url}: cannot connect ({reason}); check that the server runs and the URL is right") from None

@@ -1,0 +1,77 @@
+"""One worker process: runs trials of a study until it has its target of finished trials.
+
+Workers coordinate only through the storage. Before each trial a worker counts finished and
+running trials; it stops when the target is reached, and waits (failing stale trials, whose
+retries it may then pick up) while the last trials still run elsewhere. Two workers that ask in
+the same instant can still overshoot by one: the later-numbered trial notices and ends as a
+failed "surplus" trial without training, so finished trials equal the target exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import optuna
+
+from sweep import _attrs
+from sweep.objective import Objective, OutOfMemory, SurplusTrial
+from sweep.storage import open_storage
+from sweep.study import count_states, load_settings, load_study, make_pruner, make_sampler
+from sweep.training import TrainingDiverged
+
+__all__ = ["run_worker"]
+
+POLL_SECONDS = 1.0
+
+
+def run_worker(storage_url: str, study_name: str, *, device: str, worker_index: int = 0,
+               target: int | None = None, prepare_only: bool = False, callbacks: list | None = None) -> int:
+    """Run trials until the study has ``target`` finished trials (default: the study's own target).
+
+    Returns:
+        The number of trials this worker finished.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(storage_url)
+    study = load_study(storage, study_name)
+    settings = load_settings(study)
+    target = int(target if target is not None else study.user_attrs.get(_attrs.TARGET, 0))
+    objective = Objective(settings, device=device, target=target)
+    if prepare_only:
+        objective.prepare()
+        return 0
+    space = objective.space
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(settings.seed + 1000 * worker_index),
+        pruner=make_pruner(space.pruner, max(space.epochs, space.fine_tuning_epochs)),
+    )
+    finished_here = 0
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        counts = count_states(study)
+        if counts["finished"] >= target:
+            return finished_here
+        if counts["finished"] + counts["running"] >= target and counts["waiting"] == 0:
+            time.sleep(POLL_SECONDS)  # the last trials run elsewhere; stay in case one dies
+            continue
+        before = counts["finished"]
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(SurplusTrial, TrainingDiverged, OutOfMemory),
+            callbacks=callbacks or [],
+            gc_after_trial=True,
+        )
+        _clear_keras()
+        finished_here += int(count_states(study)["finished"] > before)
+
+
+def _clear_keras() -> None:
+    """Free the models of the last trial, so memory stays flat over hundreds of trials."""
+    import keras
+
+    keras.backend.clear_session(free_memory=True)
