@@ -7,6 +7,8 @@ each epoch, so the pruner can stop a hopeless trial early; the test split is nev
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -124,6 +126,8 @@ class Objective:
             "augment": config.augment,
             "epochs_budget": config.epochs,
             "device": self.device,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "task": self.task.name,
             "dataset": self.dataset.name,
         }

@@ -20,8 +20,8 @@ from sweep.errors import OCLError
 
 __all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "open_storage", "sqlite_path"]
 
-HEARTBEAT_SECONDS = 5
-GRACE_SECONDS = 20
+HEARTBEAT_SECONDS = int(os.environ.get("OCL_HEARTBEAT_SECONDS", "5"))
+GRACE_SECONDS = int(os.environ.get("OCL_GRACE_SECONDS", "20"))  # a worker silent this long is dead
 SQLITE_TIMEOUT_SECONDS = 120
 SUPPORTED = ("sqlite", "postgresql", "mysql")
 

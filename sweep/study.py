@@ -50,9 +50,9 @@ def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: i
     if stored is None:
         study.set_user_attr(_attrs.SETTINGS, settings.to_json())
         study.set_metric_names([METRIC_NAME])
-    elif SweepSettings.from_json(stored) != settings:
-        old = SweepSettings.from_json(stored)
-        differ = [k for k in asdict(settings) if getattr(old, k) != getattr(settings, k)]
+    elif json.loads(stored) != json.loads(settings.to_json()):  # compare as stored: tuples become lists
+        old, new = json.loads(stored), json.loads(settings.to_json())
+        differ = [k for k in new if old.get(k) != new[k]]
         raise OCLError(
             f"--study {name}: this study was run with other {', '.join(differ)}; rerun with the same settings "
             "to resume it, or pass --study NEW_NAME to start another"

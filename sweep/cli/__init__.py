@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _data, _layers, _sweep
+from sweep.cli import _dashboard, _data, _evaluate, _layers, _sweep
 
 __all__ = ["app", "main"]
 
@@ -28,6 +28,8 @@ app.add_typer(_data.app, name="data")
 app.command(name="layers")(_layers.layers)
 app.command(name="sweep")(_sweep.sweep)
 app.command(name="worker")(_sweep.worker)
+app.command(name="evaluate")(_evaluate.evaluate)
+app.command(name="dashboard")(_dashboard.dashboard)
 
 
 @app.callback()

@@ -1,0 +1,51 @@
+"""``ocl evaluate``: the best configuration on the held-out test split, as a report and a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sweep.cli._common import FormatOption, OutputFormat, console, new_table, print_json
+
+
+def evaluate(
+    study: Annotated[str, typer.Option("--study", help="Name of the study to evaluate.")],
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL. Default: sqlite:///studies/ocl.db", show_default=False)] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where the HTML report and the .keras model go.")] = Path("studies/reports"),
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Retrain the best trial's configuration and score it once on the test split.
+
+    Writes a self-contained HTML report (per-class AUROC, ROC curves, optimisation history,
+    layer vs AUROC) and the trained model as .keras. Example: ocl evaluate --study nih-cxr14-sample-any-224px
+    """
+    from sweep import _attrs
+    from sweep._defaults import DEFAULT_STORAGE
+    from sweep.evaluate import evaluate_best, evaluation_summary
+    from sweep.report import report_data, write_report
+    from sweep.storage import open_storage
+    from sweep.study import load_study
+
+    the_study = load_study(open_storage(storage or DEFAULT_STORAGE, heartbeat=False), study)
+    evaluation = evaluate_best(the_study)
+    stem = study.replace("/", "_").replace(":", "_")
+    report = write_report(report_data(evaluation, the_study), output_dir / f"{stem}.html")
+    model_path = output_dir / f"{stem}.keras"
+    evaluation.result.export().save(model_path)
+    summary = evaluation_summary(evaluation, str(report), str(model_path))
+    the_study.set_user_attr(_attrs.EVALUATION, summary)
+    if format is OutputFormat.json:
+        print_json(summary)
+        return
+    table = new_table(f"Test split, trial {evaluation.trial}: {evaluation.config.strategy} at {evaluation.config.cut_layer}",
+                      "output", "test AUROC", "val AUROC", "sensitivity", "specificity")
+    for k, output in enumerate(evaluation.test.outputs):
+        t, v = evaluation.test, evaluation.val
+        table.add_row(output, f"{t.auroc[k]:.4f}", f"{v.auroc[k]:.4f}", f"{t.sensitivity[k]:.3f}", f"{t.specificity[k]:.3f}")
+    console.print(table)
+    s = evaluation.test.summary()
+    console.print(f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/], balanced accuracy {s['mean_balanced_accuracy']:.3f} "
+                  f"(accuracy {s['mean_accuracy']:.3f} vs majority-class {s['mean_majority_accuracy']:.3f})")
+    console.print(f"report: {report}\nmodel:  {model_path}")

@@ -1,0 +1,93 @@
+"""Evaluating a study's best configuration on the held-out test split.
+
+The sweep selects on validation AUROC only; the test split is touched here, once, after
+selection. The best trial's configuration is rebuilt from its stored parameters (an Optuna
+``FixedTrial`` replays the search space), trained again with the same seed on train (best epoch
+chosen on validation), and scored on test with the thresholds chosen on validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from sweep.metrics import Scores, score
+from sweep.objective import Objective
+from sweep.study import load_settings
+from sweep.training import TrialConfig, TrialResult, run_trial
+
+__all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
+
+CHEXNET_AUROC = {
+    "Atelectasis": 0.8094, "Cardiomegaly": 0.9248, "Effusion": 0.8638, "Infiltration": 0.7345,
+    "Mass": 0.8676, "Nodule": 0.7802, "Pneumonia": 0.7680, "Pneumothorax": 0.8887,
+    "Consolidation": 0.7901, "Edema": 0.8878, "Emphysema": 0.9371, "Fibrosis": 0.8047,
+    "Pleural_Thickening": 0.8062, "Hernia": 0.9164,
+}
+"""Per-class test AUROC published for CheXNet (Rajpurkar et al., 2017, Table 1), for reference."""
+
+
+@dataclass
+class Evaluation:
+    """The best trial's configuration, its validation and test scores, and the test predictions."""
+
+    study: str
+    trial: int
+    config: TrialConfig
+    weights: str
+    val: Scores
+    test: Scores
+    y_test: np.ndarray
+    p_test: np.ndarray
+    result: TrialResult
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    from sweep.errors import OCLError
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise OCLError(f"--study {study.study_name}: no completed trial yet; run `ocl sweep` first")
+    return max(complete, key=lambda t: t.value)
+
+
+def evaluate_best(study: optuna.Study) -> Evaluation:
+    """Retrain the best configuration and score it on the test split."""
+    settings = load_settings(study)
+    trial = best_trial(study)
+    objective = Objective(settings, device="cpu")
+    fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
+    config, weights_label = objective.space.suggest(fixed, objective.layers, objective.candidates,
+                                                    settings.seed + trial.number)
+    weights = objective.weights[weights_label]
+    from sweep.backbone import build_backbone
+
+    result = run_trial(
+        config,
+        objective.data,
+        backbone_factory=lambda: build_backbone(settings.image_size, weights),
+        bank=objective.bank(weights_label) if config.strategy == "feature_extraction" else None,
+    )
+    data = objective.data
+    y_test = data.targets[data.test]
+    p_test = result.predict(data.test)
+    test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds))
+    return Evaluation(study.study_name, trial.number, config, weights_label, result.val, test, y_test, p_test, result)
+
+
+def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[str, Any]:
+    """What is stored on the study (``ocl:evaluation``) and printed as JSON."""
+    return {
+        "trial": evaluation.trial,
+        "strategy": evaluation.config.strategy,
+        "cut_layer": evaluation.config.cut_layer,
+        "weights": evaluation.weights,
+        "val_mean_auroc": evaluation.val.mean_auroc,
+        "test": {**evaluation.test.summary(),
+                 "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc))},
+        "report": report,
+        "model": model,
+    }

@@ -1,0 +1,145 @@
+"""``ocl sweep``, ``ocl worker`` and ``ocl evaluate`` as a user runs them: real processes, real trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL_STUDY = """
+[space]
+cut_layers = ["conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu"]
+head_units = [0, 128]
+epochs = 4
+patience = 2
+bank_views = 1
+"""
+STUDY = "small"
+
+
+def run_ocl(workdir: Path, env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweep", *args], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def trials_of(storage: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=STUDY, storage=storage).get_trials(deepcopy=False)
+
+
+def finished(trials) -> list:
+    return [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> tuple[Path, dict, str]:
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "small.toml").write_text(SMALL_STUDY)
+    env = dict(os.environ, OCL_CACHE_DIR=str(root / "cache"), OCL_QUIET="1", COLUMNS="200")
+    return root, env, f"sqlite:///{root / 'ocl.db'}"
+
+
+SWEEP_ARGS = ("--image-size", "32", "--weights", "none", "--config", "small.toml", "--study", STUDY)
+
+
+def test_two_workers_finish_exactly_the_target_and_a_rerun_adds_only_the_missing(workdir):
+    root, env, storage = workdir
+    first = run_ocl(root, env, "sweep", "--trials", "12", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
+    assert first.returncode == 0, first.stderr
+    trials = trials_of(storage)
+    assert len(finished(trials)) == 12
+    devices = Counter(t.user_attrs["ocl:device"] for t in finished(trials))
+    assert set(devices) == {"cpu:0", "cpu:1"}, devices
+    assert "best trial #" in first.stdout and "Top layers" in first.stdout
+
+    second = run_ocl(root, env, "sweep", "--trials", "16", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
+    assert second.returncode == 0, second.stderr
+    after = trials_of(storage)
+    assert len(finished(after)) == 16
+    old = {t.number: t.value for t in finished(trials)}
+    assert {t.number: t.value for t in finished(after) if t.number in old} == old  # nothing redone or lost
+
+
+def test_trials_carry_what_the_dashboard_needs(workdir):
+    _, _, storage = workdir
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert study.metric_names == ["val_mean_auroc"]
+    trial = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    attrs = trial.user_attrs
+    for key in ("ocl:cut_layer", "ocl:layer_depth", "ocl:block", "ocl:channels", "ocl:strategy", "ocl:device",
+                "ocl:wall_seconds", "ocl:val_mean_auroc", "ocl:val_auroc_per_class"):
+        assert key in attrs, key
+    assert attrs["ocl:val_mean_auroc"] == pytest.approx(trial.value)
+    assert attrs["ocl:cut_layer"] in ("conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu")
+    assert 0 <= attrs["ocl:wall_seconds"] < 120
+
+
+def test_a_different_setting_under_the_same_study_name_is_refused(workdir):
+    root, env, storage = workdir
+    result = run_ocl(root, env, "sweep", "--trials", "20", "--storage", storage, "--image-size", "64",
+                     "--weights", "none", "--config", "small.toml", "--study", STUDY)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --study small: this study was run with other image_size")
+    assert "Traceback" not in result.stderr
+    assert len(finished(trials_of(storage))) == 16
+
+
+def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(workdir):
+    root, env, storage = workdir
+    result = run_ocl(root, env, "evaluate", "--study", STUDY, "--storage", storage, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert Path(summary["report"]).exists() or (root / summary["report"]).exists()
+    model = root / summary["model"] if not Path(summary["model"]).is_absolute() else Path(summary["model"])
+    assert model.stat().st_size > 0
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    best = max((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    assert summary["trial"] == best.number
+    assert summary["val_mean_auroc"] == pytest.approx(best.value, abs=1e-6)  # retrained identically
+    # Selection only ever saw validation numbers: no trial stores anything about the test split.
+    for trial in study.trials:
+        assert not [k for k in trial.user_attrs if "test" in k.lower()], trial.number
+    assert study.user_attrs["ocl:evaluation"]["trial"] == best.number
+    assert 0.0 <= summary["test"]["mean_auroc"] <= 1.0
+
+
+def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_path):
+    (tmp_path / "small.toml").write_text(SMALL_STUDY.replace("epochs = 4", "epochs = 400").replace("patience = 2", "patience = 400"))
+    env = dict(os.environ, OCL_CACHE_DIR=str(tmp_path / "cache"), OCL_QUIET="1",
+               OCL_HEARTBEAT_SECONDS="1", OCL_GRACE_SECONDS="4")
+    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
+    sweep = subprocess.Popen([sys.executable, "-m", "sweep", "sweep", "--trials", "5", "--workers", "2",
+                              "--storage", storage, *SWEEP_ARGS], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = trials_of(storage)
+        except Exception:
+            continue
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "ocl:pid" in t.user_attrs]
+        if running and finished(trials):
+            victim = running[0]
+            os.kill(victim.user_attrs["ocl:pid"], signal.SIGKILL)
+    assert victim is not None, "no trial was seen running"
+    before = {t.number: t.value for t in finished(trials_of(storage))}
+    out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, err
+    trials = trials_of(storage)
+    assert len(finished(trials)) == 5
+    killed = next(t for t in trials if t.number == victim.number)
+    assert killed.state == optuna.trial.TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert retried and retried[0].params == victim.params
+    assert {n: v for n, v in ((t.number, t.value) for t in finished(trials)) if n in before} == before
