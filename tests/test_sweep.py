@@ -143,3 +143,40 @@ def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_pa
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retried and retried[0].params == victim.params
     assert {n: v for n, v in ((t.number, t.value) for t in finished(trials)) if n in before} == before
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_its_metric_name_and_trial_attributes(workdir):
+    import urllib.request
+
+    root, env, storage = workdir
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "sweep", "dashboard", "--storage", storage, "--port", str(port)],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        studies = None
+        deadline = time.monotonic() + 60
+        while studies is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    studies = json.load(response)["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "optuna-dashboard did not answer"
+        (ours,) = [s for s in studies if s["study_name"] == STUDY]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{ours['study_id']}", timeout=30) as response:
+            detail = json.load(response)
+        assert detail["objective_names"] == ["val_mean_auroc"]
+        keys = {a["key"] for a in detail["union_user_attrs"]}
+        assert {"ocl:cut_layer", "ocl:layer_depth", "ocl:strategy", "ocl:device", "ocl:val_mean_auroc"} <= keys
+        assert len(detail["trials"]) >= 16
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
