@@ -8,7 +8,8 @@ duplicated call writes the same numbers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 
@@ -29,8 +30,10 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str) -> list[Score]:
         return []
     best = max(trials, key=lambda t: t.value)
     a = best.user_attrs
-    key = LayerKey(layer, a.get("ocl:layer_depth"), int(a.get("ocl:layer_index", -1)), str(a.get("ocl:block") or "other"),
-                   int(a.get("ocl:channels") or 0), int(a.get("ocl:stride") or 0))
+    key = LayerKey(
+        layer, a.get("ocl:layer_depth"), int(a.get("ocl:layer_index", -1)), str(a.get("ocl:block") or "other"),
+        int(a.get("ocl:channels") or 0), int(a.get("ocl:stride") or 0),
+    )
     values = [t.value for t in trials]
     common = {"n_trials": len(trials), "source_study": study.study_name, "source_trial": best.number}
     return [

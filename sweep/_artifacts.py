@@ -39,6 +39,24 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temporary files for ``path`` left by processes that were killed mid-write."""
+    for temp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = temp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            temp.unlink(missing_ok=True)
+
+
 @contextmanager
 def new_array(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[np.memmap]:
     """Yield a writable memory-mapped ``.npy`` under a temporary name; move it into place on success.
@@ -46,6 +64,7 @@ def new_array(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[np.mem
     On any exception the temporary file is removed, so nothing half-written stays behind.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = temp_name(path)
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)

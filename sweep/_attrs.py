@@ -16,3 +16,4 @@ TARGET = key("target_trials")  # study: finished trials wanted in total
 EVALUATION = key("evaluation")  # study: the held-out test result of `ocl evaluate`
 FAIL_REASON = key("fail_reason")  # trial: why a trial failed
 SURPLUS = key("surplus")  # trial: asked after the target was already reached by other workers
+WARM_START = key("warm_start")  # trial: enqueued by `ocl sweep --warm-start` at a dictionary layer

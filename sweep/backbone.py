@@ -97,7 +97,8 @@ def _imagenet_file() -> str:
     try:
         return keras.utils.get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_MD5)
     except Exception as exc:  # get_file wraps every network failure in a plain Exception
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reason = reason.split(" -- ", 1)[-1][:120]  # keep "[Errno -3] Temporary failure in name resolution"
         raise OCLError(
             f"--weights imagenet: could not download {IMAGENET_FILE} ({reason}); "
             f"copy that file into ~/.keras/models/, pass --weights PATH to a local DenseNet-121 weights file, "
@@ -134,6 +135,8 @@ def _load_file(model: Any, path: Path) -> None:
         raise
     except Exception as exc:
         reason = str(exc).splitlines()[0][:160]
+        if "could not be loaded" in reason or "expected" in reason.lower():
+            reason = "its layers do not match DenseNet-121's"
         raise OCLError(
             f"--weights {path}: not DenseNet-121 weights ({reason}); pass a file saved from "
             "keras.applications.DenseNet121(include_top=False), imagenet, or none"

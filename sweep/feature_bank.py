@@ -203,6 +203,8 @@ def _compute(
                 if views is not None:
                     batch = np.asarray(augment(batch, training=True))
                 result = model.predict_on_batch(batch)
+                if len(layers) == 1:  # a one-output model returns the array itself, not a list of one
+                    result = [result]
                 for out, value in zip(outputs, result):
                     target = out if views is None else out[view]
                     target[lo : lo + len(batch)] = value

@@ -20,8 +20,8 @@ from sweep.backbone import Weights, build_backbone, parse_weights
 from sweep.data import load_dataset
 from sweep.errors import OCLError
 from sweep.feature_bank import FeatureBank, ViewSpec, load_feature_bank
-from sweep.image_cache import load_image_cache
-from sweep.layers import LayerInfo, candidate_layers
+from sweep.image_cache import ImageCache, load_image_cache
+from sweep.layers import LayerInfo, candidate_layers, resolve_layer
 from sweep.search_space import SearchSpace
 from sweep.study import FINISHED, SweepSettings
 from sweep.training import TrainingDiverged, TrialConfig, TrialData, run_trial
@@ -37,35 +37,55 @@ class Objective:
     """Trains one sampled configuration per call; see the module docstring."""
 
     def __init__(self, settings: SweepSettings, *, device: str, target: int | None = None) -> None:
+        """Check everything a user can get wrong (task, layers, weights) before anything is written."""
         self.settings, self.device, self.target = settings, device, target
         self.space = SearchSpace.from_dict(settings.space)
         self.dataset = load_dataset(settings.data, seed=settings.seed)
         self.task = self.dataset.task(settings.task)
-        self.cache = load_image_cache(self.dataset.paths, settings.image_size)
-        self.data = TrialData.from_dataset(self.dataset, self.task, self.cache)
+        check_validation(self.dataset.targets(self.task)[self.dataset.split_indices("val")], self.task.outputs)
         reference = build_backbone(settings.image_size, Weights("none", seed=settings.seed))
         self.all_layers = [layer.name for layer in reference.layers]
         self.infos: dict[str, LayerInfo] = {info.name: info for info in candidate_layers(reference)}
         self.candidates = list(self.infos)
         self.layers = self.space.resolve_layers(self.candidates, self.all_layers)
+        if self.space.unfreeze_from:
+            resolve_layer(self.space.unfreeze_from, self.all_layers, option="unfreeze_from")
         self.weights = {label: parse_weights(label, seed=settings.seed) for label in self.space.weights}
+        self._cache: ImageCache | None = None
+        self._data: TrialData | None = None
         self._banks: dict[str, FeatureBank] = {}
-        check_validation(self.data)
 
-    def bank(self, label: str) -> FeatureBank:
+    @property
+    def cache(self) -> ImageCache:
+        """The image cache (built on first use)."""
+        if self._cache is None:
+            self._cache = load_image_cache(self.dataset.paths, self.settings.image_size)
+        return self._cache
+
+    @property
+    def data(self) -> TrialData:
+        if self._data is None:
+            self._data = TrialData.from_dataset(self.dataset, self.task, self.cache)
+        return self._data
+
+    def bank(self, label: str, backbone: Any = None) -> FeatureBank:
         """The feature bank for one weights choice (built on first use, under a file lock)."""
         if label not in self._banks:
             views = None
             if self.space.bank_views and True in self.space.augment:
                 views = ViewSpec(self.space.bank_views, tuple(int(i) for i in self.data.train), seed=self.settings.seed)
-            self._banks[label] = load_feature_bank(self.cache, self.weights[label], self.layers, views=views)
+            self._banks[label] = load_feature_bank(self.cache, self.weights[label], self.layers, views=views,
+                                                   backbone=backbone)
         return self._banks[label]
 
     def prepare(self) -> None:
-        """Build every artifact trials will read (image cache done in __init__; banks here)."""
+        """Load every weights file (so a wrong one fails before any cache is written), then build
+        the image cache and, for feature extraction, the feature banks."""
+        backbones = {label: build_backbone(self.settings.image_size, w) for label, w in self.weights.items()}
+        self.cache  # noqa: B018  (builds the image cache)
         if "feature_extraction" in self.space.strategies:
-            for label in self.weights:
-                self.bank(label)
+            for label, backbone in backbones.items():
+                self.bank(label, backbone)
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.target is not None and _is_surplus(trial, self.target):
@@ -93,10 +113,14 @@ class Objective:
         except TrainingDiverged as exc:
             trial.set_user_attr(_attrs.FAIL_REASON, f"diverged: {exc} (learning rate {config.learning_rate:.3g})")
             raise
+        except optuna.TrialPruned:
+            raise
         except Exception as exc:
+            first_line = (str(exc).splitlines() or [""])[0][:200]
             if _is_out_of_memory(exc):
-                trial.set_user_attr(_attrs.FAIL_REASON, f"out of memory on {self.device}: {str(exc).splitlines()[0][:200]}")
-                raise OutOfMemory(str(exc).splitlines()[0][:200]) from None
+                trial.set_user_attr(_attrs.FAIL_REASON, f"out of memory on {self.device}: {first_line}")
+                raise OutOfMemory(first_line) from None
+            trial.set_user_attr(_attrs.FAIL_REASON, f"{type(exc).__name__}: {first_line}")
             raise
         val = result.val
         trial.set_user_attr(_attrs.key("wall_seconds"), round(result.seconds, 3))
@@ -156,11 +180,10 @@ def _is_surplus(trial: optuna.Trial, target: int) -> bool:
     return busy >= target
 
 
-def check_validation(data: TrialData) -> None:
-    """Refuse a task whose validation split cannot score AUROC for every output."""
-    y = data.targets[data.val]
-    missing = [o for o, col in zip(data.outputs, y.T) if col.min() == col.max()]
-    if len(missing) == len(data.outputs):
+def check_validation(y_val: np.ndarray, outputs: tuple[str, ...]) -> None:
+    """Refuse a task whose validation split cannot score AUROC for any output."""
+    missing = [o for o, col in zip(outputs, y_val.T) if len(col) == 0 or col.min() == col.max()]
+    if len(missing) == len(outputs):
         raise OCLError(
             f"--task: the validation split has no positive (or no negative) image for {', '.join(missing)}; "
             "choose another task or a larger dataset"

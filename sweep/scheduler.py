@@ -102,13 +102,13 @@ class WorkerPool:
         cpu_workers = sum(d.kind == "cpu" for d in self.devices)
         return {**os.environ, "OCL_QUIET": "1", **device.environment(cpu_workers)}
 
-    def prepare(self) -> None:
-        """Build the image cache and feature banks once, in the foreground, before the workers start."""
+    def prepare(self, settings_json: str) -> int:
+        """Check settings and build the image cache and feature banks once, in the foreground,
+        before the study is touched; returns the exit code (2 and one printed line for a mistake)."""
         device = self.devices[0]
         env = {**self._env(device), "OCL_QUIET": os.environ.get("OCL_QUIET", "")}
-        code = subprocess.call(self.command(0, device, "--prepare-only"), env=env)
-        if code != 0:
-            raise SystemExit(code)
+        return subprocess.call([sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json,
+                                "--device", device.label], env=env)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -18,12 +18,22 @@ from sqlalchemy.exc import ArgumentError
 
 from sweep.errors import OCLError
 
-__all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "open_storage", "sqlite_path"]
+__all__ = ["HEARTBEAT_SECONDS", "GRACE_SECONDS", "check_storage", "normalize_url", "open_storage", "sqlite_path"]
 
 HEARTBEAT_SECONDS = int(os.environ.get("OCL_HEARTBEAT_SECONDS", "5"))
 GRACE_SECONDS = int(os.environ.get("OCL_GRACE_SECONDS", "20"))  # a worker silent this long is dead
 SQLITE_TIMEOUT_SECONDS = 120
 SUPPORTED = ("sqlite", "postgresql", "mysql")
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means SQLAlchemy's default driver (psycopg2); use psycopg 3 when only it is installed."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -38,6 +48,27 @@ def _prepare_sqlite(path: Path) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
+def check_storage(url: str) -> None:
+    """Fail early on a storage URL that cannot work, without creating anything.
+
+    A SQLite path is only checked (its folder must exist or be creatable); a server URL is
+    connected to once.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise OCLError(f"--storage {url}: not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db") from None
+    if parsed.get_backend_name() != "sqlite":
+        open_storage(url, heartbeat=False)
+        return
+    path = sqlite_path(url)
+    if path is None:
+        raise OCLError(f"--storage {url}: an in-memory SQLite database cannot be shared by workers; use sqlite:///PATH")
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    if path.exists() and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        raise OCLError(f"--storage {url}: cannot write {path}; choose a writable location")
+
+
 def open_storage(url: str, *, heartbeat: bool = True, retries: int = 2) -> optuna.storages.RDBStorage:
     """Open (and create on first use) the storage at ``url``.
 
@@ -46,22 +77,23 @@ def open_storage(url: str, *, heartbeat: bool = True, retries: int = 2) -> optun
     """
     if os.environ.get("OCL_OPTUNA_QUIET"):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    original, url = url, normalize_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise OCLError(f"--storage {url}: not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db") from None
+        raise OCLError(f"--storage {original}: not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db") from None
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
-        raise OCLError(f"--storage {url}: unsupported database {backend!r}; use sqlite:///PATH or postgresql://user@host/db")
+        raise OCLError(f"--storage {original}: unsupported database {backend!r}; use sqlite:///PATH or postgresql://user@host/db")
     engine_kwargs: dict = {"pool_pre_ping": True}
     if backend == "sqlite":
         path = sqlite_path(url)
         if path is None:
-            raise OCLError(f"--storage {url}: an in-memory SQLite database cannot be shared by workers; use sqlite:///PATH")
+            raise OCLError(f"--storage {original}: an in-memory SQLite database cannot be shared by workers; use sqlite:///PATH")
         try:
             _prepare_sqlite(path)
         except sqlite3.Error as exc:
-            raise OCLError(f"--storage {url}: cannot open {path} ({exc}); check the path and its permissions") from None
+            raise OCLError(f"--storage {original}: cannot open {path} ({exc}); check the path and its permissions") from None
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_SECONDS}
     else:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
@@ -75,7 +107,7 @@ def open_storage(url: str, *, heartbeat: bool = True, retries: int = 2) -> optun
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
     except ImportError as exc:
-        raise OCLError(f"--storage {url}: the database driver is not installed ({exc}); pip install 'ocl[postgres]'") from None
+        raise OCLError(f"--storage {original}: the database driver is not installed ({exc}); pip install 'ocl[postgres]'") from None
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: unreachable, bad credentials
         reason = str(exc).splitlines()[0][:200]
-        raise OCLError(f"--storage {url}: cannot connect ({reason}); check that the server runs and the URL is right") from None
+        raise OCLError(f"--storage {original}: cannot connect ({reason}); check that the server runs and the URL is right") from None

@@ -15,18 +15,24 @@ import warnings
 import optuna
 
 from sweep import _attrs
+from sweep.errors import OCLError
 from sweep.objective import Objective, OutOfMemory, SurplusTrial
 from sweep.storage import open_storage
-from sweep.study import count_states, load_settings, load_study, make_pruner, make_sampler
+from sweep.study import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler
 from sweep.training import TrainingDiverged
 
-__all__ = ["run_worker"]
+__all__ = ["prepare", "run_worker"]
 
 POLL_SECONDS = 1.0
 
 
+def prepare(settings: SweepSettings, *, device: str) -> None:
+    """Check the settings and build the image cache and feature banks, before any study exists."""
+    Objective(settings, device=device).prepare()
+
+
 def run_worker(storage_url: str, study_name: str, *, device: str, worker_index: int = 0,
-               target: int | None = None, prepare_only: bool = False, callbacks: list | None = None) -> int:
+               target: int | None = None, callbacks: list | None = None) -> int:
     """Run trials until the study has ``target`` finished trials (default: the study's own target).
 
     Returns:
@@ -39,9 +45,6 @@ def run_worker(storage_url: str, study_name: str, *, device: str, worker_index: 
     settings = load_settings(study)
     target = int(target if target is not None else study.user_attrs.get(_attrs.TARGET, 0))
     objective = Objective(settings, device=device, target=target)
-    if prepare_only:
-        objective.prepare()
-        return 0
     space = objective.space
     study = optuna.load_study(
         study_name=study_name,
@@ -55,6 +58,7 @@ def run_worker(storage_url: str, study_name: str, *, device: str, worker_index: 
         counts = count_states(study)
         if counts["finished"] >= target:
             return finished_here
+        _stop_on_systematic_failures(study, counts)
         if counts["finished"] + counts["running"] >= target and counts["waiting"] == 0:
             time.sleep(POLL_SECONDS)  # the last trials run elsewhere; stay in case one dies
             continue
@@ -68,6 +72,20 @@ def run_worker(storage_url: str, study_name: str, *, device: str, worker_index: 
         )
         _clear_keras()
         finished_here += int(count_states(study)["finished"] > before)
+
+
+MIN_FAILURES_TO_STOP = 10
+
+
+def _stop_on_systematic_failures(study: optuna.Study, counts: dict[str, int]) -> None:
+    """Give up when trials keep failing (at least 10, and more than have finished): a sweep whose
+    every trial fails would otherwise retry forever."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+              if not t.user_attrs.get(_attrs.SURPLUS)]
+    if len(failed) >= MIN_FAILURES_TO_STOP and len(failed) > counts["finished"]:
+        reason = failed[-1].user_attrs.get(_attrs.FAIL_REASON) or failed[-1].system_attrs.get("fail_reason", "see the worker log")
+        raise OCLError(f"--study {study.study_name}: {len(failed)} trials failed and only {counts['finished']} finished "
+                       f"(last: {reason}); fix the cause, then rerun to resume")
 
 
 def _clear_keras() -> None:

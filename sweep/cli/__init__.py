@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _dashboard, _data, _evaluate, _layers, _sweep
+from sweep.cli import _dashboard, _data, _dictionary, _evaluate, _layers, _sweep
 
 __all__ = ["app", "main"]
 
@@ -28,8 +28,10 @@ app.add_typer(_data.app, name="data")
 app.command(name="layers")(_layers.layers)
 app.command(name="sweep")(_sweep.sweep)
 app.command(name="worker")(_sweep.worker)
+app.command(name="prepare-sweep", hidden=True)(_sweep.prepare_sweep)
 app.command(name="evaluate")(_evaluate.evaluate)
 app.command(name="dashboard")(_dashboard.dashboard)
+app.add_typer(_dictionary.app, name="dictionary")
 
 
 @app.callback()
@@ -52,16 +54,29 @@ def _quiet_libraries() -> None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning user mistakes into one stderr line."""
+    """Console-script entry point: every mistake becomes one ``error:`` line on stderr, exit code 2.
+
+    Typer runs in non-standalone mode so that its own usage errors (a bad ``--trials``, an unknown
+    option) come out as one line like OCL's, instead of a framed panel.
+    """
     from sweep.errors import OCLError
 
     try:
-        app()
+        code = app(standalone_mode=False)
     except OCLError as exc:
         if os.environ.get("OCL_DEBUG"):
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+        else:
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

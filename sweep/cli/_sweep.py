@@ -45,7 +45,7 @@ def sweep(
     from sweep.image_cache import check_image_size
     from sweep.scheduler import WorkerPool, parse_devices, visible_gpus
     from sweep.search_space import load_search_space
-    from sweep.storage import open_storage
+    from sweep.storage import check_storage, open_storage
     from sweep.study import SweepSettings, count_states, create_or_resume
 
     check_image_size(image_size)
@@ -75,6 +75,12 @@ def sweep(
         space=space.as_dict(),
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
+    check_storage(storage_url)
+    log_dir = Path(os.environ.get("OCL_LOG_DIR", "studies/logs"))
+    pool = WorkerPool(storage_url, name, device_list, log_dir)
+    code = pool.prepare(settings.to_json())
+    if code != 0:
+        raise typer.Exit(code)
     opened = open_storage(storage_url)
     the_study = create_or_resume(opened, name, settings, trials)
     the_study.set_user_attr("ocl:dataset_info", {
@@ -96,9 +102,6 @@ def sweep(
         return
     if warm_start:
         _warm_start(the_study, storage_url, settings)
-    log_dir = Path(os.environ.get("OCL_LOG_DIR", "studies/logs"))
-    pool = WorkerPool(storage_url, name, device_list, log_dir)
-    pool.prepare()
     pool.start()
     progress = _SweepProgress(the_study, trials, counts["finished"])
     try:
@@ -193,7 +196,6 @@ def worker(
     device: Annotated[Optional[str], typer.Option("--device", help="GPU index (e.g. 0) or cpu. Default: as the environment sets it.", show_default=False)] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Stop at this many finished trials. Default: the study's target.", show_default=False)] = None,
     worker_index: Annotated[int, typer.Option("--worker-index", help="Distinct per worker: seeds its sampler.")] = 0,
-    prepare_only: Annotated[bool, typer.Option("--prepare-only", hidden=True)] = False,
 ) -> None:
     """Join a running study from another shell or machine; runs until the study has its trials.
 
@@ -214,5 +216,16 @@ def worker(
     from layers_index.callback import dictionary_callback
     from sweep.worker import run_worker
 
-    run_worker(storage, study, device=label, worker_index=worker_index, target=trials, prepare_only=prepare_only,
+    run_worker(storage, study, device=label, worker_index=worker_index, target=trials,
                callbacks=[dictionary_callback(storage)])
+
+
+def prepare_sweep(
+    settings: Annotated[str, typer.Option("--settings", help="SweepSettings as JSON.")],
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+) -> None:
+    """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
+    from sweep.study import SweepSettings
+    from sweep.worker import prepare
+
+    prepare(SweepSettings.from_json(settings), device=device)

@@ -1,0 +1,162 @@
+"""``ocl dictionary build`` on the real sample images, then show, sweep scores and PostgreSQL.
+
+One build at 32 px (random weights) is shared by the module: it computes the feature bank once
+(a few seconds) and scores all 63 candidate layers. Tests that write more into the dictionary work
+on a copy of its SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine
+
+from layers_index import build_dictionary, dictionary_callback, dictionary_frame
+from layers_index._schema import Base
+from layers_index._store import read_scores
+from sweep.layers import is_candidate
+from sweep.search_space import SearchSpace
+from sweep.storage import normalize_url, open_storage
+from sweep.study import SweepSettings, create_or_resume
+
+SIZE = 32
+
+
+@dataclass(frozen=True)
+class Built:
+    url: str
+    database: Path
+    rows: list
+    cache: Path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    folder = tmp_path_factory.mktemp("dictionary")
+    database = folder / "ocl.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OCL_CACHE_DIR", str(folder / "cache"))
+        rows = build_dictionary(f"sqlite:///{database}", weights="none", image_size=SIZE)
+    return Built(f"sqlite:///{database}", database, rows, folder / "cache")
+
+
+def test_build_stores_one_probe_and_one_logme_score_per_candidate_layer(built: Built):
+    scores = read_scores(built.url)
+    for kind in ("probe_auroc", "logme"):
+        layers = [s["layer"] for s in scores if s["kind"] == kind]
+        assert len(layers) == len(set(layers)) == 63
+        assert all(is_candidate(layer) for layer in layers)
+    assert {s["kind"] for s in scores} == {"probe_auroc", "logme"}
+    assert sorted(s["depth"] for s in scores if s["kind"] == "logme") == list(range(63))
+    assert {(s["dataset"], s["task"], s["weights"], s["image_size"]) for s in scores} == {
+        ("nih-cxr14-sample", "any", "none", SIZE)
+    }
+    probe = np.array([s["value"] for s in scores if s["kind"] == "probe_auroc"])
+    assert ((probe >= 0) & (probe <= 1)).all() and probe.std() > 0  # real, differing AUROCs
+    assert np.isfinite([s["value"] for s in scores if s["kind"] == "logme"]).all()
+    by_layer = {(s["layer"], s["kind"]): s["value"] for s in scores}
+    for row in built.rows:  # what build returned is what it stored
+        assert by_layer[(row.layer, "probe_auroc")] == pytest.approx(row.probe_auroc)
+        assert by_layer[(row.layer, "logme")] == pytest.approx(row.logme)
+    strides = {s["layer"]: s["stride"] for s in scores}
+    assert strides["conv1_relu"] == 2 and strides["relu"] == 32
+
+
+def test_show_json_returns_every_layer_and_marks_the_argmax(built: Built, ocl):
+    result = ocl("dictionary", "show", "--storage", built.url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["depth"] for r in rows] == list(range(63))
+    stored = {r.layer: r for r in built.rows}
+    for row in rows:
+        assert row["probe_auroc"] == pytest.approx(stored[row["layer"]].probe_auroc)
+        assert row["logme"] == pytest.approx(stored[row["layer"]].logme)
+        assert row["sweep_best_auroc"] is None and row["n_trials"] == 0
+    best = [r for r in rows if r["best"]]
+    assert len(best) == 1 and best[0]["best_by"] == "probe_auroc"
+    assert best[0]["layer"] == max(rows, key=lambda r: r["probe_auroc"])["layer"]
+    assert best[0]["rank"] == 1
+
+    top = json.loads(ocl("dictionary", "show", "--storage", built.url, "--format", "json", "--top", "3").stdout)
+    assert [r["layer"] for r in top] == [r["layer"] for r in sorted(rows, key=lambda r: -r["probe_auroc"])[:3]]
+
+
+def test_show_table_and_csv(built: Built, ocl):
+    table = ocl("dictionary", "show", "--storage", built.url, "--data", "nih-cxr14-sample")
+    assert table.returncode == 0, table.stderr
+    best = max(built.rows, key=lambda r: r.probe_auroc)
+    starred = [line for line in table.stdout.splitlines() if "★" in line and "_" in line]
+    assert len(starred) == 1 and best.layer in starred[0]
+    csv = ocl("dictionary", "show", "--storage", built.url, "--format", "csv", "--weights", "none")
+    assert csv.stdout.splitlines()[0].startswith("dataset,task,weights,image_size,layer,block,depth")
+    assert len(csv.stdout.splitlines()) == 64
+    missing = ocl("dictionary", "show", "--storage", built.url, "--weights", "imagenet")
+    assert missing.returncode == 2 and "no dictionary rows match" in missing.stderr
+    assert "nih-cxr14-sample" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built, tmp_path: Path):
+    """A real study whose trials carry the attributes the objective sets; Optuna calls the callback."""
+    database = tmp_path / "ocl.db"
+    shutil.copyfile(built.database, database)
+    url = f"sqlite:///{database}"
+    meta = dictionary_frame(url).set_index("layer")
+    plan = [("conv4_block3_concat", 0.61), ("conv4_block3_concat", 0.67), ("relu", 0.64),
+            ("conv2_block1_concat", None), ("pool3_pool", "fail")]
+    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0,
+                             space=SearchSpace(weights=("none",)).as_dict())
+    study = create_or_resume(open_storage(url, heartbeat=False), "dictionary-test", settings, len(plan))
+    for layer, _ in plan:
+        study.enqueue_trial({"cut_layer": layer})
+
+    def objective(trial: optuna.Trial) -> float:
+        layer = trial.suggest_categorical("cut_layer", list(meta.index))
+        info = meta.loc[layer]
+        for name, value in {"cut_layer": layer, "weights": "none", "layer_depth": int(info.depth),
+                            "layer_index": int(info.layer_index), "block": info.block,
+                            "channels": int(info.channels), "stride": SIZE // 16}.items():
+            trial.set_user_attr(f"ocl:{name}", value)
+        outcome = plan[trial.number][1]
+        if outcome is None:
+            raise optuna.TrialPruned()
+        if outcome == "fail":
+            raise RuntimeError("diverged")
+        return outcome
+
+    study.optimize(objective, n_trials=len(plan), callbacks=[dictionary_callback(url)], catch=(RuntimeError,))
+
+    frame = dictionary_frame(url).set_index("layer")
+    swept = frame[frame["sweep_best_auroc"].notna()]
+    assert set(swept.index) == {"conv4_block3_concat", "relu"}  # not the pruned or the failed trial's layer
+    assert swept.loc["conv4_block3_concat", "sweep_best_auroc"] == pytest.approx(0.67)
+    assert swept.loc["conv4_block3_concat", "sweep_mean_auroc"] == pytest.approx(0.64)
+    assert swept.loc["conv4_block3_concat", "n_trials"] == 2 and swept.loc["relu", "n_trials"] == 1
+    assert frame["probe_auroc"].notna().sum() == 63  # the build's scores are still there
+    best = frame[frame["best"]]
+    assert list(best.index) == ["conv4_block3_concat"] and best["best_by"].iloc[0] == "sweep_best_auroc"
+    assert frame.loc["relu", "rank"] == 2  # swept layers first, then the rest by probe AUROC
+    unswept = frame[frame["sweep_best_auroc"].isna()].sort_values("rank")
+    assert list(unswept["probe_auroc"]) == sorted(unswept["probe_auroc"], reverse=True)
+
+
+@pytest.mark.skipif(not os.environ.get("OCL_TEST_POSTGRES_URL"),
+                    reason="set OCL_TEST_POSTGRES_URL=postgresql://user@host/db to test PostgreSQL (.ci/run does)")
+def test_postgresql_holds_the_same_dictionary_as_sqlite(built: Built, monkeypatch: pytest.MonkeyPatch):
+    """The same build into PostgreSQL reads back exactly as from SQLite. Drops the ocl_ tables there first."""
+    url = os.environ["OCL_TEST_POSTGRES_URL"]
+    engine = create_engine(normalize_url(url))
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))  # the bank is cached: this build only scores
+    build_dictionary(url, weights="none", image_size=SIZE)
+    from_sqlite, from_postgres = dictionary_frame(built.url), dictionary_frame(url)
+    assert len(from_postgres) == 63
+    pd.testing.assert_frame_equal(from_sqlite.reset_index(drop=True), from_postgres.reset_index(drop=True))

@@ -1,0 +1,90 @@
+"""LogME against a direct computation of the same evidence, and that it prefers informative features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from layers_index.logme import logme, logme_fit
+
+
+def dense_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """log p(y | F, alpha, beta) the textbook way: posterior mean and log|A| by dense inverse and determinant."""
+    n, d = features.shape
+    a = alpha * np.eye(d) + beta * features.T @ features
+    m = beta * np.linalg.inv(a) @ features.T @ y
+    return float(
+        n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+        - beta / 2 * np.sum((features @ m - y) ** 2) - alpha / 2 * m @ m - np.linalg.slogdet(a)[1] / 2
+    )
+
+
+def gaussian_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
+    """The same evidence as a marginal likelihood: y ~ N(0, I / beta + F F^T / alpha)."""
+    n = len(y)
+    return float(multivariate_normal(np.zeros(n), np.eye(n) / beta + features @ features.T / alpha).logpdf(y))
+
+
+def problem(n: int, d: int, seed: int, *, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, d)) * rng.uniform(0.2, 3.0, size=d)
+    y = (signal * features[:, 0] + rng.normal(size=n) > 0).astype(float)
+    return features, y
+
+
+@pytest.mark.parametrize("n, d", [(40, 8), (60, 30), (25, 80), (50, 50), (200, 5)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_logme_equals_the_dense_evidence_at_its_alpha_and_beta(n, d, seed):
+    features, y = problem(n, d, seed)
+    (fitted,) = logme_fit(features, y)
+    direct = dense_evidence(features, y, fitted.alpha, fitted.beta)
+    assert fitted.value * n == pytest.approx(direct, rel=1e-9, abs=1e-8)
+    assert fitted.value * n == pytest.approx(gaussian_evidence(features, y, fitted.alpha, fitted.beta), rel=1e-8)
+
+
+@pytest.mark.parametrize("n, d", [(40, 8), (30, 60), (200, 5)])
+def test_alpha_and_beta_maximise_the_evidence(n, d):
+    """The fixed point is the evidence maximum: moving alpha or beta either way lowers the dense evidence."""
+    features, y = problem(n, d, seed=3, signal=3.0)
+    (fitted,) = logme_fit(features, y)
+    best = dense_evidence(features, y, fitted.alpha, fitted.beta)
+    for da, db in [(1.1, 1), (1 / 1.1, 1), (1, 1.1), (1, 1 / 1.1), (1.05, 1.05), (1 / 1.05, 1 / 1.05)]:
+        assert dense_evidence(features, y, fitted.alpha * da, fitted.beta * db) < best
+
+
+def test_rank_deficient_features_with_more_rows_than_columns():
+    """Duplicated columns make F^T F singular; the evidence must still match the dense computation."""
+    features, y = problem(80, 6, seed=5)
+    features = np.hstack([features, features[:, :2]])
+    (fitted,) = logme_fit(features, y)
+    assert fitted.value * 80 == pytest.approx(gaussian_evidence(features, y, fitted.alpha, fitted.beta), rel=1e-8)
+
+
+def test_several_outputs_average_their_per_sample_evidence():
+    features, y0 = problem(60, 12, seed=6)
+    _, y1 = problem(60, 12, seed=7)
+    targets = np.stack([y0, y1], axis=1)
+    first, second = logme_fit(features, targets)
+    assert logme(features, targets) == pytest.approx((first.value + second.value) / 2)
+    assert first.value == pytest.approx(logme(features, y0))
+
+
+def test_informative_features_rank_above_noise():
+    rng = np.random.default_rng(8)
+    n = 300
+    y = rng.integers(0, 2, n).astype(float)
+    noise = rng.normal(size=(n, 32))
+    weak = noise.copy()
+    weak[:, 0] += 0.5 * y
+    strong = noise.copy()
+    strong[:, :4] += 2.0 * y[:, None]
+    assert logme(strong, y) > logme(weak, y) > logme(noise, y)
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    features, y = problem(20, 4, seed=9)
+    with pytest.raises(ValueError, match="targets: 19 rows"):
+        logme(features, y[:19])
+    with pytest.raises(ValueError, match="constant"):
+        logme(features, np.ones(20))
