@@ -34,7 +34,7 @@ class _Optimizer:
             elif self.name == "rmsprop":
                 v *= 0.9
                 v += 0.1 * g * g
-                p -= lr * g / (np.sqrt(v) + 1e-7)
+                p -= lr * g / np.sqrt(v + 1e-7)
             else:  # adam, adamw
                 if self.name == "adamw":
                     p -= lr * 0.004 * p

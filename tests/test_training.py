@@ -1,0 +1,104 @@
+"""The two training strategies on real sample labels, checked against scikit-learn and Keras."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+
+from sweep.backbone import Weights, build_backbone
+from sweep.data import load_dataset
+from sweep.feature_bank import load_feature_bank
+from sweep.image_cache import load_image_cache
+from sweep.metrics import mean_auroc
+from sweep.training import TrialConfig, TrialData, run_trial
+from sweep.training._head import _Optimizer
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def setup():
+    dataset = load_dataset()
+    task = dataset.task("multilabel")
+    cache = load_image_cache(dataset.paths, SIZE)
+    backbone = build_backbone(SIZE, Weights("none"))
+    bank = load_feature_bank(cache, Weights("none"), ["conv4_block24_concat", "pool3_pool"], backbone=backbone)
+    return TrialData.from_dataset(dataset, task, cache), bank
+
+
+def test_feature_extraction_metrics_equal_scikit_learn_on_its_predictions(setup):
+    data, bank = setup
+    result = run_trial(TrialConfig("feature_extraction", "conv4_block24_concat", head_units=128, dropout=0.2, epochs=6),
+                       data, bank=bank, backbone_factory=lambda: None)
+    y, p = data.targets[data.val], result.predict(data.val)
+    val = result.val
+    for k, output in enumerate(data.outputs):
+        if y[:, k].min() == y[:, k].max():
+            assert np.isnan(val.auroc[k]), output
+            continue
+        predicted = (p[:, k] >= val.thresholds[k]).astype(int)
+        assert val.auroc[k] == pytest.approx(roc_auc_score(y[:, k], p[:, k]))
+        assert val.auprc[k] == pytest.approx(average_precision_score(y[:, k], p[:, k]))
+        assert val.balanced_accuracy[k] == pytest.approx(balanced_accuracy_score(y[:, k], predicted))
+        assert val.sensitivity[k] == pytest.approx(predicted[y[:, k] == 1].mean())
+        assert val.majority_accuracy[k] == pytest.approx(max(y[:, k].mean(), 1 - y[:, k].mean()))
+    assert val.mean_auroc == pytest.approx(np.nanmean(val.auroc))
+    assert result.history[result.best_epoch] == pytest.approx(val.mean_auroc)
+
+
+def test_the_per_epoch_auroc_equals_scikit_learn_including_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (200, 4))
+    y[:, 3] = 0  # undefined for this output: left out of the mean
+    scores = np.round(rng.random((200, 4)), 1)  # many tied scores
+    expected = np.mean([roc_auc_score(y[:, k], scores[:, k]) for k in range(3)])
+    assert mean_auroc(y, scores) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
+def test_numpy_head_optimizers_follow_keras(name):
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(5, 3)).astype(np.float32)
+    grads = [rng.normal(size=(5, 3)).astype(np.float32) for _ in range(3)]
+    ours = [start.copy()]
+    optimizer = _Optimizer(name, 0.01, ours)
+    variable = keras.Variable(start.copy())
+    theirs = {"adam": keras.optimizers.Adam(0.01), "adamw": keras.optimizers.AdamW(0.01),
+              "sgd": keras.optimizers.SGD(0.01, momentum=0.9), "rmsprop": keras.optimizers.RMSprop(0.01)}[name]
+    for grad in grads:
+        optimizer.step(ours, [grad])
+        theirs.apply([keras.ops.convert_to_tensor(grad)], [variable])
+    np.testing.assert_allclose(ours[0], np.asarray(variable), rtol=1e-4, atol=1e-5)
+
+
+def test_the_exported_keras_model_scores_raw_images_like_the_trained_head(setup):
+    data, bank = setup
+    result = run_trial(TrialConfig("feature_extraction", "pool3_pool", head_units=64, epochs=3), data, bank=bank,
+                       backbone_factory=lambda: build_backbone(SIZE, Weights("none")))
+    model = result.export()
+    rows = data.val[:16]
+    x = np.asarray(data.images[rows], np.float32)[..., None]
+    np.testing.assert_allclose(np.asarray(model.predict_on_batch(x)), result.predict(rows), rtol=1e-3, atol=1e-4)
+
+
+def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
+    data, _ = setup
+    backbone = build_backbone(SIZE, Weights("none"))
+    before = {w.path: np.array(w) for layer in backbone.layers for w in layer.weights}
+    config = TrialConfig("fine_tuning", "conv3_block4_concat", unfreeze_from="conv3_block2_concat", augment=True,
+                         epochs=1, batch_size=64, learning_rate=1e-2)
+    run_trial(config, data, backbone_factory=lambda: backbone)
+    names = [layer.name for layer in backbone.layers]
+    boundary = names.index("conv3_block2_concat")
+    cut = names.index("conv3_block4_concat")
+    changed_after = 0
+    for index, layer in enumerate(backbone.layers[: cut + 1]):
+        for w in layer.weights:
+            same = np.array_equal(before[w.path], np.array(w))
+            if index < boundary or isinstance(layer, keras.layers.BatchNormalization):
+                assert same, f"{w.path} changed but lies before the boundary or is BatchNormalization"
+            else:
+                changed_after += not same
+    assert changed_after >= 4  # the conv kernels of conv3_block3 and conv3_block4 trained
