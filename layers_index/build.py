@@ -1,9 +1,10 @@
 """``ocl dictionary build``: score every candidate layer of one dataset, task and weights at once.
 
 A sweep only learns about the layers its trials happen to visit. The build scores all 63 from the
-feature bank (one forward pass, cached and shared with the sweep) with two cheap, training-free or
-nearly so, measures: a linear probe (fit on train, AUROC on validation) and LogME (evidence on
-train). Both use the patient-wise splits of the dataset, so no patient's images are on both sides.
+feature bank (one forward pass, cached and shared with the sweep) with two cheap measures: a
+linear probe (fit on train, AUROC on validation) and LogME (evidence on train; it needs no
+held-out data). The splits are the dataset's patient-wise ones, so the probe is never scored on a
+patient it was fitted on.
 Everything is scored before anything is written, and written in one transaction: an interrupted
 build leaves the dictionary as it was.
 
@@ -116,14 +117,14 @@ def _score_layers(bank, infos, targets: np.ndarray, train: np.ndarray, val: np.n
     from sweep._progress import rate_progress, rate_text
 
     scored = []
+    fitted = [k for k in range(targets.shape[1]) if targets[train, k].min() != targets[train, k].max()]
     with rate_progress() as bar:
         task = bar.add_task("scoring layers", total=len(infos), rate="")
         start = time.perf_counter()
         for done, info in enumerate(infos, start=1):
             features = np.asarray(bank.features(info.name), dtype=np.float64)
             probe = linear_probe(features[train], targets[train], features[val], targets[val], seed=seed)
-            usable = [k for k in range(targets.shape[1]) if targets[train, k].min() != targets[train, k].max()]
-            evidence = logme(features[train], targets[train][:, usable])
+            evidence = logme(features[train], targets[train][:, fitted])  # as the probe, skip one-class outputs
             scored.append((info, probe.auroc, evidence))
             bar.update(task, advance=1, rate=rate_text(done, time.perf_counter() - start, "layer"))
     return scored

@@ -162,8 +162,12 @@ def _check(space: SearchSpace, where: str) -> SearchSpace:
     return space
 
 
-def load_search_space(path: Path | None = None, **overrides: Any) -> SearchSpace:
-    """Read a study file's ``[space]`` table (default: built-in defaults), then apply overrides."""
+def load_search_space(path: Path | None = None, *, fallbacks: dict[str, Any] | None = None,
+                      **overrides: Any) -> SearchSpace:
+    """Read a study file's ``[space]`` table, then apply overrides (flags the user passed).
+
+    ``fallbacks`` replace built-in defaults only for keys the study file does not set.
+    """
     values: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
@@ -179,6 +183,8 @@ def load_search_space(path: Path | None = None, **overrides: Any) -> SearchSpace
         unknown = sorted(set(values) - known)
         if unknown:
             raise OCLError(f"--config {path}: unknown key {unknown[0]!r} in [space]; valid keys: {', '.join(sorted(known))}")
+    for key, value in (fallbacks or {}).items():
+        values.setdefault(key, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         space = SearchSpace.from_dict(values)

@@ -88,8 +88,8 @@ def build(
 ) -> None:
     """Score EVERY candidate layer (linear probe AUROC and LogME) from the feature bank, in one pass.
 
-    The first build at a size computes the feature bank (minutes at 224 px on a CPU); later builds
-    and sweeps reuse it. Example: ocl dictionary build --weights none --image-size 128
+    The first build at a size computes the feature bank (about a minute at 224 px on two CPU cores).
+    Later builds and sweeps reuse it. Example: ocl dictionary build --weights none --image-size 128
     """
     from layers_index.build import build_dictionary
 
@@ -181,8 +181,8 @@ def compare(
 ) -> None:
     """Spearman and Kendall rank correlation of two datasets' layer profiles, and where they disagree most.
 
-    Near 1: the best layers of one dataset are a good start for the other. Example:
-    ocl dictionary compare --data nih-cxr14-sample --data ~/ultrasound
+    Near 1: the best layers of one dataset are a good start for the other.
+    Example: ocl dictionary compare --data nih-cxr14-sample --data ~/ultrasound
     """
     from layers_index.compare import compare_profiles
     from layers_index.views import dictionary_frame

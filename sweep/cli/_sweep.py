@@ -55,15 +55,14 @@ def sweep(
     strategies = None
     if strategy is not None:
         strategies = ["feature_extraction", "fine_tuning"] if strategy is Strategy.both else [strategy.value]
-    elif not on_gpu:
-        strategies = ["feature_extraction"]
+    cpu_only = {} if on_gpu else {"strategies": ["feature_extraction"]}
     weights_choice = None
     if weights is not None:
         from sweep.backbone import parse_weights
 
         parsed = parse_weights(weights, seed=seed)
         weights_choice = [str(parsed.path) if parsed.path else parsed.kind]
-    space = load_search_space(config, strategies=strategies, weights=weights_choice)
+    space = load_search_space(config, fallbacks=cpu_only, strategies=strategies, weights=weights_choice)
     dataset = load_dataset(data, seed=seed)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
@@ -93,7 +92,7 @@ def sweep(
         f"{image_size} px), strategies {'+'.join(space.strategies)}, weights {'+'.join(space.weights)}, "
         f"{len(device_list)} worker(s) on {', '.join(d.label for d in device_list)}"
     )
-    if strategy is None and not on_gpu:
+    if strategy is None and not on_gpu and space.strategies == ("feature_extraction",):
         err_console.print("note: no GPU visible, so only feature extraction runs (fine-tuning 200 trials on a CPU "
                           "takes hours); pass --strategy both to include it", highlight=False)
     if counts["finished"] >= trials:
