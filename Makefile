@@ -30,3 +30,4 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check sweep layers_index tests benchmarks
+	$(BIN)/ruff format --check sweep layers_index tests benchmarks

@@ -37,8 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=224, help="input size in pixels (default 224)")
     parser.add_argument("--weights", default="none", help="imagenet, none or a weights file (default none)")
     parser.add_argument("--goal", type=float, default=60.0, help="seconds the cached build may take (default 60)")
-    parser.add_argument("--storage", default=None,
-                        help="database URL to write to (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--storage", default=None, help="database URL to write to (default: a SQLite file in a temporary folder)")
     parser.add_argument("--top", type=int, default=5, help="how many top layers to list per score (default 5)")
     return parser.parse_args()
 
@@ -59,22 +58,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         storage = args.storage or f"sqlite:///{Path(folder) / 'ocl.db'}"
         cache = os.environ.get("OCL_CACHE_DIR", "studies/cache")
-        print(f"ocl dictionary build: embedded NIH sample, {args.image_size} px, weights {args.weights}, "
-              f"cache {cache}, {os.cpu_count()} CPU(s)")
+        print(
+            f"ocl dictionary build: embedded NIH sample, {args.image_size} px, weights {args.weights}, "
+            f"cache {cache}, {os.cpu_count()} CPU(s)"
+        )
         _, warm_wall, _ = timed_build(storage, args)
         print(f"  first build (warm-up; builds the bank if not cached): {warm_wall:7.1f} s")
         rows, wall, cpu = timed_build(storage, args)
         verdict = "meets" if wall <= args.goal else "MISSES"
-        print(f"  second build, bank cached: {wall:7.1f} s wall, {cpu:.1f} s CPU, {len(rows)} layers "
-              f"({wall / len(rows):.2f} s per layer) -> {verdict} the {args.goal:.0f} s goal")
+        print(
+            f"  second build, bank cached: {wall:7.1f} s wall, {cpu:.1f} s CPU, {len(rows)} layers "
+            f"({wall / len(rows):.2f} s per layer) -> {verdict} the {args.goal:.0f} s goal"
+        )
 
     probe = [r.probe_auroc for r in rows]
     evidence = [r.logme for r in rows]
     tau, rho = kendalltau(probe, evidence), spearmanr(probe, evidence)
-    print(f"  LogME vs probe AUROC layer rankings over {len(rows)} layers: Kendall tau {tau.statistic:+.3f} "
-          f"(p {tau.pvalue:.2g}), Spearman rho {rho.statistic:+.3f} (p {rho.pvalue:.2g})")
-    print(f"  probe AUROC range {min(probe):.3f}..{max(probe):.3f}; "
-          f"LogME range {min(evidence):.4f}..{max(evidence):.4f}")
+    print(
+        f"  LogME vs probe AUROC layer rankings over {len(rows)} layers: Kendall tau {tau.statistic:+.3f} "
+        f"(p {tau.pvalue:.2g}), Spearman rho {rho.statistic:+.3f} (p {rho.pvalue:.2g})"
+    )
+    print(f"  probe AUROC range {min(probe):.3f}..{max(probe):.3f}; LogME range {min(evidence):.4f}..{max(evidence):.4f}")
     for name, key in (("probe AUROC", lambda r: r.probe_auroc), ("LogME", lambda r: r.logme)):
         best = sorted(rows, key=key, reverse=True)[: args.top]
         print(f"  top {args.top} by {name}: " + ", ".join(f"{r.layer} ({key(r):.4f})" for r in best))

@@ -35,15 +35,24 @@ REPO = Path(__file__).resolve().parent.parent
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=REPO / "tests" / "data" / "nih-full",
-                        help="folder of PNGs to decode (default: the 40 NIH originals in tests/data/nih-full)")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=REPO / "tests" / "data" / "nih-full",
+        help="folder of PNGs to decode (default: the 40 NIH originals in tests/data/nih-full)",
+    )
     parser.add_argument("--size", type=int, default=224, help="output size in pixels (default 224)")
     parser.add_argument("--batch", type=int, default=32, help="batch size for cache reads (default 32)")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum time per measurement (default 3)")
-    parser.add_argument("--read-images", type=int, default=4096,
-                        help="rows in the tiled cache used for read timing (default 4096)")
-    parser.add_argument("--model-rate", type=float, default=20.0,
-                        help="model throughput to compare with, img/s (default 20: DenseNet-121 forward at 224)")
+    parser.add_argument(
+        "--read-images", type=int, default=4096, help="rows in the tiled cache used for read timing (default 4096)"
+    )
+    parser.add_argument(
+        "--model-rate",
+        type=float,
+        default=20.0,
+        help="model throughput to compare with, img/s (default 20: DenseNet-121 forward at 224)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -108,8 +117,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{len(paths)} PNGs from {args.images} at {args.size} px; {os.cpu_count()} CPU(s); "
-          f"model reference {args.model_rate:g} img/s")
+    print(
+        f"{len(paths)} PNGs from {args.images} at {args.size} px; {os.cpu_count()} CPU(s); "
+        f"model reference {args.model_rate:g} img/s"
+    )
     rows = [
         ("decode + resize (1 thread)", decode_rate, f"{decoded} img"),
         (f"cache build ({os.cpu_count()} threads)", build_rate, f"{len(paths)} img"),
@@ -120,9 +131,11 @@ def main() -> None:
     print("-" * len(header))
     for name, rate, note in rows:
         print(f"{name:<34} {rate:>10,.0f} {rate / decode_rate:>9.1f} {rate / args.model_rate:>9.1f}  {note}")
-    print(f"cache read / decode = {read_rate / decode_rate:,.0f}x; "
-          f"decode alone is {decode_rate / args.model_rate:.1f}x the model's {args.model_rate:g} img/s, "
-          f"cache reads {read_rate / args.model_rate:,.0f}x")
+    print(
+        f"cache read / decode = {read_rate / decode_rate:,.0f}x; "
+        f"decode alone is {decode_rate / args.model_rate:.1f}x the model's {args.model_rate:g} img/s, "
+        f"cache reads {read_rate / args.model_rate:,.0f}x"
+    )
 
 
 if __name__ == "__main__":

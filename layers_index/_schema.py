@@ -8,7 +8,7 @@ this release refuse a database written by a newer one instead of misreading it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     DateTime,
@@ -25,7 +25,7 @@ SCORE_KINDS = ("probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -68,9 +68,7 @@ class LayerRow(Base):
 
 class ScoreRow(Base):
     __tablename__ = "ocl_layer_scores"
-    __table_args__ = (
-        UniqueConstraint("dataset_id", "layer_id", "weights", "image_size", "kind", name="uq_ocl_score"),
-    )
+    __table_args__ = (UniqueConstraint("dataset_id", "layer_id", "weights", "image_size", "kind", name="uq_ocl_score"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("ocl_datasets.id"), nullable=False)

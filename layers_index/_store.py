@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +116,7 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
             _stamp(engine)
     except OperationalError as exc:
         reason = str(exc.orig).splitlines()[0][:200] if exc.orig else str(exc)[:200]
-        raise OCLError(
-            f"--storage {url}: cannot open the database ({reason}); check the URL and that the server runs"
-        ) from None
+        raise OCLError(f"--storage {url}: cannot open the database ({reason}); check the URL and that the server runs") from None
     _engines[url] = engine
     return engine
 
@@ -152,7 +150,11 @@ def _dataset_row(session: Session, key: DatasetKey) -> DatasetRow:
     row = session.scalars(select(DatasetRow).where(DatasetRow.name == key.name, DatasetRow.task == key.task)).first()
     if row is None:
         row = DatasetRow(
-            name=key.name, task=key.task, modality=key.modality, images=key.images, patients=key.patients,
+            name=key.name,
+            task=key.task,
+            modality=key.modality,
+            images=key.images,
+            patients=key.patients,
             fingerprint=key.fingerprint,
         )
         session.add(row)
@@ -166,8 +168,15 @@ def _dataset_row(session: Session, key: DatasetKey) -> DatasetRow:
 def _layer_row(session: Session, key: LayerKey) -> LayerRow:
     row = session.scalars(select(LayerRow).where(LayerRow.model == MODEL, LayerRow.name == key.name)).first()
     if row is None:
-        row = LayerRow(model=MODEL, name=key.name, depth=key.depth, layer_index=key.layer_index, block=key.block,
-                       channels=key.channels, stride=key.stride)
+        row = LayerRow(
+            model=MODEL,
+            name=key.name,
+            depth=key.depth,
+            layer_index=key.layer_index,
+            block=key.block,
+            channels=key.channels,
+            stride=key.stride,
+        )
         session.add(row)
         session.flush()
     return row
@@ -182,17 +191,23 @@ def upsert_scores(url: str, dataset: DatasetKey, weights: str, image_size: int, 
                 data_row = _dataset_row(session, dataset)
                 for score in scores:
                     layer_row = _layer_row(session, score.layer)
-                    row = session.scalars(select(ScoreRow).where(
-                        ScoreRow.dataset_id == data_row.id, ScoreRow.layer_id == layer_row.id,
-                        ScoreRow.weights == weights, ScoreRow.image_size == image_size, ScoreRow.kind == score.kind,
-                    )).first()
+                    row = session.scalars(
+                        select(ScoreRow).where(
+                            ScoreRow.dataset_id == data_row.id,
+                            ScoreRow.layer_id == layer_row.id,
+                            ScoreRow.weights == weights,
+                            ScoreRow.image_size == image_size,
+                            ScoreRow.kind == score.kind,
+                        )
+                    ).first()
                     if row is None:
-                        row = ScoreRow(dataset_id=data_row.id, layer_id=layer_row.id, weights=weights,
-                                       image_size=image_size, kind=score.kind)
+                        row = ScoreRow(
+                            dataset_id=data_row.id, layer_id=layer_row.id, weights=weights, image_size=image_size, kind=score.kind
+                        )
                         session.add(row)
                     row.value, row.n_trials = float(score.value), int(score.n_trials)
                     row.source_study, row.source_trial = score.source_study, score.source_trial
-                    row.updated_at = datetime.now(timezone.utc)
+                    row.updated_at = datetime.now(UTC)
             return len(scores)
         except IntegrityError:
             if attempt == 2:
@@ -211,18 +226,33 @@ def read_scores(
     """Every stored score matching the filters, one dict per score, with its dataset and layer."""
     query = (
         select(
-            DatasetRow.name.label("dataset"), DatasetRow.task, ScoreRow.weights, ScoreRow.image_size,
-            LayerRow.name.label("layer"), LayerRow.depth, LayerRow.layer_index, LayerRow.block, LayerRow.channels,
-            LayerRow.stride, ScoreRow.kind, ScoreRow.value, ScoreRow.n_trials, ScoreRow.source_study,
-            ScoreRow.source_trial, ScoreRow.updated_at,
+            DatasetRow.name.label("dataset"),
+            DatasetRow.task,
+            ScoreRow.weights,
+            ScoreRow.image_size,
+            LayerRow.name.label("layer"),
+            LayerRow.depth,
+            LayerRow.layer_index,
+            LayerRow.block,
+            LayerRow.channels,
+            LayerRow.stride,
+            ScoreRow.kind,
+            ScoreRow.value,
+            ScoreRow.n_trials,
+            ScoreRow.source_study,
+            ScoreRow.source_trial,
+            ScoreRow.updated_at,
         )
         .join(DatasetRow, ScoreRow.dataset_id == DatasetRow.id)
         .join(LayerRow, ScoreRow.layer_id == LayerRow.id)
-        .order_by(DatasetRow.name, DatasetRow.task, ScoreRow.weights, ScoreRow.image_size, LayerRow.layer_index,
-                  ScoreRow.kind)
+        .order_by(DatasetRow.name, DatasetRow.task, ScoreRow.weights, ScoreRow.image_size, LayerRow.layer_index, ScoreRow.kind)
     )
-    for column, value in ((DatasetRow.name, dataset), (DatasetRow.task, task), (ScoreRow.weights, weights),
-                          (ScoreRow.image_size, image_size)):
+    for column, value in (
+        (DatasetRow.name, dataset),
+        (DatasetRow.task, task),
+        (ScoreRow.weights, weights),
+        (ScoreRow.image_size, image_size),
+    ):
         if value is not None:
             query = query.where(column == value)
     with Session(engine_for(url, create=False)) as session:

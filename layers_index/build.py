@@ -90,8 +90,14 @@ def build_dictionary(
         key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, image_size // info.height)
         scores += [Score(key, "probe_auroc", probe_auroc), Score(key, "logme", evidence)]
         results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe_auroc, evidence))
-    key = DatasetKey(dataset.name, parsed_task.name, dataset.modality, len(dataset),
-                     int(dataset.table["patient"].nunique()), dataset.fingerprint())
+    key = DatasetKey(
+        dataset.name,
+        parsed_task.name,
+        dataset.modality,
+        len(dataset),
+        int(dataset.table["patient"].nunique()),
+        dataset.fingerprint(),
+    )
     upsert_scores(storage_url, key, label, image_size, scores)
     return results
 
@@ -99,7 +105,8 @@ def build_dictionary(
 def _check_splits(y_train: np.ndarray, y_val: np.ndarray, outputs: tuple[str, ...]) -> None:
     """Refuse a task that no output can be probed on: both splits need both classes."""
     usable = [
-        name for k, name in enumerate(outputs)
+        name
+        for k, name in enumerate(outputs)
         if y_train[:, k].min() != y_train[:, k].max() and y_val[:, k].min() != y_val[:, k].max()
     ]
     if not usable:

@@ -22,17 +22,21 @@ __all__ = ["dictionary_callback", "sweep_scores"]
 def sweep_scores(study: optuna.Study, layer: str, weights: str) -> list[Score]:
     """Best and mean validation AUROC of the completed trials at one layer and weights."""
     trials = [
-        t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if t.user_attrs.get("ocl:cut_layer") == layer and t.user_attrs.get("ocl:weights") == weights
-        and t.value is not None
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.user_attrs.get("ocl:cut_layer") == layer and t.user_attrs.get("ocl:weights") == weights and t.value is not None
     ]
     if not trials:
         return []
     best = max(trials, key=lambda t: t.value)
     a = best.user_attrs
     key = LayerKey(
-        layer, a.get("ocl:layer_depth"), int(a.get("ocl:layer_index", -1)), str(a.get("ocl:block") or "other"),
-        int(a.get("ocl:channels") or 0), int(a.get("ocl:stride") or 0),
+        layer,
+        a.get("ocl:layer_depth"),
+        int(a.get("ocl:layer_index", -1)),
+        str(a.get("ocl:block") or "other"),
+        int(a.get("ocl:channels") or 0),
+        int(a.get("ocl:stride") or 0),
     )
     values = [t.value for t in trials]
     common = {"n_trials": len(trials), "source_study": study.study_name, "source_trial": best.number}

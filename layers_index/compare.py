@@ -68,15 +68,14 @@ def _profile(frame: pd.DataFrame, dataset: str, metric: str) -> tuple[dict, pd.D
     groups = rows[GROUP].drop_duplicates()
     if len(groups) > 1:
         listed = "; ".join(f"task {g.task}, weights {g.weights}, {g.image_size} px" for g in groups.itertuples())
-        raise OCLError(
-            f"--data {dataset}: several profiles ({listed}); pick one with --task, --weights and --image-size"
-        )
+        raise OCLError(f"--data {dataset}: several profiles ({listed}); pick one with --task, --weights and --image-size")
     first = groups.iloc[0]
     return {c: int(first[c]) if c == "image_size" else str(first[c]) for c in GROUP}, rows.set_index("layer")
 
 
-def compare_profiles(frame: pd.DataFrame, dataset_a: str, dataset_b: str, metric: str = "probe_auroc",
-                     *, top: int = 5) -> Comparison:
+def compare_profiles(
+    frame: pd.DataFrame, dataset_a: str, dataset_b: str, metric: str = "probe_auroc", *, top: int = 5
+) -> Comparison:
     """Spearman and Kendall correlation of two datasets' ``metric`` over their common layers.
 
     Raises:
@@ -96,10 +95,28 @@ def compare_profiles(frame: pd.DataFrame, dataset_a: str, dataset_b: str, metric
     rank_a = values_a.rank(ascending=False, method="min").astype(int)
     rank_b = values_b.rank(ascending=False, method="min").astype(int)
     disagreements = sorted(
-        (Disagreement(layer, None if pd.isna(a.loc[layer, "depth"]) else int(a.loc[layer, "depth"]),
-                      float(values_a[layer]), float(values_b[layer]), int(rank_a[layer]), int(rank_b[layer]))
-         for layer in common if rank_a[layer] != rank_b[layer]),
+        (
+            Disagreement(
+                layer,
+                None if pd.isna(a.loc[layer, "depth"]) else int(a.loc[layer, "depth"]),
+                float(values_a[layer]),
+                float(values_b[layer]),
+                int(rank_a[layer]),
+                int(rank_b[layer]),
+            )
+            for layer in common
+            if rank_a[layer] != rank_b[layer]
+        ),
         key=lambda d: -d.shift,
     )
-    return Comparison(metric, key_a, key_b, len(common), float(spearman.statistic), float(spearman.pvalue),
-                      float(kendall.statistic), float(kendall.pvalue), tuple(disagreements[:top]))
+    return Comparison(
+        metric,
+        key_a,
+        key_b,
+        len(common),
+        float(spearman.statistic),
+        float(spearman.pvalue),
+        float(kendall.statistic),
+        float(kendall.pvalue),
+        tuple(disagreements[:top]),
+    )

@@ -140,4 +140,3 @@ def logme_fit(features: np.ndarray, targets: np.ndarray) -> list[Evidence]:
 def logme(features: np.ndarray, targets: np.ndarray) -> float:
     """LogME of ``features`` for binary ``targets``: maximised log evidence per sample, mean over outputs."""
     return float(np.mean([fitted.value for fitted in logme_fit(features, targets)]))
-

@@ -24,8 +24,12 @@ from layers_index.views import GROUP
 __all__ = ["PLOT_METRICS", "BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"]
 
 PLOT_METRICS = ("probe_auroc", "logme", "sweep_best_auroc")
-TITLES = {"probe_auroc": "linear probe AUROC", "logme": "LogME", "sweep_best_auroc": "sweep best AUROC",
-          "sweep_mean_auroc": "sweep mean AUROC"}
+TITLES = {
+    "probe_auroc": "linear probe AUROC",
+    "logme": "LogME",
+    "sweep_best_auroc": "sweep best AUROC",
+    "sweep_mean_auroc": "sweep mean AUROC",
+}
 
 
 class Curve(NamedTuple):
@@ -71,9 +75,17 @@ def plot_data(frame: pd.DataFrame, metrics: tuple[str, ...] = PLOT_METRICS) -> P
         for metric in metrics:
             rows = profile.dropna(subset=[metric]).sort_values("layer_index")
             if len(rows):
-                curves.append(Curve(_label(key, varying), metric, key["dataset"], key["weights"],
-                                    tuple(int(v) for v in rows["layer_index"]), tuple(rows["layer"]),
-                                    tuple(float(v) for v in rows[metric])))
+                curves.append(
+                    Curve(
+                        _label(key, varying),
+                        metric,
+                        key["dataset"],
+                        key["weights"],
+                        tuple(int(v) for v in rows["layer_index"]),
+                        tuple(rows["layer"]),
+                        tuple(float(v) for v in rows[metric]),
+                    )
+                )
     shown = tuple(m for m in metrics if any(c.metric == m for c in curves))
     return PlotData(shown, tuple(curves), tuple(_gains(frame, shown, varying)), tuple(_blocks(frame)))
 
@@ -92,9 +104,17 @@ def _gains(frame: pd.DataFrame, metrics: tuple[str, ...], varying: list[str]) ->
             rows = pretrained[both].sort_values("layer_index")
             if len(rows):
                 gain = rows[metric] - scratch.loc[rows.index, metric]
-                gains.append(Curve(_label(key, varying), metric, key["dataset"], key["weights"],
-                                   tuple(int(v) for v in rows["layer_index"]), tuple(rows.index),
-                                   tuple(float(v) for v in gain)))
+                gains.append(
+                    Curve(
+                        _label(key, varying),
+                        metric,
+                        key["dataset"],
+                        key["weights"],
+                        tuple(int(v) for v in rows["layer_index"]),
+                        tuple(rows.index),
+                        tuple(float(v) for v in gain),
+                    )
+                )
     return gains
 
 
@@ -124,21 +144,42 @@ def draw(data: PlotData):
         first = name not in colours
         colour = colours.setdefault(name, palette[len(colours) % len(palette)])
         figure.add_trace(
-            go.Scatter(x=list(curve.x), y=list(curve.values), mode="lines+markers", name=name, text=list(curve.layers),
-                       line_color=colour, legendgroup=name, showlegend=first,
-                       hovertemplate="%{text}: %{y:.4f}<extra>" + name + "</extra>"),
-            row=row, col=1,
+            go.Scatter(
+                x=list(curve.x),
+                y=list(curve.values),
+                mode="lines+markers",
+                name=name,
+                text=list(curve.layers),
+                line_color=colour,
+                legendgroup=name,
+                showlegend=first,
+                hovertemplate="%{text}: %{y:.4f}<extra>" + name + "</extra>",
+            ),
+            row=row,
+            col=1,
         )
     if data.gains:
         figure.add_hline(y=0, line_dash="dot", line_color="grey", row=len(panels), col=1)
     for span in data.blocks:  # shaded in every panel, named in the top one
         for row in range(1, rows + 1):
             label = {"annotation_text": span.block, "annotation_position": "top left"} if row == 1 else {}
-            figure.add_vrect(x0=span.first - 0.5, x1=span.last + 0.5, fillcolor="lightgrey", opacity=0.25,
-                             line_width=0, row=row, col=1, **label)
+            figure.add_vrect(
+                x0=span.first - 0.5,
+                x1=span.last + 0.5,
+                fillcolor="lightgrey",
+                opacity=0.25,
+                line_width=0,
+                row=row,
+                col=1,
+                **label,
+            )
     figure.update_xaxes(title_text="position in DenseNet-121 (layer index)", row=rows, col=1)
-    figure.update_layout(title="OCL dictionary: layer-wise feature quality", height=320 * rows + 120,
-                         hovermode="x unified", template="plotly_white")
+    figure.update_layout(
+        title="OCL dictionary: layer-wise feature quality",
+        height=320 * rows + 120,
+        hovermode="x unified",
+        template="plotly_white",
+    )
     return figure
 
 

@@ -39,9 +39,7 @@ def _defined(y: np.ndarray) -> bool:
     return bool(y.min() != y.max())
 
 
-def linear_probe(
-    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *, seed: int = 0
-) -> ProbeResult:
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *, seed: int = 0) -> ProbeResult:
     """Fit one logistic regression per output on train, score AUROC on validation.
 
     An output whose training labels hold one class only is not fitted (no decision to learn) and
@@ -51,9 +49,7 @@ def linear_probe(
     y_train = np.asarray(y_train).reshape(len(y_train), -1)
     y_val = np.asarray(y_val).reshape(len(y_val), -1)
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
-        raise ValueError(
-            f"rows: x_train {len(x_train)} / y_train {len(y_train)}, x_val {len(x_val)} / y_val {len(y_val)}"
-        )
+        raise ValueError(f"rows: x_train {len(x_train)} / y_train {len(y_train)}, x_val {len(x_val)} / y_val {len(y_val)}")
     scaler = StandardScaler().fit(np.asarray(x_train, dtype=np.float64))
     train = scaler.transform(np.asarray(x_train, dtype=np.float64))
     val = scaler.transform(np.asarray(x_val, dtype=np.float64))

@@ -26,14 +26,12 @@ from rich.table import Table
 
 from layers_index._store import read_scores
 
-__all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables",
-           "top_layers"]
+__all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"]
 
 GROUP = ["dataset", "task", "weights", "image_size"]
 """The columns that identify one profile: scores are comparable only within one."""
 SCORE_COLUMNS = ["probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc"]
-COLUMNS = [*GROUP, "layer", "block", "depth", "layer_index", "channels", *SCORE_COLUMNS, "n_trials", "rank", "best",
-           "best_by"]
+COLUMNS = [*GROUP, "layer", "block", "depth", "layer_index", "channels", *SCORE_COLUMNS, "n_trials", "rank", "best", "best_by"]
 
 
 def dictionary_frame(
@@ -48,17 +46,29 @@ def dictionary_frame(
     rows: dict[tuple, dict[str, Any]] = {}
     for score in read_scores(storage_url, dataset=dataset, task=task, weights=weights, image_size=image_size):
         key = (*(score[c] for c in GROUP), score["layer"])
-        row = rows.setdefault(key, {
-            **{c: score[c] for c in (*GROUP, "layer", "block", "depth", "layer_index", "channels")},
-            **dict.fromkeys(SCORE_COLUMNS, math.nan), "n_trials": 0,
-        })
+        row = rows.setdefault(
+            key,
+            {
+                **{c: score[c] for c in (*GROUP, "layer", "block", "depth", "layer_index", "channels")},
+                **dict.fromkeys(SCORE_COLUMNS, math.nan),
+                "n_trials": 0,
+            },
+        )
         row[score["kind"]] = score["value"]
         if score["kind"].startswith("sweep_"):
             row["n_trials"] = score["n_trials"]
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS[: COLUMNS.index("rank")])
     frame = frame.sort_values([*GROUP, "layer_index"], kind="stable").reset_index(drop=True)
-    frame = frame.astype({"depth": "Int64", "layer_index": "Int64", "channels": "Int64", "n_trials": "Int64",
-                          "image_size": "Int64", **dict.fromkeys(SCORE_COLUMNS, "float64")})
+    frame = frame.astype(
+        {
+            "depth": "Int64",
+            "layer_index": "Int64",
+            "channels": "Int64",
+            "n_trials": "Int64",
+            "image_size": "Int64",
+            **dict.fromkeys(SCORE_COLUMNS, "float64"),
+        }
+    )
     ranked = [_rank(profile) for _, profile in frame.groupby(GROUP, sort=False)]
     return pd.concat(ranked) if ranked else frame.reindex(columns=COLUMNS)
 
@@ -80,8 +90,7 @@ def top_layers(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     """The ``n`` best layers of each profile, best first."""
     if n < 1:
         raise ValueError(f"n={n}: expected at least 1")
-    return (frame.dropna(subset=["rank"]).sort_values([*GROUP, "rank"], kind="stable")
-            .groupby(GROUP, sort=False).head(n))
+    return frame.dropna(subset=["rank"]).sort_values([*GROUP, "rank"], kind="stable").groupby(GROUP, sort=False).head(n)
 
 
 def format_csv(frame: pd.DataFrame) -> str:
@@ -102,17 +111,38 @@ def format_tables(frame: pd.DataFrame) -> list[Table]:
     tables = []
     for (dataset, task, weights, image_size), profile in frame.groupby(GROUP, sort=False):
         by = profile["best_by"].iloc[0].replace("_", " ").replace("auroc", "AUROC")
-        table = Table(title=f"{dataset} · task {task} · weights {weights} · {image_size} px",
-                      caption=f"★ best layer, by {by}", title_justify="left")
-        for name, left in (("", True), ("depth", False), ("layer", True), ("block", True), ("channels", False),
-                           ("probe AUROC", False), ("LogME", False), ("sweep best", False), ("sweep mean", False),
-                           ("trials", False), ("rank", False)):
+        table = Table(
+            title=f"{dataset} · task {task} · weights {weights} · {image_size} px",
+            caption=f"★ best layer, by {by}",
+            title_justify="left",
+        )
+        for name, left in (
+            ("", True),
+            ("depth", False),
+            ("layer", True),
+            ("block", True),
+            ("channels", False),
+            ("probe AUROC", False),
+            ("LogME", False),
+            ("sweep best", False),
+            ("sweep mean", False),
+            ("trials", False),
+            ("rank", False),
+        ):
             table.add_column(name, justify="left" if left else "right", no_wrap=True)
         for row in profile.itertuples(index=False):
             table.add_row(
-                "★" if row.best else "", "-" if pd.isna(row.depth) else str(row.depth), row.layer, row.block,
-                str(row.channels), _number(row.probe_auroc, 4), _number(row.logme, 4), _number(row.sweep_best_auroc, 4),
-                _number(row.sweep_mean_auroc, 4), str(row.n_trials), "-" if pd.isna(row.rank) else str(row.rank),
+                "★" if row.best else "",
+                "-" if pd.isna(row.depth) else str(row.depth),
+                row.layer,
+                row.block,
+                str(row.channels),
+                _number(row.probe_auroc, 4),
+                _number(row.logme, 4),
+                _number(row.sweep_best_auroc, 4),
+                _number(row.sweep_mean_auroc, 4),
+                str(row.n_trials),
+                "-" if pd.isna(row.rank) else str(row.rank),
                 style="bold" if row.best else None,
             )
         tables.append(table)

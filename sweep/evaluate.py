@@ -22,10 +22,20 @@ from sweep.training import TrialConfig, TrialResult, run_trial
 __all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
 
 CHEXNET_AUROC = {
-    "Atelectasis": 0.8094, "Cardiomegaly": 0.9248, "Effusion": 0.8638, "Infiltration": 0.7345,
-    "Mass": 0.8676, "Nodule": 0.7802, "Pneumonia": 0.7680, "Pneumothorax": 0.8887,
-    "Consolidation": 0.7901, "Edema": 0.8878, "Emphysema": 0.9371, "Fibrosis": 0.8047,
-    "Pleural_Thickening": 0.8062, "Hernia": 0.9164,
+    "Atelectasis": 0.8094,
+    "Cardiomegaly": 0.9248,
+    "Effusion": 0.8638,
+    "Infiltration": 0.7345,
+    "Mass": 0.8676,
+    "Nodule": 0.7802,
+    "Pneumonia": 0.7680,
+    "Pneumothorax": 0.8887,
+    "Consolidation": 0.7901,
+    "Edema": 0.8878,
+    "Emphysema": 0.9371,
+    "Fibrosis": 0.8047,
+    "Pleural_Thickening": 0.8062,
+    "Hernia": 0.9164,
 }
 """Per-class test AUROC published for CheXNet (Rajpurkar et al., 2017, Table 1), for reference."""
 
@@ -60,8 +70,7 @@ def evaluate_best(study: optuna.Study) -> Evaluation:
     trial = best_trial(study)
     objective = Objective(settings, device="cpu")
     fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
-    config, weights_label = objective.space.suggest(fixed, objective.layers, objective.candidates,
-                                                    settings.seed + trial.number)
+    config, weights_label = objective.space.suggest(fixed, objective.layers, objective.candidates, settings.seed + trial.number)
     weights = objective.weights[weights_label]
     from sweep.backbone import build_backbone
 
@@ -86,8 +95,7 @@ def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[
         "cut_layer": evaluation.config.cut_layer,
         "weights": evaluation.weights,
         "val_mean_auroc": evaluation.val.mean_auroc,
-        "test": {**evaluation.test.summary(),
-                 "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc))},
+        "test": {**evaluation.test.summary(), "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc))},
         "report": report,
         "model": model,
     }

@@ -18,10 +18,11 @@ import fcntl
 import hashlib
 import json
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -138,11 +139,12 @@ def load_feature_bank(
     n = len(cache.images)
     with _locked(directory):
         manifest = _read_manifest(directory)
-        missing = [l for l in layers if not _valid(directory, f"layers/{l}", manifest["layers"].get(l), n)]
+        missing = [name for name in layers if not _valid(directory, f"layers/{name}", manifest["layers"].get(name), n)]
         view_entries = manifest["views"].get(views.key, {}) if views else {}
         missing_views = [
-            l for l in layers
-            if views and not _valid(directory, f"views-{views.key}/{l}", view_entries.get(l), len(views.indices))
+            name
+            for name in layers
+            if views and not _valid(directory, f"views-{views.key}/{name}", view_entries.get(name), len(views.indices))
         ]
         if missing or missing_views:
             from sweep.backbone import build_backbone
@@ -168,9 +170,7 @@ def pooled_model(backbone: Any, layers: Sequence[str]) -> Any:
     from sweep._keras import keras_module
 
     keras = keras_module()
-    outputs = [
-        keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(backbone.get_layer(name).output) for name in layers
-    ]
+    outputs = [keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(backbone.get_layer(name).output) for name in layers]
     return keras.Model(backbone.input, outputs, name="feature_bank")
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sweep.errors import OCLError
 
@@ -85,9 +86,7 @@ def candidate_layers(model: Any) -> list[LayerInfo]:
         running += flops[index]
         if is_candidate(layer.name):
             height, width, channels = (int(d) for d in layer.output.shape[1:])
-            infos.append(
-                LayerInfo(layer.name, len(infos), index, block_of(layer.name), height, width, channels, running / total)
-            )
+            infos.append(LayerInfo(layer.name, len(infos), index, block_of(layer.name), height, width, channels, running / total))
     return infos
 
 

@@ -9,8 +9,9 @@ always predicting the majority class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -96,16 +97,15 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def score(
-    y_true: np.ndarray, scores: np.ndarray, outputs: Sequence[str], thresholds: np.ndarray | None = None
-) -> Scores:
+def score(y_true: np.ndarray, scores: np.ndarray, outputs: Sequence[str], thresholds: np.ndarray | None = None) -> Scores:
     """Score predictions; ``thresholds`` default to Youden's J on these same labels (use that for val)."""
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=np.float64)
     if thresholds is None:
         thresholds = youden_thresholds(y_true, scores)
-    result: dict[str, list[float]] = {k: [] for k in ("auroc", "auprc", "sensitivity", "specificity",
-                                                       "balanced_accuracy", "accuracy", "majority_accuracy")}
+    result: dict[str, list[float]] = {
+        k: [] for k in ("auroc", "auprc", "sensitivity", "specificity", "balanced_accuracy", "accuracy", "majority_accuracy")
+    }
     for k in range(y_true.shape[1]):
         y, p = y_true[:, k].astype(int), scores[:, k]
         predicted = (p >= thresholds[k]).astype(int)

@@ -54,6 +54,7 @@ class Objective:
         self._cache: ImageCache | None = None
         self._data: TrialData | None = None
         self._banks: dict[str, FeatureBank] = {}
+        self.built_keras_models = False  # set by trials that build models; the worker then clears Keras
 
     @property
     def cache(self) -> ImageCache:
@@ -74,8 +75,7 @@ class Objective:
             views = None
             if self.space.bank_views and True in self.space.augment:
                 views = ViewSpec(self.space.bank_views, tuple(int(i) for i in self.data.train), seed=self.settings.seed)
-            self._banks[label] = load_feature_bank(self.cache, self.weights[label], self.layers, views=views,
-                                                   backbone=backbone)
+            self._banks[label] = load_feature_bank(self.cache, self.weights[label], self.layers, views=views, backbone=backbone)
         return self._banks[label]
 
     def prepare(self) -> None:
@@ -102,6 +102,7 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 
         weights = self.weights[weights_label]
+        self.built_keras_models |= config.strategy == "fine_tuning"
         try:
             result = run_trial(
                 config,

@@ -33,16 +33,18 @@ def report_data(evaluation: Evaluation, study: optuna.Study) -> ReportData:
     test, val = evaluation.test, evaluation.val
     per_class = []
     for k, output in enumerate(test.outputs):
-        per_class.append({
-            "output": output,
-            "test_auroc": test.auroc[k],
-            "val_auroc": val.auroc[k],
-            "sensitivity": test.sensitivity[k],
-            "specificity": test.specificity[k],
-            "accuracy": test.accuracy[k],
-            "majority_accuracy": test.majority_accuracy[k],
-            "chexnet_auroc": CHEXNET_AUROC.get(output),
-        })
+        per_class.append(
+            {
+                "output": output,
+                "test_auroc": test.auroc[k],
+                "val_auroc": val.auroc[k],
+                "sensitivity": test.sensitivity[k],
+                "specificity": test.specificity[k],
+                "accuracy": test.accuracy[k],
+                "majority_accuracy": test.majority_accuracy[k],
+                "chexnet_auroc": CHEXNET_AUROC.get(output),
+            }
+        )
     roc = {}
     for k, output in enumerate(test.outputs):
         y = evaluation.y_test[:, k]
@@ -52,7 +54,12 @@ def report_data(evaluation: Evaluation, study: optuna.Study) -> ReportData:
     trials = study.get_trials(deepcopy=False)
     history = [(t.number, float(t.value), t.state.name) for t in trials if t.value is not None]
     layers = [
-        (int(t.user_attrs["ocl:layer_depth"]), t.user_attrs["ocl:cut_layer"], float(t.value), t.user_attrs.get("ocl:strategy", ""))
+        (
+            int(t.user_attrs["ocl:layer_depth"]),
+            t.user_attrs["ocl:cut_layer"],
+            float(t.value),
+            t.user_attrs.get("ocl:strategy", ""),
+        )
         for t in trials
         if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("ocl:layer_depth") is not None
     ]
@@ -86,8 +93,9 @@ def write_report(data: ReportData, path: Path) -> Path:
     layers = go.Figure()
     for strategy in sorted({row[3] for row in data.layers}):
         rows = [r for r in data.layers if r[3] == strategy]
-        layers.add_trace(go.Scatter(x=[r[0] for r in rows], y=[r[2] for r in rows], mode="markers", name=strategy,
-                                    text=[r[1] for r in rows]))
+        layers.add_trace(
+            go.Scatter(x=[r[0] for r in rows], y=[r[2] for r in rows], mode="markers", name=strategy, text=[r[1] for r in rows])
+        )
     layers.update_layout(title="Cut-off layer depth vs validation mean AUROC", xaxis_title="candidate depth", yaxis_title="AUROC")
     figures.append(layers)
 

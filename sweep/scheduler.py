@@ -14,9 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sweep.errors import OCLError
 
@@ -50,8 +50,9 @@ def visible_gpus() -> list[int]:
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
     except (subprocess.SubprocessError, OSError):
         return []
     return [int(line) for line in out.split() if line.strip().isdigit()]
@@ -82,7 +83,9 @@ def parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> 
                 raise OCLError(f"--devices {devices}: GPU {item} is not visible; {fix}")
             result.append(Device("gpu", int(item)))
         else:
-            raise OCLError(f"--devices {devices}: {item!r} is neither a GPU index nor cpu; e.g. --devices 0,1 or --devices cpu,cpu")
+            raise OCLError(
+                f"--devices {devices}: {item!r} is neither a GPU index nor cpu; e.g. --devices 0,1 or --devices cpu,cpu"
+            )
     return result
 
 
@@ -95,8 +98,21 @@ class WorkerPool:
         self.logs: list[Path] = []
 
     def command(self, index: int, device: Device, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "sweep", "worker", "--study", self.study, "--storage", self.storage,
-                "--device", device.label, "--worker-index", str(index), *extra]
+        return [
+            sys.executable,
+            "-m",
+            "sweep",
+            "worker",
+            "--study",
+            self.study,
+            "--storage",
+            self.storage,
+            "--device",
+            device.label,
+            "--worker-index",
+            str(index),
+            *extra,
+        ]
 
     def _env(self, device: Device) -> dict[str, str]:
         cpu_workers = sum(d.kind == "cpu" for d in self.devices)
@@ -107,16 +123,18 @@ class WorkerPool:
         before the study is touched; returns the exit code (2 and one printed line for a mistake)."""
         device = self.devices[0]
         env = {**self._env(device), "OCL_QUIET": os.environ.get("OCL_QUIET", "")}
-        return subprocess.call([sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json,
-                                "--device", device.label], env=env)
+        return subprocess.call(
+            [sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json, "--device", device.label], env=env
+        )
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for index, device in enumerate(self.devices):
             log = self.log_dir / f"{self.study.replace('/', '_')}-worker{index}.log"
             handle = open(log, "ab")
-            self.processes.append(subprocess.Popen(self.command(index, device), env=self._env(device),
-                                                   stdout=handle, stderr=subprocess.STDOUT))
+            self.processes.append(
+                subprocess.Popen(self.command(index, device), env=self._env(device), stdout=handle, stderr=subprocess.STDOUT)
+            )
             self.logs.append(log)
 
     def running(self) -> bool:

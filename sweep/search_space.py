@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sweep.augment import Augmentation
 from sweep.errors import OCLError
@@ -54,7 +55,7 @@ class SearchSpace:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SearchSpace":
+    def from_dict(cls, values: dict[str, Any]) -> SearchSpace:
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
@@ -87,7 +88,11 @@ class SearchSpace:
                 unfreeze_from = self.unfreeze_from
             else:
                 back = trial.suggest_int("unfreeze_back", *self.unfreeze_back)
-                earlier = [c for c in candidates if candidates.index(c) < candidates.index(cut_layer)] if cut_layer in candidates else []
+                earlier = (
+                    [c for c in candidates if candidates.index(c) < candidates.index(cut_layer)]
+                    if cut_layer in candidates
+                    else []
+                )
                 unfreeze_from = earlier[max(0, len(earlier) - back)] if earlier else cut_layer
         augment = _choice(trial, "augment", self.augment)
         if strategy == "feature_extraction" and self.bank_views == 0:
@@ -162,8 +167,7 @@ def _check(space: SearchSpace, where: str) -> SearchSpace:
     return space
 
 
-def load_search_space(path: Path | None = None, *, fallbacks: dict[str, Any] | None = None,
-                      **overrides: Any) -> SearchSpace:
+def load_search_space(path: Path | None = None, *, fallbacks: dict[str, Any] | None = None, **overrides: Any) -> SearchSpace:
     """Read a study file's ``[space]`` table, then apply overrides (flags the user passed).
 
     ``fallbacks`` replace built-in defaults only for keys the study file does not set.

@@ -39,7 +39,7 @@ class SweepSettings:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "SweepSettings":
+    def from_json(cls, text: str) -> SweepSettings:
         return cls(**json.loads(text))
 
 
@@ -89,8 +89,7 @@ def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
     """TPE with a seed per worker; the constant liar keeps parallel workers from sampling the same point."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                          n_startup_trials=10)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:

@@ -16,8 +16,8 @@ Example:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -95,8 +95,6 @@ def parse_task(name: str, classes: Sequence[str], *, has_negative_class: bool = 
             return Task(name, "binary", (label,))
         near = difflib.get_close_matches(label, list(classes), n=3, cutoff=0.5)
         hint = f"did you mean {', '.join('binary:' + n for n in near)}? " if near else ""
-        raise OCLError(
-            f"--task {name}: unknown finding {label!r}; {hint}valid findings: {', '.join(classes)}"
-        )
+        raise OCLError(f"--task {name}: unknown finding {label!r}; {hint}valid findings: {', '.join(classes)}")
     shown = ", ".join(valid[:1] + ["binary:<class>", "multilabel"]) if len(valid) > 6 else ", ".join(valid)
     raise OCLError(f"--task {name}: unknown task; valid tasks: {shown} (classes: {', '.join(classes)})")

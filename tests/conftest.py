@@ -86,8 +86,7 @@ def nih_folder(tmp_path: Path, sample_table):
     header, rows = sample_table
     by_name = {row[0]: row for row in rows}
 
-    def build(names: list[str] | None = None, *, layout: str = "images", lists: bool = False,
-              folder: str = "nih") -> Path:
+    def build(names: list[str] | None = None, *, layout: str = "images", lists: bool = False, folder: str = "nih") -> Path:
         names = names or [row[0] for row in rows[:12]]
         root = tmp_path / folder
         root.mkdir()

@@ -53,7 +53,9 @@ def test_the_63_candidates_are_keras_names_in_depth_order(backbone):
 def test_unknown_layer_names_get_suggestions_and_the_posters_layer_is_accepted(backbone):
     names = [layer.name for layer in backbone.layers]
     assert resolve_layer("conv5_block16_2_conv", names) == "conv5_block16_2_conv"
-    with pytest.raises(OCLError, match=r"--layer conv5_block16_2_cnov: DenseNet-121 has no such layer; did you mean conv5_block16_2_conv"):
+    with pytest.raises(
+        OCLError, match=r"--layer conv5_block16_2_cnov: DenseNet-121 has no such layer; did you mean conv5_block16_2_conv"
+    ):
         resolve_layer("conv5_block16_2_cnov", names)
 
 
@@ -124,8 +126,11 @@ def test_offline_imagenet_says_which_file_and_how_to_fix_it(monkeypatch):
 
 
 def test_random_initialisation_is_the_same_in_every_process():
-    script = ("from sweep.backbone import build_backbone, Weights; import numpy as np; "
-              "m = build_backbone(32, Weights('none', seed=5)); print(float(np.sum(m.get_layer('conv3_block1_1_conv').get_weights()[0])))")
+    script = (
+        "from sweep.backbone import build_backbone, Weights; import numpy as np; "
+        "m = build_backbone(32, Weights('none', seed=5)); "
+        "print(float(np.sum(m.get_layer('conv3_block1_1_conv').get_weights()[0])))"
+    )
     runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout for _ in range(2)}
     here = build_backbone(32, Weights("none", seed=5)).get_layer("conv3_block1_1_conv").get_weights()[0].sum()
     assert len(runs) == 1 and float(runs.pop()) == pytest.approx(float(here))

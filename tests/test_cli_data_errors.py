@@ -19,7 +19,9 @@ SIZE = "32"
 
 def missing_directory(tmp, nih):
     return ["data", "prepare", "--data", tmp / "no-such-folder", "--image-size", SIZE], [
-        "no-such-folder", "no such file or directory"]
+        "no-such-folder",
+        "no such file or directory",
+    ]
 
 
 def images_without_label_csv(tmp, nih):

@@ -46,31 +46,59 @@ def resnet_weights(tmp: Path) -> str:
 
 CASES = {
     "missing data folder": (lambda t: ["--data", str(t / "nowhere")], r"--data .*nowhere: no such file or directory"),
-    "label file that is not a CSV": (lambda t: ["--data", write(t, "labels.csv", "\x00\x01\x02garbage")],
-                                     r"label file .*labels.csv (cannot be read|lacks the column)"),
-    "broken image": (lambda t: ["--data", class_folders_with_a_broken_image(t)],
-                     r"image .*broken.png cannot be decoded \(empty file\)"),
-    "unknown finding": (lambda t: ["--task", "binary:Pneumonitis"], r"--task binary:Pneumonitis: unknown finding 'Pneumonitis'; did you mean binary:Pneumonia"),
-    "unknown task": (lambda t: ["--task", "multiclass"], r"--task multiclass: unknown task; valid tasks: any, binary:<class>, multilabel"),
-    "misspelt cut layer": (lambda t: ["--config", write(t, "s.toml", '[space]\ncut_layers = ["conv5_block16_2_cnov"]\n')],
-                           r"cut_layers conv5_block16_2_cnov: DenseNet-121 has no such layer; did you mean conv5_block16_2_conv"),
-    "malformed study file": (lambda t: ["--config", write(t, "s.toml", "[space\nstrategies = \n")], r"--config s.toml: not valid TOML"),
-    "unknown optimizer": (lambda t: ["--config", write(t, "s.toml", '[space]\noptimizers = ["adam", "adagrad"]\n')],
-                          r"--config s.toml: optimizers = 'adagrad' is unknown; valid: adam, sgd, rmsprop, adamw"),
-    "empty search space": (lambda t: ["--config", write(t, "s.toml", "[space]\nstrategies = []\n")],
-                           r"--config s.toml: strategies = \[\] is empty"),
-    "unknown study file key": (lambda t: ["--config", write(t, "s.toml", "[space]\nlearning_rates = [1e-4, 1e-2]\n")],
-                               r"unknown key 'learning_rates' in \[space\]"),
+    "label file that is not a CSV": (
+        lambda t: ["--data", write(t, "labels.csv", "\x00\x01\x02garbage")],
+        r"label file .*labels.csv (cannot be read|lacks the column)",
+    ),
+    "broken image": (
+        lambda t: ["--data", class_folders_with_a_broken_image(t)],
+        r"image .*broken.png cannot be decoded \(empty file\)",
+    ),
+    "unknown finding": (
+        lambda t: ["--task", "binary:Pneumonitis"],
+        r"--task binary:Pneumonitis: unknown finding 'Pneumonitis'; did you mean binary:Pneumonia",
+    ),
+    "unknown task": (
+        lambda t: ["--task", "multiclass"],
+        r"--task multiclass: unknown task; valid tasks: any, binary:<class>, multilabel",
+    ),
+    "misspelt cut layer": (
+        lambda t: ["--config", write(t, "s.toml", '[space]\ncut_layers = ["conv5_block16_2_cnov"]\n')],
+        r"cut_layers conv5_block16_2_cnov: DenseNet-121 has no such layer; did you mean conv5_block16_2_conv",
+    ),
+    "malformed study file": (
+        lambda t: ["--config", write(t, "s.toml", "[space\nstrategies = \n")],
+        r"--config s.toml: not valid TOML",
+    ),
+    "unknown optimizer": (
+        lambda t: ["--config", write(t, "s.toml", '[space]\noptimizers = ["adam", "adagrad"]\n')],
+        r"--config s.toml: optimizers = 'adagrad' is unknown; valid: adam, sgd, rmsprop, adamw",
+    ),
+    "empty search space": (
+        lambda t: ["--config", write(t, "s.toml", "[space]\nstrategies = []\n")],
+        r"--config s.toml: strategies = \[\] is empty",
+    ),
+    "unknown study file key": (
+        lambda t: ["--config", write(t, "s.toml", "[space]\nlearning_rates = [1e-4, 1e-2]\n")],
+        r"unknown key 'learning_rates' in \[space\]",
+    ),
     "missing study file": (lambda t: ["--config", "studies/nope.toml"], r"--config studies/nope.toml: no such file"),
     "zero trials": (lambda t: ["--trials", "0"], r"Invalid value for '--trials'"),
-    "unsupported storage": (lambda t: ["--storage", "redis://localhost/0"], r"--storage redis://localhost/0: unsupported database 'redis'"),
-    "unreachable storage": (lambda t: ["--storage", "postgresql://ocl@127.0.0.1:9/ocl"],
-                            r"--storage postgresql://ocl@127.0.0.1:9/ocl: cannot connect"),
+    "unsupported storage": (
+        lambda t: ["--storage", "redis://localhost/0"],
+        r"--storage redis://localhost/0: unsupported database 'redis'",
+    ),
+    "unreachable storage": (
+        lambda t: ["--storage", "postgresql://ocl@127.0.0.1:9/ocl"],
+        r"--storage postgresql://ocl@127.0.0.1:9/ocl: cannot connect",
+    ),
     "missing GPU": (lambda t: ["--devices", "5"], r"--devices 5: GPU 5 is not visible"),
     "devices and workers": (lambda t: ["--devices", "cpu,cpu", "--workers", "2"], r"pass one of them"),
     "missing weights file": (lambda t: ["--weights", "densenet.h5"], r"--weights densenet.h5: no such file"),
-    "weights of another architecture": (lambda t: ["--weights", resnet_weights(t)],
-                                        r"not DenseNet-121 weights \(its layers do not match DenseNet-121's\)"),
+    "weights of another architecture": (
+        lambda t: ["--weights", resnet_weights(t)],
+        r"not DenseNet-121 weights \(its layers do not match DenseNet-121's\)",
+    ),
     "image size below 32": (lambda t: ["--image-size", "16"], r"--image-size 16: DenseNet-121 needs at least 32 px"),
 }
 

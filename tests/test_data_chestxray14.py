@@ -56,9 +56,7 @@ def test_full_table_reads_every_row(full_labels):
     assert full_labels["image"].is_unique
     # 30,805 patients in NIH's table; ids lose their zero padding ("00000001" -> "1").
     assert full_labels["patient"].nunique() == 30_805
-    assert set(full_labels.loc[full_labels["image"] == "00000001_001.png", "labels"]) == {
-        ("Cardiomegaly", "Emphysema")
-    }
+    assert set(full_labels.loc[full_labels["image"] == "00000001_001.png", "labels"]) == {("Cardiomegaly", "Emphysema")}
     no_finding = (full_labels["labels"].map(len) == 0).sum()
     assert no_finding == 60_361  # NIH's published No Finding count
 

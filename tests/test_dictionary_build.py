@@ -107,10 +107,16 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
     shutil.copyfile(built.database, database)
     url = f"sqlite:///{database}"
     meta = dictionary_frame(url).set_index("layer")
-    plan = [("conv4_block3_concat", 0.61), ("conv4_block3_concat", 0.67), ("relu", 0.64),
-            ("conv2_block1_concat", None), ("pool3_pool", "fail")]
-    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0,
-                             space=SearchSpace(weights=("none",)).as_dict())
+    plan = [
+        ("conv4_block3_concat", 0.61),
+        ("conv4_block3_concat", 0.67),
+        ("relu", 0.64),
+        ("conv2_block1_concat", None),
+        ("pool3_pool", "fail"),
+    ]
+    settings = SweepSettings(
+        data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0, space=SearchSpace(weights=("none",)).as_dict()
+    )
     study = create_or_resume(open_storage(url, heartbeat=False), "dictionary-test", settings, len(plan))
     for layer, _ in plan:
         study.enqueue_trial({"cut_layer": layer})
@@ -118,9 +124,15 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
     def objective(trial: optuna.Trial) -> float:
         layer = trial.suggest_categorical("cut_layer", list(meta.index))
         info = meta.loc[layer]
-        for name, value in {"cut_layer": layer, "weights": "none", "layer_depth": int(info.depth),
-                            "layer_index": int(info.layer_index), "block": info.block,
-                            "channels": int(info.channels), "stride": SIZE // 16}.items():
+        for name, value in {
+            "cut_layer": layer,
+            "weights": "none",
+            "layer_depth": int(info.depth),
+            "layer_index": int(info.layer_index),
+            "block": info.block,
+            "channels": int(info.channels),
+            "stride": SIZE // 16,
+        }.items():
             trial.set_user_attr(f"ocl:{name}", value)
         outcome = plan[trial.number][1]
         if outcome is None:
@@ -145,8 +157,10 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
     assert list(unswept["probe_auroc"]) == sorted(unswept["probe_auroc"], reverse=True)
 
 
-@pytest.mark.skipif(not os.environ.get("OCL_TEST_POSTGRES_URL"),
-                    reason="set OCL_TEST_POSTGRES_URL=postgresql://user@host/db to test PostgreSQL (.ci/run does)")
+@pytest.mark.skipif(
+    not os.environ.get("OCL_TEST_POSTGRES_URL"),
+    reason="set OCL_TEST_POSTGRES_URL=postgresql://user@host/db to test PostgreSQL (.ci/run does)",
+)
 def test_postgresql_holds_the_same_dictionary_as_sqlite(built: Built, monkeypatch: pytest.MonkeyPatch):
     """The same build into PostgreSQL reads back exactly as from SQLite.
 
@@ -156,8 +170,19 @@ def test_postgresql_holds_the_same_dictionary_as_sqlite(built: Built, monkeypatc
     url = os.environ["OCL_TEST_POSTGRES_URL"]
     monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))  # the bank is cached: this build only scores
     build_dictionary(url, weights="none", image_size=SIZE)
-    columns = ["dataset", "task", "weights", "image_size", "layer", "block", "depth", "layer_index", "channels",
-               "probe_auroc", "logme"]
+    columns = [
+        "dataset",
+        "task",
+        "weights",
+        "image_size",
+        "layer",
+        "block",
+        "depth",
+        "layer_index",
+        "channels",
+        "probe_auroc",
+        "logme",
+    ]
     filters = {"dataset": "nih-cxr14-sample", "task": "any", "weights": "none", "image_size": SIZE}
     from_sqlite = dictionary_frame(built.url, **filters)[columns].reset_index(drop=True)
     from_postgres = dictionary_frame(url, **filters)[columns].reset_index(drop=True)

@@ -15,8 +15,12 @@ def dense_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: floa
     a = alpha * np.eye(d) + beta * features.T @ features
     m = beta * np.linalg.inv(a) @ features.T @ y
     return float(
-        n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
-        - beta / 2 * np.sum((features @ m - y) ** 2) - alpha / 2 * m @ m - np.linalg.slogdet(a)[1] / 2
+        n / 2 * np.log(beta)
+        + d / 2 * np.log(alpha)
+        - n / 2 * np.log(2 * np.pi)
+        - beta / 2 * np.sum((features @ m - y) ** 2)
+        - alpha / 2 * m @ m
+        - np.linalg.slogdet(a)[1] / 2
     )
 
 

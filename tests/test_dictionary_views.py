@@ -29,9 +29,13 @@ from sweep.storage import open_storage
 from sweep.study import SweepSettings, create_or_resume
 
 # (name, block) of ten layers in network order; layer_index grows by 7 as in DenseNet's dense layers
-LAYERS = [("conv1_relu", "stem")] + [(f"conv2_block{i}_concat", "dense block 1") for i in range(1, 4)] + [
-    ("pool2_pool", "transition 1")] + [(f"conv3_block{i}_concat", "dense block 2") for i in range(1, 5)] + [
-    ("relu", "final")]
+LAYERS = (
+    [("conv1_relu", "stem")]
+    + [(f"conv2_block{i}_concat", "dense block 1") for i in range(1, 4)]
+    + [("pool2_pool", "transition 1")]
+    + [(f"conv3_block{i}_concat", "dense block 2") for i in range(1, 5)]
+    + [("relu", "final")]
+)
 
 
 def layer_key(position: int) -> LayerKey:
@@ -43,8 +47,16 @@ def dataset_key(name: str, task: str = "any") -> DatasetKey:
     return DatasetKey(name, task, "chest x-ray", 100, 50, "0" * 12)
 
 
-def write_profile(url: str, dataset: str, values: list[float], *, kind: str = "probe_auroc", weights: str = "none",
-                  image_size: int = 64, task: str = "any") -> None:
+def write_profile(
+    url: str,
+    dataset: str,
+    values: list[float],
+    *,
+    kind: str = "probe_auroc",
+    weights: str = "none",
+    image_size: int = 64,
+    task: str = "any",
+) -> None:
     scores = [Score(layer_key(i), kind, v) for i, v in enumerate(values) if v is not None]
     upsert_scores(url, dataset_key(dataset, task), weights, image_size, scores)
 
@@ -152,8 +164,10 @@ def test_a_newer_schema_is_refused_in_one_line_by_the_cli(url: str, ocl, tmp_pat
         assert result.returncode == 2
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr
-        assert lines[0].startswith(f"error: --storage {url}: the OCL dictionary there has schema version "
-                                   f"{SCHEMA_VERSION + 1}, newer than this ocl understands ({SCHEMA_VERSION})")
+        assert lines[0].startswith(
+            f"error: --storage {url}: the OCL dictionary there has schema version "
+            f"{SCHEMA_VERSION + 1}, newer than this ocl understands ({SCHEMA_VERSION})"
+        )
         assert "upgrade ocl" in lines[0]
 
 
@@ -178,8 +192,9 @@ def test_warm_start_enqueues_the_top_k_allowed_layers(url: str):
     write_profile(url, "chest", [0.99] * 10, image_size=224)  # another size: ignored
     study, settings = sweep_study(url, SearchSpace(weights=("none",)))
     assert enqueue_top_layers(study, url, settings, k=3) == ["relu", "conv3_block3_concat", "conv3_block4_concat"]
-    assert fixed_params(study) == [{"cut_layer": name, "strategy": "feature_extraction"}
-                                   for name in ("relu", "conv3_block3_concat", "conv3_block4_concat")]
+    assert fixed_params(study) == [
+        {"cut_layer": name, "strategy": "feature_extraction"} for name in ("relu", "conv3_block3_concat", "conv3_block4_concat")
+    ]
     assert enqueue_top_layers(study, url, settings, k=3) == []  # a rerun adds nothing
     assert len(fixed_params(study)) == 3
 
@@ -187,12 +202,10 @@ def test_warm_start_enqueues_the_top_k_allowed_layers(url: str):
 def test_warm_start_respects_the_space(url: str):
     write_profile(url, "chest", PROFILE)
     upsert_scores(url, dataset_key("chest"), "none", 64, [Score(layer_key(2), "sweep_best_auroc", 0.8, n_trials=4)])
-    space = SearchSpace(strategies=("feature_extraction",), cut_layers=("conv2_*", "conv3_block1_concat"),
-                        weights=("none",))
+    space = SearchSpace(strategies=("feature_extraction",), cut_layers=("conv2_*", "conv3_block1_concat"), weights=("none",))
     study, settings = sweep_study(url, space)
     # the swept layer first, then the allowed rest by probe AUROC; relu is better but not allowed
-    assert enqueue_top_layers(study, url, settings, k=3) == ["conv2_block2_concat", "conv3_block1_concat",
-                                                             "conv2_block1_concat"]
+    assert enqueue_top_layers(study, url, settings, k=3) == ["conv2_block2_concat", "conv3_block1_concat", "conv2_block1_concat"]
     assert fixed_params(study)[0] == {"cut_layer": "conv2_block2_concat"}  # one strategy: not a parameter
     single, single_settings = sweep_study(url, SearchSpace(cut_layers=("relu",), weights=("none",)), "single")
     assert enqueue_top_layers(single, url, single_settings) == []  # one cut layer: nothing to choose

@@ -42,15 +42,15 @@ FAST_SPACE = SearchSpace(
 
 def _study(tmp_path: Path, space: SearchSpace, target: int, name: str = "faults") -> tuple[str, optuna.Study]:
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
-    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0,
-                             space=space.as_dict())
+    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0, space=space.as_dict())
     return storage, create_or_resume(open_storage(storage), name, settings, target)
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path):
     storage, study = _study(tmp_path, FAST_SPACE, target=3)
-    study.enqueue_trial({"strategy": "fine_tuning", "cut_layer": "pool2_pool", "unfreeze_back": 7,
-                         "optimizer": "adam", "learning_rate": 10.0})
+    study.enqueue_trial(
+        {"strategy": "fine_tuning", "cut_layer": "pool2_pool", "unfreeze_back": 7, "optimizer": "adam", "learning_rate": 10.0}
+    )
     for _ in range(3):
         study.enqueue_trial({"strategy": "feature_extraction", "learning_rate": 1e-3, "optimizer": "adam"})
     run_worker(storage, "faults", device="cpu:0")
@@ -108,8 +108,13 @@ def _kill_when(pattern: str, folder: Path, process: subprocess.Popen, timeout: f
 
 
 def test_a_cache_build_killed_midway_is_never_read_and_is_rebuilt(tmp_path, cache_dir):
-    process = subprocess.Popen([sys.executable, "-m", "sweep", "data", "prepare", "--image-size", "200"],
-                               cwd=tmp_path, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "data", "prepare", "--image-size", "200"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert _kill_when(".*.npy.tmp-*", cache_dir, process), "the build finished before it could be killed"
     assert not list((cache_dir / "images").glob("*.json")), "a manifest exists for a half-written cache"
     dataset = load_dataset()
@@ -141,8 +146,13 @@ def test_a_feature_bank_killed_midway_is_rebuilt_and_a_corrupted_layer_is_recomp
 
     dataset = load_dataset()
     load_image_cache(dataset.paths, 32)  # built first, so only the bank is being written when killed
-    process = subprocess.Popen([sys.executable, "-c", BANK_SCRIPT], cwd=tmp_path, env=dict(os.environ),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", BANK_SCRIPT],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert _kill_when("bank/**/.*.npy.tmp-*", cache_dir, process, timeout=180)
     assert not list(cache_dir.rglob("manifest.json")), "a manifest exists for a half-written bank"
 
@@ -169,8 +179,9 @@ def _rss_mib() -> float:
 
 
 def test_memory_stays_flat_over_100_consecutive_trials_in_one_worker(tmp_path, capsys):
-    space = SearchSpace(**{**FAST_SPACE.as_dict(), "strategies": ("feature_extraction",), "learning_rate": (1e-4, 1e-2),
-                           "head_units": (0, 128)})
+    space = SearchSpace(
+        **{**FAST_SPACE.as_dict(), "strategies": ("feature_extraction",), "learning_rate": (1e-4, 1e-2), "head_units": (0, 128)}
+    )
     storage, _ = _study(tmp_path, space, target=100)
     samples: dict[int, float] = {}
 
@@ -182,6 +193,8 @@ def test_memory_stays_flat_over_100_consecutive_trials_in_one_worker(tmp_path, c
     assert finished == 100
     growth = samples[max(samples)] - samples[min(n for n in samples if n >= 10)]
     with capsys.disabled():
-        print(f"\nresident memory after trial 10: {samples[10]:.0f} MiB, after trial {max(samples)}: "
-              f"{samples[max(samples)]:.0f} MiB (growth {growth:+.1f} MiB over {max(samples) - 10} trials)")
+        print(
+            f"\nresident memory after trial 10: {samples[10]:.0f} MiB, after trial {max(samples)}: "
+            f"{samples[max(samples)]:.0f} MiB (growth {growth:+.1f} MiB over {max(samples) - 10} trials)"
+        )
     assert growth < 64, samples

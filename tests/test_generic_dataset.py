@@ -48,6 +48,7 @@ def build_split_folders(root: Path, *, planted: bool) -> None:
     sick = sample_names_with("Infiltration") + sample_names_with("Emphysema")
     # One image per patient, so that only the planted images can share a patient.
     seen: set[str] = {"00000001", "00000013"}
+
     def distinct(names: list[str]) -> list[str]:
         out = []
         for name in names:
@@ -55,6 +56,7 @@ def build_split_folders(root: Path, *, planted: bool) -> None:
                 seen.add(name[:8])
                 out.append(name)
         return out
+
     normal, sick = distinct(normal), distinct(sick)
     for split, (start, stop) in {"train": (0, 8), "valid": (8, 11), "test": (11, 15)}.items():
         put(normal[start:stop], root / split / "normal")

@@ -28,8 +28,9 @@ STUDY = "small"
 
 
 def run_ocl(workdir: Path, env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sweep", *args], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def trials_of(storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -75,8 +76,17 @@ def test_trials_carry_what_the_dashboard_needs(workdir):
     assert study.metric_names == ["val_mean_auroc"]
     trial = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
     attrs = trial.user_attrs
-    for key in ("ocl:cut_layer", "ocl:layer_depth", "ocl:block", "ocl:channels", "ocl:strategy", "ocl:device",
-                "ocl:wall_seconds", "ocl:val_mean_auroc", "ocl:val_auroc_per_class"):
+    for key in (
+        "ocl:cut_layer",
+        "ocl:layer_depth",
+        "ocl:block",
+        "ocl:channels",
+        "ocl:strategy",
+        "ocl:device",
+        "ocl:wall_seconds",
+        "ocl:val_mean_auroc",
+        "ocl:val_auroc_per_class",
+    ):
         assert key in attrs, key
     assert attrs["ocl:val_mean_auroc"] == pytest.approx(trial.value)
     assert attrs["ocl:cut_layer"] in ("conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu")
@@ -85,8 +95,23 @@ def test_trials_carry_what_the_dashboard_needs(workdir):
 
 def test_a_different_setting_under_the_same_study_name_is_refused(workdir):
     root, env, storage = workdir
-    result = run_ocl(root, env, "sweep", "--trials", "20", "--storage", storage, "--image-size", "64",
-                     "--weights", "none", "--config", "small.toml", "--study", STUDY)
+    result = run_ocl(
+        root,
+        env,
+        "sweep",
+        "--trials",
+        "20",
+        "--storage",
+        storage,
+        "--image-size",
+        "64",
+        "--weights",
+        "none",
+        "--config",
+        "small.toml",
+        "--study",
+        STUDY,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: --study small: this study was run with other image_size")
     assert "Traceback" not in result.stderr
@@ -113,13 +138,19 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
 
 
 def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_path):
-    (tmp_path / "small.toml").write_text(SMALL_STUDY.replace("epochs = 4", "epochs = 400").replace("patience = 2", "patience = 400"))
-    env = dict(os.environ, OCL_CACHE_DIR=str(tmp_path / "cache"), OCL_QUIET="1",
-               OCL_HEARTBEAT_SECONDS="1", OCL_GRACE_SECONDS="4")
+    (tmp_path / "small.toml").write_text(
+        SMALL_STUDY.replace("epochs = 4", "epochs = 400").replace("patience = 2", "patience = 400")
+    )
+    env = dict(os.environ, OCL_CACHE_DIR=str(tmp_path / "cache"), OCL_QUIET="1", OCL_HEARTBEAT_SECONDS="1", OCL_GRACE_SECONDS="4")
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
-    sweep = subprocess.Popen([sys.executable, "-m", "sweep", "sweep", "--trials", "5", "--workers", "2",
-                              "--storage", storage, *SWEEP_ARGS], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "sweep", "--trials", "5", "--workers", "2", "--storage", storage, *SWEEP_ARGS],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     victim = None
     deadline = time.monotonic() + 240
     while victim is None and time.monotonic() < deadline and sweep.poll() is None:
@@ -158,8 +189,13 @@ def test_dashboard_serves_the_study_its_metric_name_and_trial_attributes(workdir
 
     root, env, storage = workdir
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sweep", "dashboard", "--storage", storage, "--port", str(port)],
-                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "dashboard", "--storage", storage, "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         studies = None
         deadline = time.monotonic() + 60

@@ -30,8 +30,12 @@ def setup():
 
 def test_feature_extraction_metrics_equal_scikit_learn_on_its_predictions(setup):
     data, bank = setup
-    result = run_trial(TrialConfig("feature_extraction", "conv4_block24_concat", head_units=128, dropout=0.2, epochs=6),
-                       data, bank=bank, backbone_factory=lambda: None)
+    result = run_trial(
+        TrialConfig("feature_extraction", "conv4_block24_concat", head_units=128, dropout=0.2, epochs=6),
+        data,
+        bank=bank,
+        backbone_factory=lambda: None,
+    )
     y, p = data.targets[data.val], result.predict(data.val)
     val = result.val
     for k, output in enumerate(data.outputs):
@@ -65,8 +69,12 @@ def test_numpy_head_optimizers_follow_keras(name):
     ours = [start.copy()]
     optimizer = _Optimizer(name, 0.01, ours)
     variable = keras.Variable(start.copy())
-    theirs = {"adam": keras.optimizers.Adam(0.01), "adamw": keras.optimizers.AdamW(0.01),
-              "sgd": keras.optimizers.SGD(0.01, momentum=0.9), "rmsprop": keras.optimizers.RMSprop(0.01)}[name]
+    theirs = {
+        "adam": keras.optimizers.Adam(0.01),
+        "adamw": keras.optimizers.AdamW(0.01),
+        "sgd": keras.optimizers.SGD(0.01, momentum=0.9),
+        "rmsprop": keras.optimizers.RMSprop(0.01),
+    }[name]
     for grad in grads:
         optimizer.step(ours, [grad])
         theirs.apply([keras.ops.convert_to_tensor(grad)], [variable])
@@ -75,8 +83,12 @@ def test_numpy_head_optimizers_follow_keras(name):
 
 def test_the_exported_keras_model_scores_raw_images_like_the_trained_head(setup):
     data, bank = setup
-    result = run_trial(TrialConfig("feature_extraction", "pool3_pool", head_units=64, epochs=3), data, bank=bank,
-                       backbone_factory=lambda: build_backbone(SIZE, Weights("none")))
+    result = run_trial(
+        TrialConfig("feature_extraction", "pool3_pool", head_units=64, epochs=3),
+        data,
+        bank=bank,
+        backbone_factory=lambda: build_backbone(SIZE, Weights("none")),
+    )
     model = result.export()
     rows = data.val[:16]
     x = np.asarray(data.images[rows], np.float32)[..., None]
@@ -87,8 +99,15 @@ def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
     data, _ = setup
     backbone = build_backbone(SIZE, Weights("none"))
     before = {w.path: np.array(w) for layer in backbone.layers for w in layer.weights}
-    config = TrialConfig("fine_tuning", "conv3_block4_concat", unfreeze_from="conv3_block2_concat", augment=True,
-                         epochs=1, batch_size=64, learning_rate=1e-2)
+    config = TrialConfig(
+        "fine_tuning",
+        "conv3_block4_concat",
+        unfreeze_from="conv3_block2_concat",
+        augment=True,
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-2,
+    )
     run_trial(config, data, backbone_factory=lambda: backbone)
     names = [layer.name for layer in backbone.layers]
     boundary = names.index("conv3_block2_concat")

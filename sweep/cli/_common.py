@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 DataOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--data",
         help="An NIH ChestX-ray14 folder (Data_Entry_2017.csv + images/), a class-folder directory, "
@@ -21,7 +21,7 @@ DataOption = Annotated[
     ),
 ]
 TaskOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--task",
         help="any (finding vs No Finding), binary:<Finding> (e.g. binary:Pneumonia) or multilabel. "

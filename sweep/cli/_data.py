@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -69,7 +69,7 @@ def info(
 def prepare(
     data: DataOption = None,
     image_size: ImageSizeOption = 224,
-    method: Annotated[Optional[str], typer.Option("--resize", help="lanczos or area.")] = "lanczos",
+    method: Annotated[str | None, typer.Option("--resize", help="lanczos or area.")] = "lanczos",
     seed: SeedOption = 0,
 ) -> None:
     """Decode every image once into the memory-mapped image cache (reused by every trial).

@@ -26,21 +26,22 @@ app = typer.Typer(
 
 StorageOption = Annotated[
     str | None,
-    typer.Option("--storage", help="Database holding the dictionary (the sweep's storage). "
-                 "Default: sqlite:///studies/ocl.db", show_default=False),
+    typer.Option(
+        "--storage",
+        help="Database holding the dictionary (the sweep's storage). Default: sqlite:///studies/ocl.db",
+        show_default=False,
+    ),
 ]
 NameOption = Annotated[
     str | None,
-    typer.Option("--data", help="Dataset name as stored (e.g. nih-cxr14-sample) or its path. Default: all.",
-                 show_default=False),
+    typer.Option("--data", help="Dataset name as stored (e.g. nih-cxr14-sample) or its path. Default: all.", show_default=False),
 ]
 FilterTaskOption = Annotated[
     str | None, typer.Option("--task", help="Only this task (e.g. any). Default: all.", show_default=False)
 ]
 FilterWeightsOption = Annotated[
     str | None,
-    typer.Option("--weights", help="Only these weights: imagenet, none or a weights file. Default: all.",
-                 show_default=False),
+    typer.Option("--weights", help="Only these weights: imagenet, none or a weights file. Default: all.", show_default=False),
 ]
 FilterSizeOption = Annotated[
     int | None,
@@ -80,8 +81,9 @@ def _weights(weights: str | None) -> str | None:
 def build(
     data: DataOption = None,
     task: TaskOption = None,
-    weights: Annotated[str, typer.Option("--weights", help="imagenet, none (random init) or PATH to a weights file.")]
-    = "imagenet",
+    weights: Annotated[
+        str, typer.Option("--weights", help="imagenet, none (random init) or PATH to a weights file.")
+    ] = "imagenet",
     image_size: ImageSizeOption = 224,
     storage: StorageOption = None,
     seed: SeedOption = 0,
@@ -111,10 +113,18 @@ def show(
     task: FilterTaskOption = None,
     weights: FilterWeightsOption = None,
     image_size: FilterSizeOption = None,
-    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the N best layers of each profile, best "
-                                               "first. Default: every layer, by depth.", show_default=False)] = None,
-    format: Annotated[TableFormat, typer.Option("--format", help="table for people, csv or json for programs.")]
-    = TableFormat.table,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            min=1,
+            help="Only the N best layers of each profile, best first. Default: every layer, by depth.",
+            show_default=False,
+        ),
+    ] = None,
+    format: Annotated[
+        TableFormat, typer.Option("--format", help="table for people, csv or json for programs.")
+    ] = TableFormat.table,
     storage: StorageOption = None,
 ) -> None:
     """The dictionary by depth: probe AUROC, LogME, sweep best/mean AUROC and trials per layer; best layer starred.
@@ -128,12 +138,12 @@ def show(
     filters = {"dataset": _dataset_name(data), "task": task, "weights": _weights(weights), "image_size": image_size}
     frame = dictionary_frame(_storage(storage), **filters)
     if frame.empty and any(v is not None for v in filters.values()):
-        given = " ".join(f"--{k.replace('_', '-').replace('dataset', 'data')} {v}" for k, v in filters.items()
-                         if v is not None)
+        given = " ".join(f"--{k.replace('_', '-').replace('dataset', 'data')} {v}" for k, v in filters.items() if v is not None)
         known = dictionary_frame(_storage(storage))
         listed = ", ".join(sorted(set(known["dataset"]))) or "none yet"
-        raise OCLError(f"{given}: no dictionary rows match (datasets: {listed}); "
-                       "run `ocl dictionary build` for it or loosen the filters")
+        raise OCLError(
+            f"{given}: no dictionary rows match (datasets: {listed}); run `ocl dictionary build` for it or loosen the filters"
+        )
     if top is not None:
         frame = top_layers(frame, top)
     if format is TableFormat.json:
@@ -149,8 +159,9 @@ def show(
 
 @app.command()
 def plot(
-    output: Annotated[Path, typer.Option("--output", help="HTML file to write (self-contained: opens offline).",
-                                         dir_okay=False)] = Path("studies/reports/dictionary.html"),
+    output: Annotated[
+        Path, typer.Option("--output", help="HTML file to write (self-contained: opens offline).", dir_okay=False)
+    ] = Path("studies/reports/dictionary.html"),
     storage: StorageOption = None,
 ) -> None:
     """Scores against depth, dense blocks shaded, one curve per (dataset, weights), and the ImageNet gain.
@@ -175,8 +186,7 @@ def compare(
     task: FilterTaskOption = None,
     weights: FilterWeightsOption = None,
     image_size: FilterSizeOption = None,
-    metric: Annotated[Metric, typer.Option("--metric", help="Which score's layer ranking to compare.")]
-    = Metric.probe_auroc,
+    metric: Annotated[Metric, typer.Option("--metric", help="Which score's layer ranking to compare.")] = Metric.probe_auroc,
     storage: StorageOption = None,
 ) -> None:
     """Spearman and Kendall rank correlation of two datasets' layer profiles, and where they disagree most.
@@ -205,9 +215,22 @@ def compare(
     if not result.disagreements:
         console.print("the two rank every common layer the same")
         return
-    table = new_table("Layers where the rankings disagree most (rank 1 = best)", "layer", "depth", first, second,
-                      f"rank in {first}", f"rank in {second}")
+    table = new_table(
+        "Layers where the rankings disagree most (rank 1 = best)",
+        "layer",
+        "depth",
+        first,
+        second,
+        f"rank in {first}",
+        f"rank in {second}",
+    )
     for d in result.disagreements:
-        table.add_row(d.layer, "-" if d.depth is None else str(d.depth), f"{d.value_a:.4f}", f"{d.value_b:.4f}",
-                      str(d.rank_a), str(d.rank_b))
+        table.add_row(
+            d.layer,
+            "-" if d.depth is None else str(d.depth),
+            f"{d.value_a:.4f}",
+            f"{d.value_b:.4f}",
+            str(d.rank_a),
+            str(d.rank_b),
+        )
     console.print(table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,8 +12,12 @@ from sweep.cli._common import FormatOption, OutputFormat, console, new_table, pr
 
 def evaluate(
     study: Annotated[str, typer.Option("--study", help="Name of the study to evaluate.")],
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL. Default: sqlite:///studies/ocl.db", show_default=False)] = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where the HTML report and the .keras model go.")] = Path("studies/reports"),
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Optuna storage URL. Default: sqlite:///studies/ocl.db", show_default=False)
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where the HTML report and the .keras model go.")] = Path(
+        "studies/reports"
+    ),
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Retrain the best trial's configuration and score it once on the test split.
@@ -39,13 +43,21 @@ def evaluate(
     if format is OutputFormat.json:
         print_json(summary)
         return
-    table = new_table(f"Test split, trial {evaluation.trial}: {evaluation.config.strategy} at {evaluation.config.cut_layer}",
-                      "output", "test AUROC", "val AUROC", "sensitivity", "specificity")
+    table = new_table(
+        f"Test split, trial {evaluation.trial}: {evaluation.config.strategy} at {evaluation.config.cut_layer}",
+        "output",
+        "test AUROC",
+        "val AUROC",
+        "sensitivity",
+        "specificity",
+    )
     for k, output in enumerate(evaluation.test.outputs):
         t, v = evaluation.test, evaluation.val
         table.add_row(output, f"{t.auroc[k]:.4f}", f"{v.auroc[k]:.4f}", f"{t.sensitivity[k]:.3f}", f"{t.specificity[k]:.3f}")
     console.print(table)
     s = evaluation.test.summary()
-    console.print(f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/], balanced accuracy {s['mean_balanced_accuracy']:.3f} "
-                  f"(accuracy {s['mean_accuracy']:.3f} vs majority-class {s['mean_majority_accuracy']:.3f})")
+    console.print(
+        f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/], balanced accuracy {s['mean_balanced_accuracy']:.3f} "
+        f"(accuracy {s['mean_accuracy']:.3f} vs majority-class {s['mean_majority_accuracy']:.3f})"
+    )
     console.print(f"report: {report}\nmodel:  {model_path}")

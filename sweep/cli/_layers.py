@@ -20,9 +20,23 @@ def layers(image_size: ImageSizeOption = 224, format: FormatOption = OutputForma
     if format is OutputFormat.json:
         print_json([info.as_dict() for info in infos])
         return
-    table = new_table(f"DenseNet-121 candidate cut-off layers at {image_size} px", "depth", "layer", "block",
-                      "output", "channels", "FLOPs up to here", text=("layer", "block"))
+    table = new_table(
+        f"DenseNet-121 candidate cut-off layers at {image_size} px",
+        "depth",
+        "layer",
+        "block",
+        "output",
+        "channels",
+        "FLOPs up to here",
+        text=("layer", "block"),
+    )
     for info in infos:
-        table.add_row(str(info.depth), info.name, info.block, f"{info.height}x{info.width}", str(info.channels),
-                      f"{info.flops_fraction:.1%}")
+        table.add_row(
+            str(info.depth),
+            info.name,
+            info.block,
+            f"{info.height}x{info.width}",
+            str(info.channels),
+            f"{info.flops_fraction:.1%}",
+        )
     console.print(table)

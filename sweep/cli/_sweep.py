@@ -6,7 +6,7 @@ import os
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,18 +22,52 @@ class Strategy(str, Enum):
 
 
 def sweep(
-    trials: Annotated[int, typer.Option("--trials", min=1, help="Finished trials wanted in total; a rerun adds only what is missing.")] = 200,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Finished trials wanted in total; a rerun adds only what is missing.")
+    ] = 200,
     data: DataOption = None,
     task: TaskOption = None,
     image_size: ImageSizeOption = 224,
-    weights: Annotated[Optional[str], typer.Option("--weights", help="imagenet, none (random init) or PATH to a weights file. Default: the study file's weights (imagenet).", show_default=False)] = None,
-    strategy: Annotated[Optional[Strategy], typer.Option("--strategy", help="feature_extraction, fine_tuning or both. Default: both on GPUs, feature_extraction on CPU only.", show_default=False)] = None,
-    devices: Annotated[Optional[str], typer.Option("--devices", help="GPU indices (0,1) or cpu,cpu; one worker per entry. Default: every visible GPU, else one CPU worker.", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Number of CPU workers (same as --devices cpu,...).", show_default=False)] = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help=STORAGE_HELP + " Default: sqlite:///studies/ocl.db", show_default=False)] = None,
-    study: Annotated[Optional[str], typer.Option("--study", help="Study name. Default: DATASET-TASK-SIZEpx.", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Study file (TOML) with a [space] table; see studies/default.toml.", show_default=False)] = None,
-    warm_start: Annotated[bool, typer.Option("--warm-start", help="First try the best layers the OCL dictionary knows for this dataset.")] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights",
+            help="imagenet, none (random init) or PATH to a weights file. Default: the study file's weights (imagenet).",
+            show_default=False,
+        ),
+    ] = None,
+    strategy: Annotated[
+        Strategy | None,
+        typer.Option(
+            "--strategy",
+            help="feature_extraction, fine_tuning or both. Default: both on GPUs, feature_extraction on CPU only.",
+            show_default=False,
+        ),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="GPU indices (0,1) or cpu,cpu; one worker per entry. Default: every visible GPU, else one CPU worker.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Number of CPU workers (same as --devices cpu,...).", show_default=False)
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help=STORAGE_HELP + " Default: sqlite:///studies/ocl.db", show_default=False)
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name. Default: DATASET-TASK-SIZEpx.", show_default=False)
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Study file (TOML) with a [space] table; see studies/default.toml.", show_default=False),
+    ] = None,
+    warm_start: Annotated[
+        bool, typer.Option("--warm-start", help="First try the best layers the OCL dictionary knows for this dataset.")
+    ] = False,
     seed: SeedOption = 0,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -82,10 +116,15 @@ def sweep(
         raise typer.Exit(code)
     opened = open_storage(storage_url)
     the_study = create_or_resume(opened, name, settings, trials)
-    the_study.set_user_attr("ocl:dataset_info", {
-        "modality": dataset.modality, "images": len(dataset), "fingerprint": dataset.fingerprint(),
-        "patients": int(dataset.table["patient"].nunique()),
-    })
+    the_study.set_user_attr(
+        "ocl:dataset_info",
+        {
+            "modality": dataset.modality,
+            "images": len(dataset),
+            "fingerprint": dataset.fingerprint(),
+            "patients": int(dataset.table["patient"].nunique()),
+        },
+    )
     counts = count_states(the_study)
     console.print(
         f"study [bold]{name}[/] in {storage_url}: {dataset.name} ({len(dataset):,} images, task {parsed_task.name}, "
@@ -93,8 +132,11 @@ def sweep(
         f"{len(device_list)} worker(s) on {', '.join(d.label for d in device_list)}"
     )
     if strategy is None and not on_gpu and space.strategies == ("feature_extraction",):
-        err_console.print("note: no GPU visible, so only feature extraction runs (fine-tuning 200 trials on a CPU "
-                          "takes hours); pass --strategy both to include it", highlight=False)
+        err_console.print(
+            "note: no GPU visible, so only feature extraction runs (fine-tuning 200 trials on a CPU "
+            "takes hours); pass --strategy both to include it",
+            highlight=False,
+        )
     if counts["finished"] >= trials:
         console.print(f"{counts['finished']} trials already finished (target {trials}); nothing to run")
         _summary(the_study)
@@ -109,11 +151,15 @@ def sweep(
     except KeyboardInterrupt:
         err_console.print("interrupted: stopping workers; finished trials stay in the storage")
         pool.interrupt()
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finished = count_states(the_study)["finished"]
+    for index, code in enumerate(codes):
+        if code != 0 and finished >= trials:
+            err_console.print(f"note: worker {index} exited with code {code}; its trial was retried (log: {pool.logs[index]})")
     if finished < trials:
-        err_console.print(f"error: the workers stopped after {finished} of {trials} finished trials\n{pool.failure_tail()}",
-                          highlight=False)
+        err_console.print(
+            f"error: the workers stopped after {finished} of {trials} finished trials\n{pool.failure_tail()}", highlight=False
+        )
         raise typer.Exit(1)
     _summary(the_study)
 
@@ -122,7 +168,10 @@ def _warm_start(study, storage_url: str, settings) -> None:
     from layers_index.warm_start import enqueue_top_layers
 
     enqueued = enqueue_top_layers(study, storage_url, settings)
-    console.print(f"warm start: enqueued {len(enqueued)} trial(s) at the dictionary's best layers: {', '.join(enqueued) or 'none known yet'}")
+    console.print(
+        f"warm start: enqueued {len(enqueued)} trial(s) at the dictionary's best layers: "
+        f"{', '.join(enqueued) or 'none known yet'}"
+    )
 
 
 class _SweepProgress:
@@ -174,7 +223,8 @@ def _summary(study) -> None:
     a = best.user_attrs
     console.print(
         f"best trial #{best.number}: validation mean AUROC [bold]{best.value:.4f}[/] with {a.get('ocl:strategy')} at "
-        f"[bold]{a.get('ocl:cut_layer')}[/] ({a.get('ocl:block')}, {a.get('ocl:channels')} channels), weights {a.get('ocl:weights')}, "
+        f"[bold]{a.get('ocl:cut_layer')}[/] ({a.get('ocl:block')}, {a.get('ocl:channels')} channels), "
+        f"weights {a.get('ocl:weights')}, "
         f"{best.params.get('optimizer', '')} lr {best.params.get('learning_rate', float('nan')):.2g}"
     )
     by_layer: dict[str, list] = {}
@@ -184,16 +234,30 @@ def _summary(study) -> None:
     ranked = sorted(by_layer.items(), key=lambda kv: -max(t.value for t in kv[1]))[:10]
     for layer, ts in ranked:
         values = [t.value for t in ts]
-        table.add_row(layer, str(ts[0].user_attrs.get("ocl:block")), str(ts[0].user_attrs.get("ocl:layer_depth")),
-                      f"{max(values):.4f}", f"{sum(values) / len(values):.4f}", str(len(ts)))
+        table.add_row(
+            layer,
+            str(ts[0].user_attrs.get("ocl:block")),
+            str(ts[0].user_attrs.get("ocl:layer_depth")),
+            f"{max(values):.4f}",
+            f"{sum(values) / len(values):.4f}",
+            str(len(ts)),
+        )
     console.print(table)
 
 
 def worker(
     study: Annotated[str, typer.Option("--study", help="Name of the study to join.")],
     storage: Annotated[str, typer.Option("--storage", help=STORAGE_HELP)],
-    device: Annotated[Optional[str], typer.Option("--device", help="GPU index (e.g. 0) or cpu. Default: as the environment sets it.", show_default=False)] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Stop at this many finished trials. Default: the study's target.", show_default=False)] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="GPU index (e.g. 0) or cpu. Default: as the environment sets it.", show_default=False),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, help="Stop at this many finished trials. Default: the study's target.", show_default=False
+        ),
+    ] = None,
     worker_index: Annotated[int, typer.Option("--worker-index", help="Distinct per worker: seeds its sampler.")] = 0,
 ) -> None:
     """Join a running study from another shell or machine; runs until the study has its trials.
@@ -215,8 +279,7 @@ def worker(
     from layers_index.callback import dictionary_callback
     from sweep.worker import run_worker
 
-    run_worker(storage, study, device=label, worker_index=worker_index, target=trials,
-               callbacks=[dictionary_callback(storage)])
+    run_worker(storage, study, device=label, worker_index=worker_index, target=trials, callbacks=[dictionary_callback(storage)])
 
 
 def prepare_sweep(

@@ -51,7 +51,9 @@ def load_dataset(data: Path | str | None = None, *, seed: int = 0) -> Dataset:
         return load_chestxray14(SAMPLE_DIR, name=SAMPLE_NAME, seed=seed)
     path = Path(data).expanduser()
     if not path.exists():
-        raise OCLError(f"--data {path}: no such file or directory; pass an NIH ChestX-ray14 folder, a class-folder directory or a CSV")
+        raise OCLError(
+            f"--data {path}: no such file or directory; pass an NIH ChestX-ray14 folder, a class-folder directory or a CSV"
+        )
     if path.is_dir() and is_chestxray14(path):
         return load_chestxray14(path.resolve(), seed=seed)
     if path.is_dir() and is_chestxray14_without_labels(path):

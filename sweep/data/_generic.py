@@ -25,8 +25,15 @@ from sweep.data._split import patient_overlap, patient_split
 from sweep.errors import OCLError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-               "validation": "val", "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 _NIH_NAME = re.compile(r"^(\d{8})_\d{3}\.\w+$")
 
@@ -111,7 +118,9 @@ def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dat
     table["labels"] = labels
     classes = tuple(sorted({c for lab in labels for c in lab}))
     if len(classes) < 2 and not any(len(lab) == 0 for lab in labels):
-        raise OCLError(f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more")
+        raise OCLError(
+            f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more"
+        )
 
     warnings: list[str] = []
     if table["split"].isna().all():

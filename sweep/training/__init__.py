@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sweep.feature_bank import FeatureBank
 from sweep.training._config import OPTIMIZERS, STRATEGIES, EpochHook, TrainingDiverged, TrialConfig, TrialResult

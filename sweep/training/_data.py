@@ -23,7 +23,7 @@ class TrialData:
     test: np.ndarray
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, task: Task, cache: ImageCache) -> "TrialData":
+    def from_dataset(cls, dataset: Dataset, task: Task, cache: ImageCache) -> TrialData:
         return cls(
             images=cache.images,
             targets=dataset.targets(task),

@@ -33,8 +33,15 @@ def train_feature_extraction(
     x_val, y_val = np.asarray(features[data.val]), data.targets[data.val]
     pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
 
-    head = NumpyHead(x_train.shape[1], len(data.outputs), config.head_units, config.dropout,
-                     config.optimizer, config.learning_rate, config.seed)
+    head = NumpyHead(
+        x_train.shape[1],
+        len(data.outputs),
+        config.head_units,
+        config.dropout,
+        config.optimizer,
+        config.learning_rate,
+        config.seed,
+    )
     head.set_standardization(x_train)
     history: list[float] = []
     best, best_state, best_epoch = -np.inf, head.state(), 0
@@ -58,5 +65,13 @@ def train_feature_extraction(
 
         return feature_extraction_model(backbone_factory(), config, head, len(data.outputs))
 
-    return TrialResult(config, score(y_val, head.predict(x_val), data.outputs), best_epoch, len(history), history,
-                       time.perf_counter() - start, predict, export)
+    return TrialResult(
+        config,
+        score(y_val, head.predict(x_val), data.outputs),
+        best_epoch,
+        len(history),
+        history,
+        time.perf_counter() - start,
+        predict,
+        export,
+    )

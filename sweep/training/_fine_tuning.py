@@ -66,15 +66,14 @@ class _EpochEnd(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def train_fine_tuning(
-    config: TrialConfig, data: TrialData, backbone_factory: Any, on_epoch: EpochHook | None
-) -> TrialResult:
+def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: Any, on_epoch: EpochHook | None) -> TrialResult:
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     model = fine_tuning_model(backbone_factory(), config, len(data.outputs))
     pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
-    model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
-                  loss=WeightedBinaryCrossentropy(pos_weight.tolist()))
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate), loss=WeightedBinaryCrossentropy(pos_weight.tolist())
+    )
     tracker = _EpochEnd(data, on_epoch, config.patience)
     batches = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
     model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
@@ -86,5 +85,13 @@ def train_fine_tuning(
     def predict(rows: np.ndarray) -> np.ndarray:
         return predict_rows(model, data.images, rows)
 
-    return TrialResult(config, val_scores, tracker.best_epoch, len(tracker.history), tracker.history,
-                       time.perf_counter() - start, predict, lambda: model)
+    return TrialResult(
+        config,
+        val_scores,
+        tracker.best_epoch,
+        len(tracker.history),
+        tracker.history,
+        time.perf_counter() - start,
+        predict,
+        lambda: model,
+    )

@@ -47,15 +47,20 @@ class _Optimizer:
 class NumpyHead:
     """Standardise, [Dense(units, relu), Dropout], Dense(outputs, sigmoid); weighted cross-entropy."""
 
-    def __init__(self, n_inputs: int, n_outputs: int, units: int, dropout: float, optimizer: str,
-                 learning_rate: float, seed: int) -> None:
+    def __init__(
+        self, n_inputs: int, n_outputs: int, units: int, dropout: float, optimizer: str, learning_rate: float, seed: int
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.units, self.dropout = units, dropout
         self.mean = np.zeros(n_inputs, np.float32)
         self.std = np.ones(n_inputs, np.float32)
         if units:
-            self.params = [self._glorot(n_inputs, units), np.zeros(units, np.float32),
-                           self._glorot(units, n_outputs), np.zeros(n_outputs, np.float32)]
+            self.params = [
+                self._glorot(n_inputs, units),
+                np.zeros(units, np.float32),
+                self._glorot(units, n_outputs),
+                np.zeros(n_outputs, np.float32),
+            ]
         else:
             self.params = [self._glorot(n_inputs, n_outputs), np.zeros(n_outputs, np.float32)]
         self.optimizer = _Optimizer(optimizer, learning_rate, self.params)

@@ -77,5 +77,6 @@ def feature_extraction_model(backbone: Any, config: TrialConfig, head: Any, n_ou
 def make_optimizer(name: str, learning_rate: float) -> Any:
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
-    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-            "rmsprop": keras.optimizers.RMSprop}[name](learning_rate)
+    return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[name](
+        learning_rate
+    )
