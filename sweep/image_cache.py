@@ -129,13 +129,13 @@ def load_image_cache(
 
 
 def _build(paths: Sequence[str], size: int, method: str, array_path: Path) -> None:
-    errors: list[OCLError] = []
+    errors: list[tuple[int, OCLError]] = []
 
     def decode(index: int) -> tuple[int, np.ndarray | None]:
         try:
             return index, decode_image(paths[index], size, method)
         except OCLError as exc:
-            errors.append(exc)
+            errors.append((index, exc))
             return index, None
 
     with _artifacts.new_array(array_path, (len(paths), size, size), "uint8") as out, rate_progress() as bar:
@@ -147,6 +147,6 @@ def _build(paths: Sequence[str], size: int, method: str, array_path: Path) -> No
                     out[index] = pixels
                 bar.update(task, advance=1, rate=rate_text(done, time.perf_counter() - start, "img"))
         if errors:
-            first = str(errors[0])
+            first = str(min(errors, key=lambda pair: pair[0])[1])  # the first bad image in table order
             more = f" ({len(errors) - 1} more image(s) failed too)" if len(errors) > 1 else ""
             raise OCLError(first + more)

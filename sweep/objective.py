@@ -183,7 +183,9 @@ def _is_surplus(trial: optuna.Trial, target: int) -> bool:
 
 def check_validation(y_val: np.ndarray, outputs: tuple[str, ...]) -> None:
     """Refuse a task whose validation split cannot score AUROC for any output."""
-    missing = [o for o, col in zip(outputs, y_val.T) if len(col) == 0 or col.min() == col.max()]
+    if len(y_val) == 0:
+        raise OCLError("--data: the validation split has no images; a sweep selects on validation AUROC, use more images")
+    missing = [o for o, col in zip(outputs, y_val.T) if col.min() == col.max()]
     if len(missing) == len(outputs):
         raise OCLError(
             f"--task: the validation split has no positive (or no negative) image for {', '.join(missing)}; "

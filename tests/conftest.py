@@ -81,13 +81,14 @@ def nih_folder(tmp_path: Path, sample_table):
     """Build a small NIH ChestX-ray14 folder from sample images.
 
     ``nih_folder(names, layout="images" | "images_NNN", lists=False)`` copies the named sample
-    images (default: the first 12 rows of the sample table) with their label rows.
+    images (default: the first 40 rows of the sample table, enough for a seeded split to put
+    patients in train, val and test) with their label rows.
     """
     header, rows = sample_table
     by_name = {row[0]: row for row in rows}
 
     def build(names: list[str] | None = None, *, layout: str = "images", lists: bool = False, folder: str = "nih") -> Path:
-        names = names or [row[0] for row in rows[:12]]
+        names = names or [row[0] for row in rows[:40]]
         root = tmp_path / folder
         root.mkdir()
         for position, name in enumerate(names):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import FULL_TABLE, OFFICIAL_SPLIT_DIR, SAMPLE_CSV, SAMPLE_DIR
+from helpers import FULL_TABLE, OFFICIAL_SPLIT_DIR, SAMPLE_CSV, SAMPLE_DIR, sample_rows
 
 from sweep.data import SPLITS, assign_splits, load_dataset, read_labels, summarize
 from sweep.tasks import FINDINGS, NO_FINDING
@@ -237,3 +237,13 @@ def test_cli_info_table_prints_the_baseline_to_beat(ocl, expected_from_csv):
     baseline = expected_from_csv["majority"]["binary:Hernia"]
     assert f"{baseline:.1%}" in result.stdout
     assert "638 images" in result.stdout
+
+
+def test_a_folder_too_small_for_a_validation_split_is_warned_about(nih_folder):
+    from sweep.data import load_dataset
+
+    _, rows = sample_rows()
+    dataset = load_dataset(nih_folder([row[0] for row in rows[:12]]))  # 12 images, 8 patients, seeded split
+    if (dataset.table["split"] == "val").any():
+        pytest.skip("this selection happens to give a validation image")
+    assert any("the val split(s)" in w and "no images" in w for w in dataset.warnings)

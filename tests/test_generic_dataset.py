@@ -143,7 +143,7 @@ def test_csv_with_path_label_patient(tmp_path):
     # Both images of a patient land in the same split.
     assert table.iloc[:16].groupby("patient")["split"].nunique().max() == 1
     assert dataset.default_task == "multilabel"
-    assert summarize(dataset)["patients"] == 8
+    assert summarize(dataset)["patients"] == 9  # 8 known patients + the image whose patient is unknown
 
 
 def test_csv_with_split_column(tmp_path, ocl):
@@ -163,3 +163,16 @@ def test_csv_with_split_column(tmp_path, ocl):
     assert {s: v["images"] for s, v in summary["splits"].items()} == {"train": 6, "val": 2, "test": 4}
     assert summary["task"].startswith("binary:")  # two classes: one is predicted against the other
     assert summary["prevalence"] == {"normal": 0.5, "nodule": 0.5}
+
+
+def test_images_without_known_patients_count_as_their_own_patients(tmp_path):
+    names = sample_names_with("No Finding")[:12] + sample_names_with("Effusion")[:6]
+    root = tmp_path / "renamed"
+    for index, name in enumerate(names):
+        label = "normal" if index < 12 else "effusion"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SAMPLE_IMAGES / name, root / label / f"image{index}.png")  # no NIH-style name
+    dataset = load_dataset(root)
+    summary = summarize(dataset)
+    assert summary["patients"] == len(names) == dataset.patient_count
+    assert sum(split["patients"] for split in summary["splits"].values()) == len(names)

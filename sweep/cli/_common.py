@@ -71,4 +71,4 @@ def new_table(title: str, *columns: str, text: tuple[str, ...] = ()) -> Table:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

@@ -122,7 +122,7 @@ def sweep(
             "modality": dataset.modality,
             "images": len(dataset),
             "fingerprint": dataset.fingerprint(),
-            "patients": int(dataset.table["patient"].nunique()),
+            "patients": dataset.patient_count,
         },
     )
     counts = count_states(the_study)

@@ -156,10 +156,18 @@ def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> D
             f"(first: {', '.join(missing[:3])}); extract NIH's images_NNN.tar.gz there or remove their rows"
         )
     table.insert(1, "path", paths.to_numpy())
+    empty = [split for split in ("train", "val", "test") if not (table["split"] == split).any()]
+    warnings = ()
+    if empty:
+        warnings = (
+            f"the {', '.join(empty)} split(s) of {root} have no images ({len(table)} images, "
+            f"{table['patient'].nunique()} patients); sweeps need images in every split",
+        )
     return Dataset(
         name=name or root.name,
         root=root,
         table=table[["image", "path", "patient", "labels", "split"]],
         classes=FINDINGS,
         split_source=source,
+        warnings=warnings,
     )

@@ -14,6 +14,11 @@ from sweep.tasks import Task, parse_task
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
+def count_patients(rows: pd.DataFrame) -> int:
+    """Distinct patients; an image whose patient is unknown counts as its own patient, as in the split."""
+    return int(rows["patient"].dropna().nunique() + rows["patient"].isna().sum())
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Images with their labels, patients and split.
@@ -36,6 +41,10 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    @property
+    def patient_count(self) -> int:
+        return count_patients(self.table)
 
     @property
     def paths(self) -> list[str]:

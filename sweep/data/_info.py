@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._dataset import SPLITS, Dataset, count_patients
 from sweep.data._split import patient_overlap
 from sweep.tasks import NO_FINDING
 
@@ -30,7 +30,7 @@ def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
     splits = {}
     for split in SPLITS:
         rows = table[table["split"] == split]
-        splits[split] = {"images": int(len(rows)), "patients": int(rows["patient"].nunique())}
+        splits[split] = {"images": int(len(rows)), "patients": count_patients(rows)}
     prevalence = {c: float(sum(c in lab for lab in labels) / n) for c in dataset.classes}
     if dataset.has_negative_class:
         prevalence[NO_FINDING] = float(sum(len(lab) == 0 for lab in labels) / n)
@@ -42,7 +42,7 @@ def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
         "dataset": dataset.name,
         "root": str(dataset.root),
         "images": int(n),
-        "patients": int(table["patient"].nunique()),
+        "patients": count_patients(table),
         "split_source": dataset.split_source,
         "splits": splits,
         "patient_overlap": patient_overlap(table),
