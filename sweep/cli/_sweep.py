@@ -127,8 +127,9 @@ def sweep(
     )
     counts = count_states(the_study)
     console.print(
-        f"study [bold]{name}[/] in {storage_url}: {dataset.name} ({len(dataset):,} images, task {parsed_task.name}, "
-        f"{image_size} px), strategies {'+'.join(space.strategies)}, weights {'+'.join(space.weights)}, "
+        f"study [bold]{name}[/] in {storage_url}\n"
+        f"  data {dataset.name} ({len(dataset):,} images, task {parsed_task.name}, {image_size} px); "
+        f"strategies {'+'.join(space.strategies)}; weights {'+'.join(space.weights)}; "
         f"{len(device_list)} worker(s) on {', '.join(d.label for d in device_list)}"
     )
     if strategy is None and not on_gpu and space.strategies == ("feature_extraction",):
