@@ -18,6 +18,7 @@ DataOption = Annotated[
         help="An NIH ChestX-ray14 folder (Data_Entry_2017.csv + images/), a class-folder directory, "
         "or a path,label CSV. Default: the embedded NIH sample (638 images).",
         show_default=False,
+        rich_help_panel="Data",
     ),
 ]
 TaskOption = Annotated[
@@ -27,13 +28,14 @@ TaskOption = Annotated[
         help="any (finding vs No Finding), binary:<Finding> (e.g. binary:Pneumonia) or multilabel. "
         "Default: any for ChestX-ray14.",
         show_default=False,
+        rich_help_panel="Data",
     ),
 ]
 ImageSizeOption = Annotated[
     int,
-    typer.Option("--image-size", help="Square input size in pixels (at least 32).", min=1),
+    typer.Option("--image-size", help="Square input size in pixels (at least 32; 224 is standard).", rich_help_panel="Data"),
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed for patient-wise splits and sampling.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for patient-wise splits and sampling.", rich_help_panel="Data")]
 
 
 class OutputFormat(str, Enum):

@@ -34,6 +34,7 @@ def sweep(
             "--weights",
             help="imagenet, none (random init) or PATH to a weights file. Default: the study file's weights (imagenet).",
             show_default=False,
+            rich_help_panel="Search",
         ),
     ] = None,
     strategy: Annotated[
@@ -42,6 +43,7 @@ def sweep(
             "--strategy",
             help="feature_extraction, fine_tuning or both. Default: both on GPUs, feature_extraction on CPU only.",
             show_default=False,
+            rich_help_panel="Search",
         ),
     ] = None,
     devices: Annotated[
@@ -50,23 +52,39 @@ def sweep(
             "--devices",
             help="GPU indices (0,1) or cpu,cpu; one worker per entry. Default: every visible GPU, else one CPU worker.",
             show_default=False,
+            rich_help_panel="Devices",
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Number of CPU workers (same as --devices cpu,...).", show_default=False)
+        int | None,
+        typer.Option(
+            "--workers", help="Number of CPU workers (same as --devices cpu,...).", show_default=False, rich_help_panel="Devices"
+        ),
     ] = None,
     storage: Annotated[
-        str | None, typer.Option("--storage", help=STORAGE_HELP + " Default: sqlite:///studies/ocl.db", show_default=False)
+        str | None,
+        typer.Option(
+            "--storage", help=STORAGE_HELP + " Default: sqlite:///studies/ocl.db", show_default=False, rich_help_panel="Storage"
+        ),
     ] = None,
     study: Annotated[
-        str | None, typer.Option("--study", help="Study name. Default: DATASET-TASK-SIZEpx.", show_default=False)
+        str | None,
+        typer.Option("--study", help="Study name. Default: DATASET-TASK-SIZEpx.", show_default=False, rich_help_panel="Storage"),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Study file (TOML) with a [space] table; see studies/default.toml.", show_default=False),
+        typer.Option(
+            "--config",
+            help="Study file (TOML) with a \\[space] table; see studies/default.toml.",
+            show_default=False,
+            rich_help_panel="Search",
+        ),
     ] = None,
     warm_start: Annotated[
-        bool, typer.Option("--warm-start", help="First try the best layers the OCL dictionary knows for this dataset.")
+        bool,
+        typer.Option(
+            "--warm-start", help="First try the best layers the OCL dictionary knows for this dataset.", rich_help_panel="Search"
+        ),
     ] = False,
     seed: SeedOption = 0,
 ) -> None:
