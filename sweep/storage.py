@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 import optuna
@@ -113,13 +114,15 @@ def open_storage(url: str, *, heartbeat: bool = True, retries: int = 2) -> optun
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     options: dict = {}
     if heartbeat:
-        options = {
-            "heartbeat_interval": HEARTBEAT_SECONDS,
-            "grace_period": GRACE_SECONDS,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries),
-        }
+        options = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        # Heartbeats are "experimental" to Optuna since 2.8; OCL's crash safety rests on them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat:
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
+                options["heartbeat_stale_trial_callback"] = retry
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
         if backend == "sqlite":
             event.listen(storage.engine, "connect", _sqlite_connection_pragmas)
             storage.engine.dispose()  # reconnect, so every pooled connection gets the pragma

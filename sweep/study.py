@@ -49,7 +49,9 @@ def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: i
     stored = study.user_attrs.get(_attrs.SETTINGS)
     if stored is None:
         study.set_user_attr(_attrs.SETTINGS, settings.to_json())
-        study.set_metric_names([METRIC_NAME])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
     elif json.loads(stored) != json.loads(settings.to_json()):  # compare as stored: tuples become lists
         old, new = json.loads(stored), json.loads(settings.to_json())
         differ = [k for k in new if old.get(k) != new[k]]

@@ -216,3 +216,35 @@ def test_dashboard_serves_the_study_its_metric_name_and_trial_attributes(workdir
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_finished_trials(tmp_path):
+    (tmp_path / "small.toml").write_text(SMALL_STUDY)
+    env = dict(os.environ, OCL_CACHE_DIR=str(tmp_path / "cache"), OCL_QUIET="1")
+    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "sweep", "sweep", "--trials", "500", "--workers", "2", "--storage", storage, *SWEEP_ARGS],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            if len(finished(trials_of(storage))) >= 3:
+                break
+        except Exception:
+            continue
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, err
+    assert "finished trials stay in the storage" in err
+    trials = trials_of(storage)
+    assert len(finished(trials)) >= 3
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    for pid in {t.user_attrs["ocl:pid"] for t in trials if "ocl:pid" in t.user_attrs}:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

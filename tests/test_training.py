@@ -98,7 +98,7 @@ def test_the_exported_keras_model_scores_raw_images_like_the_trained_head(setup)
 def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
     data, _ = setup
     backbone = build_backbone(SIZE, Weights("none"))
-    before = {w.path: np.array(w) for layer in backbone.layers for w in layer.weights}
+    before = {w.path: w.numpy() for layer in backbone.layers for w in layer.weights}
     config = TrialConfig(
         "fine_tuning",
         "conv3_block4_concat",
@@ -115,7 +115,7 @@ def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
     changed_after = 0
     for index, layer in enumerate(backbone.layers[: cut + 1]):
         for w in layer.weights:
-            same = np.array_equal(before[w.path], np.array(w))
+            same = np.array_equal(before[w.path], w.numpy())
             if index < boundary or isinstance(layer, keras.layers.BatchNormalization):
                 assert same, f"{w.path} changed but lies before the boundary or is BatchNormalization"
             else:
