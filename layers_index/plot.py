@@ -66,6 +66,18 @@ def _label(key: dict, varying: list[str]) -> str:
     return " · ".join(parts)
 
 
+def _curve(key: dict, varying: list[str], metric: str, rows: pd.DataFrame, layers, values) -> Curve:
+    return Curve(
+        _label(key, varying),
+        metric,
+        key["dataset"],
+        key["weights"],
+        tuple(int(v) for v in rows["layer_index"]),
+        tuple(layers),
+        tuple(float(v) for v in values),
+    )
+
+
 def plot_data(frame: pd.DataFrame, metrics: tuple[str, ...] = PLOT_METRICS) -> PlotData:
     """Curves per (profile, score kind) that has values, gain curves, and the dense blocks' spans."""
     varying = [c for c in ("task", "image_size") if frame[c].nunique() > 1]
@@ -75,17 +87,7 @@ def plot_data(frame: pd.DataFrame, metrics: tuple[str, ...] = PLOT_METRICS) -> P
         for metric in metrics:
             rows = profile.dropna(subset=[metric]).sort_values("layer_index")
             if len(rows):
-                curves.append(
-                    Curve(
-                        _label(key, varying),
-                        metric,
-                        key["dataset"],
-                        key["weights"],
-                        tuple(int(v) for v in rows["layer_index"]),
-                        tuple(rows["layer"]),
-                        tuple(float(v) for v in rows[metric]),
-                    )
-                )
+                curves.append(_curve(key, varying, metric, rows, rows["layer"], rows[metric]))
     shown = tuple(m for m in metrics if any(c.metric == m for c in curves))
     return PlotData(shown, tuple(curves), tuple(_gains(frame, shown, varying)), tuple(_blocks(frame)))
 
@@ -104,17 +106,7 @@ def _gains(frame: pd.DataFrame, metrics: tuple[str, ...], varying: list[str]) ->
             rows = pretrained[both].sort_values("layer_index")
             if len(rows):
                 gain = rows[metric] - scratch.loc[rows.index, metric]
-                gains.append(
-                    Curve(
-                        _label(key, varying),
-                        metric,
-                        key["dataset"],
-                        key["weights"],
-                        tuple(int(v) for v in rows["layer_index"]),
-                        tuple(rows.index),
-                        tuple(float(v) for v in gain),
-                    )
-                )
+                gains.append(_curve(key, varying, metric, rows, rows.index, gain))
     return gains
 
 

@@ -65,10 +65,6 @@ class FeatureBank:
     def layers(self) -> list[str]:
         return list(self._manifest["layers"])
 
-    @property
-    def view_count(self) -> int:
-        return self._views.count if self._views else 0
-
     def features(self, layer: str) -> np.ndarray:
         return self._load(f"layers/{layer}", self._manifest["layers"][layer])
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sweep.errors import OCLError
 
-__all__ = ["LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "layer_index", "resolve_layer"]
+__all__ = ["LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
 
 _CANDIDATE = re.compile(r"^(conv1_relu|relu|pool[234]_pool|conv[2-5]_block\d+_concat)$")
 _DENSE_BLOCK = {"conv2": 1, "conv3": 2, "conv4": 3, "conv5": 4}
@@ -92,10 +92,6 @@ def candidate_layers(model: Any) -> list[LayerInfo]:
 
 def candidate_names(model: Any) -> list[str]:
     return [info.name for info in candidate_layers(model)]
-
-
-def layer_index(model: Any) -> dict[str, int]:
-    return {layer.name: i for i, layer in enumerate(model.layers)}
 
 
 def resolve_layer(name: str, all_names: Sequence[str], *, option: str = "--layer") -> str:
