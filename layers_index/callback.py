@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 
 from layers_index._store import DatasetKey, LayerKey, Score, upsert_scores
+from sweep import _attrs
 from sweep.study import load_settings
 
 __all__ = ["dictionary_callback", "sweep_scores"]
@@ -63,7 +64,7 @@ def dictionary_callback(storage_url: str) -> Callable[[optuna.Study, optuna.tria
 
 
 def _dataset_key(study: optuna.Study, settings: Any) -> DatasetKey:
-    info = study.user_attrs.get("ocl:dataset_info") or {}
+    info = study.user_attrs.get(_attrs.DATASET_INFO) or {}
     return DatasetKey(
         name=settings.dataset,
         task=settings.task,

@@ -12,6 +12,7 @@ def key(name: str) -> str:
 
 
 SETTINGS = key("settings")  # study: JSON of the sweep settings (data, task, size, space, seed)
+DATASET_INFO = key("dataset_info")  # study: modality, images, patients, fingerprint (for the dictionary)
 TARGET = key("target_trials")  # study: finished trials wanted in total
 EVALUATION = key("evaluation")  # study: the held-out test result of `ocl evaluate`
 FAIL_REASON = key("fail_reason")  # trial: why a trial failed

@@ -92,6 +92,7 @@ def sweep(
 
     Example: ocl sweep --trials 200 --devices 0,1
     """
+    from sweep import _attrs
     from sweep._defaults import DEFAULT_STORAGE
     from sweep.data import load_dataset
     from sweep.image_cache import check_image_size
@@ -135,7 +136,7 @@ def sweep(
     opened = open_storage(storage_url)
     the_study = create_or_resume(opened, name, settings, trials)
     the_study.set_user_attr(
-        "ocl:dataset_info",
+        _attrs.DATASET_INFO,
         {
             "modality": dataset.modality,
             "images": len(dataset),
