@@ -95,7 +95,7 @@ def build_dictionary(
         parsed_task.name,
         dataset.modality,
         len(dataset),
-        int(dataset.table["patient"].nunique()),
+        dataset.patient_count,
         dataset.fingerprint(),
     )
     upsert_scores(storage_url, key, label, image_size, scores)
