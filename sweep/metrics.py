@@ -47,15 +47,39 @@ def mean_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 
 def youden_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per output, the threshold that maximises sensitivity + specificity - 1 (0.5 if undefined)."""
+    """Per output, a threshold that maximises Youden's J = sensitivity + specificity - 1.
+
+    ``roc_curve``'s thresholds are score values themselves, and ``score`` predicts positive when
+    ``p >= threshold``. Scores recomputed along another BLAS path (another thread count, another
+    CPU) differ in the last bits, so a threshold equal to a score would send that image to either
+    side and change sensitivity and specificity on the very split it was chosen on. So each
+    threshold lies strictly between two distinct scores: halfway between the lowest score the best
+    cut predicts positive and the next lower distinct score. Beyond the ends the neighbour is 0 or 1
+    (the range of a sigmoid) when the scores lie strictly inside it, else one unit further out:
+    when the best cut predicts nothing positive (``roc_curve``'s first threshold, ``inf``), the
+    threshold lies between the highest score and 1. Outputs with one class only get 0.5.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
     thresholds = np.full(y_true.shape[1], 0.5)
     for k in range(y_true.shape[1]):
         if y_true[:, k].min() == y_true[:, k].max():
             continue
         fpr, tpr, cut = roc_curve(y_true[:, k], scores[:, k])
         best = int(np.argmax(tpr - fpr))
-        thresholds[k] = float(min(cut[best], 1.0))
+        distinct = np.unique(scores[:, k])
+        below = 0.0 if distinct[0] > 0 else distinct[0] - 1.0
+        above = 1.0 if distinct[-1] < 1 else distinct[-1] + 1.0
+        edges = np.concatenate([[below], distinct, [above]])
+        # edges[i] is the lowest score predicted positive (``above`` when none is).
+        i = len(edges) - 1 if cut[best] > distinct[-1] else int(np.searchsorted(edges, cut[best]))
+        thresholds[k] = _between(edges[i - 1], edges[i])
     return thresholds
+
+
+def _between(low: float, high: float) -> float:
+    """Halfway from ``low`` to ``high``; ``high`` when they are adjacent floats (no float between)."""
+    middle = low + (high - low) / 2
+    return float(middle) if low < middle < high else float(high)
 
 
 @dataclass
