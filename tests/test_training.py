@@ -11,7 +11,7 @@ from sweep.backbone import Weights, build_backbone
 from sweep.data import load_dataset
 from sweep.feature_bank import load_feature_bank
 from sweep.image_cache import load_image_cache
-from sweep.metrics import mean_auroc
+from sweep.metrics import mean_auroc, score
 from sweep.training import TrialConfig, TrialData, run_trial
 from sweep.training._head import _Optimizer
 
@@ -36,7 +36,7 @@ def test_feature_extraction_metrics_equal_scikit_learn_on_its_predictions(setup)
         bank=bank,
         backbone_factory=lambda: None,
     )
-    y, p = data.targets[data.val], result.predict(data.val)
+    y, p = data.targets[data.val], result.val_predictions  # what result.val scores
     val = result.val
     for k, output in enumerate(data.outputs):
         if y[:, k].min() == y[:, k].max():
@@ -50,6 +50,18 @@ def test_feature_extraction_metrics_equal_scikit_learn_on_its_predictions(setup)
         assert val.majority_accuracy[k] == pytest.approx(max(y[:, k].mean(), 1 - y[:, k].mean()))
     assert val.mean_auroc == pytest.approx(np.nanmean(val.auroc))
     assert result.history[result.best_epoch] == pytest.approx(val.mean_auroc)
+
+
+def test_feature_extraction_predicts_validation_exactly_as_it_was_scored(setup):
+    # Thresholds chosen on val are applied to predict()'s scores: a last-bit difference (another
+    # BLAS thread count sums in another order) would move images across them.
+    data, bank = setup
+    config = TrialConfig("feature_extraction", "conv4_block24_concat", head_units=128, dropout=0.2, epochs=3)
+    result = run_trial(config, data, bank=bank, backbone_factory=lambda: None)
+    assert result.val_predictions.shape == (len(data.val), len(data.outputs))
+    np.testing.assert_array_equal(result.predict(data.val), result.val_predictions)
+    rescored = score(data.targets[data.val], result.predict(data.val), data.outputs, np.asarray(result.val.thresholds))
+    np.testing.assert_array_equal(rescored.balanced_accuracy, result.val.balanced_accuracy)  # NaN equals NaN here
 
 
 def test_the_per_epoch_auroc_equals_scikit_learn_including_ties():
@@ -108,7 +120,9 @@ def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
         batch_size=64,
         learning_rate=1e-2,
     )
-    run_trial(config, data, backbone_factory=lambda: backbone)
+    result = run_trial(config, data, backbone_factory=lambda: backbone)
+    assert result.val_predictions.shape == (len(data.val), len(data.outputs))
+    assert result.history[result.best_epoch] == pytest.approx(mean_auroc(data.targets[data.val], result.val_predictions))
     names = [layer.name for layer in backbone.layers]
     boundary = names.index("conv3_block2_concat")
     cut = names.index("conv3_block4_concat")

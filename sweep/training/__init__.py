@@ -3,7 +3,8 @@
 :func:`run_trial` is the one entry point the sweep calls. ``feature_extraction`` fits a head on the
 feature bank (no backbone pass); ``fine_tuning`` trains the truncated network on cached images.
 Both report validation mean AUROC after every epoch through ``on_epoch`` (the sweep's pruning
-hook) and return a :class:`TrialResult` whose ``val`` scores come from the best epoch.
+hook) and return a :class:`TrialResult` whose ``val`` scores are those of the best epoch's
+validation predictions (kept as ``val_predictions``).
 
 Example:
     >>> result = run_trial(TrialConfig("feature_extraction", "conv4_block24_concat"), data,

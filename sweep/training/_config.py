@@ -69,6 +69,9 @@ class TrialResult:
 
     config: TrialConfig
     val: Scores
+    """Scores of ``val_predictions``; its Youden thresholds are applied unchanged to test."""
+    val_predictions: np.ndarray = field(repr=False)
+    """Sigmoid scores of the validation rows at the best epoch, computed once and kept."""
     best_epoch: int
     epochs_run: int
     history: list[float]

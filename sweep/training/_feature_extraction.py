@@ -14,10 +14,14 @@ from sweep.training._config import EpochHook, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 from sweep.training._head import NumpyHead
 
-
 # The head's matrix products are small: one BLAS thread is many times faster than two threads
-# spinning against each other (or against another worker) on a two-core machine.
-@threadpool_limits.wrap(limits=1, user_api="blas")
+# spinning against each other (or against another worker) on a two-core machine. ``predict`` runs
+# under the same limit: another thread count sums in another order, and the same rows would get
+# scores that differ in the last bits from those the validation thresholds were chosen on.
+ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
+
+
+@threadpool_limits.wrap(**ONE_BLAS_THREAD)
 def train_feature_extraction(
     config: TrialConfig, data: TrialData, bank: FeatureBank, backbone_factory: Any, on_epoch: EpochHook | None
 ) -> TrialResult:
@@ -56,9 +60,11 @@ def train_feature_extraction(
         if epoch - best_epoch >= config.patience:
             break
     head.restore(best_state)
+    val_predictions = head.predict(x_val)
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        return head.predict(np.asarray(features[rows]))
+        with threadpool_limits(**ONE_BLAS_THREAD):
+            return head.predict(np.asarray(features[rows]))
 
     def export() -> Any:
         from sweep.training._keras_models import feature_extraction_model
@@ -67,7 +73,8 @@ def train_feature_extraction(
 
     return TrialResult(
         config,
-        score(y_val, head.predict(x_val), data.outputs),
+        score(y_val, val_predictions, data.outputs),
+        val_predictions,
         best_epoch,
         len(history),
         history,

@@ -44,22 +44,25 @@ def predict_rows(model: Any, images: np.ndarray, rows: np.ndarray, batch_size: i
 
 
 class _EpochEnd(keras.callbacks.Callback):
-    """Scores validation after each epoch, keeps the best weights, reports to the hook."""
+    """Scores validation after each epoch, keeps the best weights and predictions, reports to the hook."""
 
     def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int) -> None:
         super().__init__()
         self.data, self.on_epoch, self.patience = data, on_epoch, patience
         self.history: list[float] = []
         self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
+        self.best_predictions: np.ndarray | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss", 0.0)
         if not np.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss} after epoch {epoch}")
-        value = mean_auroc(self.data.targets[self.data.val], predict_rows(self.model, self.data.images, self.data.val))
+        predictions = predict_rows(self.model, self.data.images, self.data.val)
+        value = mean_auroc(self.data.targets[self.data.val], predictions)
         self.history.append(value)
         if value > self.best:
             self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
+            self.best_predictions = predictions
         if self.on_epoch is not None:
             self.on_epoch(epoch, value)
         if epoch - self.best_epoch >= self.patience:
@@ -79,8 +82,12 @@ def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: An
     model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
     if tracker.best_weights is not None:
         model.set_weights(tracker.best_weights)
-    y_val = data.targets[data.val]
-    val_scores = score(y_val, predict_rows(model, data.images, data.val), data.outputs)
+    # The best epoch's own predictions (no second pass over validation); when no epoch had a
+    # defined AUROC, the predictions of the weights as trained.
+    val_predictions = tracker.best_predictions
+    if val_predictions is None:
+        val_predictions = predict_rows(model, data.images, data.val)
+    val_scores = score(data.targets[data.val], val_predictions, data.outputs)
 
     def predict(rows: np.ndarray) -> np.ndarray:
         return predict_rows(model, data.images, rows)
@@ -88,6 +95,7 @@ def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: An
     return TrialResult(
         config,
         val_scores,
+        val_predictions,
         tracker.best_epoch,
         len(tracker.history),
         tracker.history,
