@@ -71,7 +71,7 @@ def time_decode(paths: list[str], size: int, seconds: float) -> tuple[float, int
 
 def time_build(paths: list[str], size: int, cache_dir: Path) -> tuple[float, object]:
     start = time.perf_counter()
-    cache = load_image_cache(paths, size, cache_dir=cache_dir, progress=False)
+    cache = load_image_cache(paths, size, cache_dir=cache_dir)
     return len(paths) / (time.perf_counter() - start), cache
 
 

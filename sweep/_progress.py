@@ -20,8 +20,8 @@ def progress_enabled() -> bool:
     return not os.environ.get("OCL_QUIET") and sys.stderr.isatty()
 
 
-def rate_progress(unit: str = "img") -> Progress:
-    """A progress bar that shows done/total, a rate such as ``153 img/s``, elapsed time and ETA."""
+def rate_progress() -> Progress:
+    """A progress bar that shows done/total, a rate such as ``153 img/s`` (from :func:`rate_text`), elapsed time and ETA."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -101,7 +101,6 @@ def load_image_cache(
     *,
     method: str = "lanczos",
     cache_dir: Path | None = None,
-    progress: bool = True,
 ) -> ImageCache:
     """Open the cache for these images at this size, building it first when absent or damaged."""
     check_image_size(size)

@@ -10,8 +10,7 @@ always predicting the majority class.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import rankdata
@@ -98,10 +97,6 @@ class Scores:
     mean_auroc: float = float("nan")
     mean_auprc: float = float("nan")
     mean_balanced_accuracy: float = float("nan")
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def summary(self) -> dict[str, float]:
         """The flat numbers worth a column in a table or a trial attribute."""

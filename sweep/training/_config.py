@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,9 +50,6 @@ class TrialConfig:
             raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r}: expected 0 <= dropout < 1")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 EpochHook = Callable[[int, float], None]
