@@ -4,8 +4,9 @@ A feature-extraction trial fits Dense(units, relu) + Dropout + Dense(outputs, si
 hundred to a few thousand banked feature vectors. Keras' per-model ``compile``/``fit`` set-up
 costs about a second on two CPU cores, more than the fit itself, and a 200-trial sweep pays it
 200 times. The same head in numpy (the optimizers follow Keras' update rules and defaults) fits
-in tens of milliseconds. :func:`sweep.training.run_trial` exports the trained head into an
-equivalent Keras model, so what users keep is a normal ``.keras`` file.
+in tens of milliseconds. ``TrialResult.export`` rebuilds the trained head as an equivalent Keras
+model on the truncated backbone (:func:`sweep.training._keras_models.feature_extraction_model`),
+so what users keep is a normal ``.keras`` file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from sweep.training._config import TrainingDiverged
+
+# Keras 3's defaults for keras.optimizers.Adam, AdamW and RMSprop, which fine-tuning trials use
+# as they come (make_optimizer passes only the learning rate): the head trains as they would.
+BETA_1 = 0.9  # Adam, AdamW: decay of the gradient's moving average
+BETA_2 = 0.999  # Adam, AdamW: decay of the squared gradient's moving average
+EPSILON = 1e-7  # Adam, AdamW, RMSprop
+ADAMW_WEIGHT_DECAY = 0.004  # AdamW
+RMSPROP_RHO = 0.9  # RMSprop: decay of the squared gradient's moving average
+# Not a Keras default (keras.optimizers.SGD has momentum 0.0): the sweep's SGD uses momentum 0.9,
+# and make_optimizer passes this same constant to Keras.
+SGD_MOMENTUM = 0.9
 
 
 class _Optimizer:
@@ -28,20 +40,20 @@ class _Optimizer:
         lr = self.lr
         for p, g, m, v in zip(params, grads, self.m, self.v):
             if self.name == "sgd":
-                m *= 0.9
+                m *= SGD_MOMENTUM
                 m -= lr * g
                 p += m
             elif self.name == "rmsprop":
-                v *= 0.9
-                v += 0.1 * g * g
-                p -= lr * g / np.sqrt(v + 1e-7)
+                v *= RMSPROP_RHO
+                v += (1 - RMSPROP_RHO) * g * g
+                p -= lr * g / np.sqrt(v + EPSILON)
             else:  # adam, adamw
                 if self.name == "adamw":
-                    p -= lr * 0.004 * p
-                m += 0.1 * (g - m)
-                v += 0.001 * (g * g - v)
-                alpha = lr * np.sqrt(1 - 0.999**self.t) / (1 - 0.9**self.t)
-                p -= alpha * m / (np.sqrt(v) + 1e-7)
+                    p -= lr * ADAMW_WEIGHT_DECAY * p
+                m += (1 - BETA_1) * (g - m)
+                v += (1 - BETA_2) * (g * g - v)
+                alpha = lr * np.sqrt(1 - BETA_2**self.t) / (1 - BETA_1**self.t)
+                p -= alpha * m / (np.sqrt(v) + EPSILON)
 
 
 class NumpyHead:

@@ -9,6 +9,7 @@ import numpy as np
 from sweep._keras import keras_module
 from sweep.augment import build_augmentation
 from sweep.training._config import TrialConfig
+from sweep.training._head import SGD_MOMENTUM
 
 keras = keras_module()
 
@@ -76,7 +77,7 @@ def feature_extraction_model(backbone: Any, config: TrialConfig, head: Any, n_ou
 
 def make_optimizer(name: str, learning_rate: float) -> Any:
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+        return keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM)
     return {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[name](
         learning_rate
     )
