@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import Dataset
-from sweep.data._split import patient_split
+from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._split import SEEDED_FRACTIONS, patient_split
 from sweep.errors import OCLError
 from sweep.tasks import FINDINGS, NO_FINDING
 
@@ -28,7 +28,6 @@ LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 LIST_FILES = ("train_val_list.txt", "test_list.txt")
 REQUIRED_COLUMNS = ("Image Index", "Finding Labels", "Patient ID")
 VAL_FRACTION_OF_TRAIN_VAL = 0.125  # ~10% of all patients, as in the 70/10/20 fallback
-SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 
 
 def is_chestxray14(root: Path) -> bool:
@@ -156,7 +155,7 @@ def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> D
             f"(first: {', '.join(missing[:3])}); extract NIH's images_NNN.tar.gz there or remove their rows"
         )
     table.insert(1, "path", paths.to_numpy())
-    empty = [split for split in ("train", "val", "test") if not (table["split"] == split).any()]
+    empty = [split for split in SPLITS if not (table["split"] == split).any()]
     warnings = ()
     if empty:
         warnings = (

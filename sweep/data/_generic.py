@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import Dataset
-from sweep.data._split import patient_overlap, patient_split
+from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._split import SEEDED_FRACTIONS, patient_overlap, patient_split
 from sweep.errors import OCLError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
@@ -34,7 +34,6 @@ SPLIT_NAMES = {
     "test": "test",
     "testing": "test",
 }
-SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 _NIH_NAME = re.compile(r"^(\d{8})_\d{3}\.\w+$")
 
 
@@ -138,7 +137,7 @@ def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dat
                 f"(train/val {overlap['train/val']}, train/test {overlap['train/test']}, val/test {overlap['val/test']}); "
                 "scores on the test split will look better than on new patients"
             )
-    empty = [s for s in ("train", "val", "test") if not (table["split"] == s).any()]
+    empty = [s for s in SPLITS if not (table["split"] == s).any()]
     if empty:
         raise OCLError(f"--data {source}: the {', '.join(empty)} split(s) have no images; add images or drop the split folders")
     return Dataset(

@@ -10,6 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sweep.data._dataset import SPLITS
+
+SEEDED_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+"""Fractions of patients per split when a dataset brings no split of its own."""
+
 
 def patient_split(
     patients: pd.Series,
@@ -43,7 +48,7 @@ def patient_split(
 def patient_overlap(table: pd.DataFrame) -> dict[str, int]:
     """How many patients appear in each pair of splits, and in more than one split at all."""
     known = table[table["patient"].notna()]
-    by_split = {s: set(known.loc[known["split"] == s, "patient"]) for s in ("train", "val", "test")}
+    by_split = {s: set(known.loc[known["split"] == s, "patient"]) for s in SPLITS}
     pairs = {
         "train/val": len(by_split["train"] & by_split["val"]),
         "train/test": len(by_split["train"] & by_split["test"]),
