@@ -176,3 +176,26 @@ def test_images_without_known_patients_count_as_their_own_patients(tmp_path):
     summary = summarize(dataset)
     assert summary["patients"] == len(names) == dataset.patient_count
     assert sum(split["patients"] for split in summary["splits"].values()) == len(names)
+
+
+def test_a_given_split_without_val_is_described_with_a_warning_and_refused_by_a_sweep(tmp_path, ocl):
+    # The same rule as the NIH adapter: ``ocl data info`` shows the dataset and warns; the sweep,
+    # which selects on validation AUROC, refuses it before training.
+    from sweep.errors import OCLError
+    from sweep.tasks import check_scorable
+
+    build_split_folders(tmp_path / "ds", planted=False)
+    shutil.rmtree(tmp_path / "ds" / "valid")
+
+    dataset = load_dataset(tmp_path / "ds")
+    (warning,) = dataset.warnings
+    assert warning.startswith(f"the val split(s) of {tmp_path / 'ds'} have no images")
+    assert "drop the split folders" in warning and "\n" not in warning
+    with pytest.raises(OCLError, match="validation split has no images"):
+        task = dataset.task()
+        check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
+
+    result = ocl("data", "info", "--data", tmp_path / "ds", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["splits"]["val"] == {"images": 0, "patients": 0}
+    assert "the val split(s)" in " ".join(result.stderr.split())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._dataset import Dataset, empty_split_warnings
 from sweep.data._split import SEEDED_FRACTIONS, patient_split
 from sweep.errors import OCLError
 from sweep.tasks import FINDINGS, NO_FINDING
@@ -155,18 +155,11 @@ def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> D
             f"(first: {', '.join(missing[:3])}); extract NIH's images_NNN.tar.gz there or remove their rows"
         )
     table.insert(1, "path", paths.to_numpy())
-    empty = [split for split in SPLITS if not (table["split"] == split).any()]
-    warnings = ()
-    if empty:
-        warnings = (
-            f"the {', '.join(empty)} split(s) of {root} have no images ({len(table)} images, "
-            f"{table['patient'].nunique()} patients); sweeps need images in every split",
-        )
     return Dataset(
         name=name or root.name,
         root=root,
         table=table[["image", "path", "patient", "labels", "split"]],
         classes=FINDINGS,
         split_source=source,
-        warnings=warnings,
+        warnings=empty_split_warnings(table, root, source),
     )

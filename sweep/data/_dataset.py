@@ -13,10 +13,32 @@ from sweep.tasks import Task, parse_task
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
+_EMPTY_SPLIT_FIX = {
+    "seeded": "use more images (the seeded 70/10/20 split assigns whole patients)",
+    "official": "use more images (test comes from test_list.txt, val from train_val_list.txt patients)",
+    "given": "add images to the empty split(s), or drop the split folders or column to have one drawn",
+}
+
 
 def count_patients(rows: pd.DataFrame) -> int:
     """Distinct patients; an image whose patient is unknown counts as its own patient, as in the split."""
     return int(rows["patient"].dropna().nunique() + rows["patient"].isna().sum())
+
+
+def empty_split_warnings(table: pd.DataFrame, where: Path, split_source: str) -> tuple[str, ...]:
+    """The one rule of every adapter for a split without images: a warning, not an error.
+
+    ``ocl data info`` must still describe such a dataset (that is how the user finds out), while a
+    sweep refuses it before training (``sweep.tasks.check_scorable``: validation AUROC selects
+    every trial).
+    """
+    empty = [split for split in SPLITS if not (table["split"] == split).any()]
+    if not empty:
+        return ()
+    return (
+        f"the {', '.join(empty)} split(s) of {where} have no images ({len(table)} images, "
+        f"{count_patients(table)} patients); sweeps need images in every split, so {_EMPTY_SPLIT_FIX[split_source]}",
+    )
 
 
 @dataclass(frozen=True)

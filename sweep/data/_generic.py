@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import SPLITS, Dataset
+from sweep.data._dataset import Dataset, empty_split_warnings
 from sweep.data._split import SEEDED_FRACTIONS, patient_overlap, patient_split
 from sweep.errors import OCLError
 
@@ -137,9 +137,7 @@ def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dat
                 f"(train/val {overlap['train/val']}, train/test {overlap['train/test']}, val/test {overlap['val/test']}); "
                 "scores on the test split will look better than on new patients"
             )
-    empty = [s for s in SPLITS if not (table["split"] == s).any()]
-    if empty:
-        raise OCLError(f"--data {source}: the {', '.join(empty)} split(s) have no images; add images or drop the split folders")
+    warnings.extend(empty_split_warnings(table, source, source_kind))
     return Dataset(
         name=name or source.stem,
         root=source if source.is_dir() else source.parent,
