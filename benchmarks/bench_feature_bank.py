@@ -1,4 +1,6 @@
-"""Issue 3 benchmarks at realistic size (224 px, embedded NIH sample, random init):
+"""What does the feature bank cost to build and save per trial, and what does a fine-tuning step cost?
+
+Three timings at realistic size (224 px, embedded NIH sample, random init):
 
 1. Feature bank build (pooled outputs of all 63 candidate layers in one pass) vs one plain
    DenseNet-121 forward pass over the same images. Goal: at most 1.25x.

@@ -1,6 +1,8 @@
-"""Issue 4 benchmark: ``ocl sweep --trials 200 --strategy feature_extraction --weights none`` on the
-embedded sample at 224 px, cold (empty caches: decode + feature bank included) and warm (caches
-kept, new study). Goals on a 2-core machine: cold <= 6 min, warm <= 3 min.
+"""How long does a 200-trial feature-extraction sweep take, cold and warm, and how much of it is not training?
+
+Runs ``ocl sweep --trials 200 --strategy feature_extraction --weights none`` on the embedded
+sample at 224 px, cold (empty caches: decode + feature bank included) and warm (caches kept,
+new study). Goals on a 2-core machine: cold <= 6 min, warm <= 3 min.
 
 Reports trials/min and the share of the sweep's wall time spent outside training (process
 start-up, storage, sampling, pruning), where training time is the sum of the trials'
