@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores, weights_label
+from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from layers_index.logme import logme
 from layers_index.probe import linear_probe
 from sweep.errors import OCLError
+from sweep.weights import parse_weights
 
 __all__ = ["LayerScores", "build_dictionary"]
 
@@ -65,7 +66,7 @@ def build_dictionary(
             cannot score AUROC for any output.
     """
     engine_for(storage_url)  # a wrong or too new database fails now, before Keras loads or anything is scored
-    from sweep.backbone import build_backbone, parse_weights
+    from sweep.backbone import build_backbone
     from sweep.data import load_dataset
     from sweep.feature_bank import load_feature_bank
     from sweep.image_cache import check_image_size, load_image_cache
@@ -73,7 +74,6 @@ def build_dictionary(
 
     check_image_size(image_size)
     parsed_weights = parse_weights(weights, seed=seed)
-    label = weights_label(weights)
     dataset = load_dataset(data, seed=seed)
     parsed_task = dataset.task(task)
     targets = dataset.targets(parsed_task)
@@ -98,7 +98,7 @@ def build_dictionary(
         dataset.patient_count,
         dataset.fingerprint(),
     )
-    upsert_scores(storage_url, key, label, image_size, scores)
+    upsert_scores(storage_url, key, parsed_weights.label, image_size, scores)
     return results
 
 

@@ -1,10 +1,12 @@
 """DenseNet-121 with the weights the user asked for, fed grayscale X-rays.
 
-Weights are ``imagenet`` (Keras' published file, downloaded once into ``~/.keras/models``), a
-local file (``.weights.h5``, Keras' ``.h5`` or a whole ``.keras`` model, for machines without
-internet) or ``none`` (random initialisation, seeded, so every process builds the same network
-and the feature bank stays valid). If ImageNet weights cannot be had, this stops and says how to
-fix it: a sweep that silently trained on random features would answer the wrong question.
+Which weights, and the name each is stored under, is :mod:`sweep.weights` (Keras-free; ``Weights``
+and ``parse_weights`` are re-exported here for existing callers). This module loads them:
+``imagenet`` is Keras' published file, downloaded once into ``~/.keras/models``; a local file is
+``.weights.h5``, Keras' ``.h5`` or a whole ``.keras`` model; ``none`` is a random initialisation,
+seeded, so every process builds the same network and the feature bank stays valid. If ImageNet
+weights cannot be had, this stops and says how to fix it: a sweep that silently trained on random
+features would answer the wrong question.
 
 The model's input is the cached grayscale image, ``(size, size, 1)`` in 0..255; a preprocessing
 layer repeats it to three channels and applies exactly
@@ -13,69 +15,20 @@ layer repeats it to three channels and applies exactly
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweep._keras import keras_module
 from sweep.errors import OCLError
+from sweep.weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights
 
 keras = keras_module()
 from keras.applications.densenet import preprocess_input  # noqa: E402  (after the quiet import)
 
 __all__ = ["IMAGENET_FILE", "Weights", "XrayPreprocessing", "build_backbone", "parse_weights", "preprocessing_layer"]
 
-IMAGENET_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/densenet/" + IMAGENET_FILE
-IMAGENET_MD5 = "30ee3e1110167f948a6b9946edeeb738"
-WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Which weights to load: ``kind`` is ``imagenet``, ``none`` or ``file``.
-
-    ``identity`` names the exact weights in cache keys and the OCL dictionary: the ImageNet file's
-    hash, the seed of a random initialisation, or a hash of a local file's bytes.
-    """
-
-    kind: str
-    path: Path | None = None
-    seed: int = 0
-
-    @property
-    def label(self) -> str:
-        """What users see and filter by: ``imagenet``, ``none`` or the file name."""
-        return self.path.name if self.kind == "file" and self.path else self.kind
-
-    @property
-    def identity(self) -> str:
-        if self.kind == "imagenet":
-            return f"imagenet-{IMAGENET_MD5[:12]}"
-        if self.kind == "none":
-            return f"none-seed{self.seed}"
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as handle:  # type: ignore[arg-type]
-            while block := handle.read(1 << 22):
-                digest.update(block)
-        return f"file-{digest.hexdigest()[:12]}"
-
-
-def parse_weights(text: str, *, seed: int = 0) -> Weights:
-    """Parse ``--weights``: ``imagenet``, ``none`` or a path to a weights file."""
-    lowered = text.strip().lower()
-    if lowered == "imagenet":
-        return Weights("imagenet", seed=seed)
-    if lowered in ("none", "random"):
-        return Weights("none", seed=seed)
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise OCLError(f"--weights {text}: no such file; pass imagenet, none, or the path to a DenseNet-121 weights file")
-    if not path.name.lower().endswith(WEIGHT_SUFFIXES):
-        raise OCLError(f"--weights {text}: not a Keras weights file; expected one of {', '.join(WEIGHT_SUFFIXES)}")
-    return Weights("file", path=path.resolve(), seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="ocl")
