@@ -7,52 +7,64 @@ candidate layer at once with a linear probe (:mod:`layers_index.probe`) and LogM
 (:mod:`layers_index.logme`). :func:`dictionary_frame` reads it back, one row per layer;
 ``plot``, ``compare`` and ``warm_start`` build on that frame.
 
-Nothing here imports Keras at import time: ``ocl dictionary show`` stays fast.
+Importing this package imports nothing: each name below loads its module on first use, so the
+CLI can read :data:`SCORE_KINDS` at start-up for free, and ``ocl dictionary show`` loads only what
+showing needs. Nothing here imports Keras at import time.
 """
 
-from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS
-from layers_index._store import DatasetKey, LayerKey, Score, engine_for, read_scores, upsert_scores, weights_label
-from layers_index.build import LayerScores, build_dictionary
-from layers_index.callback import dictionary_callback, sweep_scores
-from layers_index.compare import Comparison, Disagreement, compare_profiles
-from layers_index.logme import Evidence, logme, logme_fit
-from layers_index.plot import BlockSpan, Curve, PlotData, draw, plot_data, write_html
-from layers_index.probe import ProbeResult, linear_probe
-from layers_index.views import dictionary_frame, format_csv, format_json, format_tables, top_layers
-from layers_index.warm_start import enqueue_top_layers
+from __future__ import annotations
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "SCORE_KINDS",
-    "BlockSpan",
-    "Comparison",
-    "Curve",
-    "DatasetKey",
-    "Disagreement",
-    "Evidence",
-    "LayerKey",
-    "LayerScores",
-    "PlotData",
-    "ProbeResult",
-    "Score",
-    "build_dictionary",
-    "compare_profiles",
-    "dictionary_callback",
-    "dictionary_frame",
-    "draw",
-    "engine_for",
-    "enqueue_top_layers",
-    "format_csv",
-    "format_json",
-    "format_tables",
-    "linear_probe",
-    "logme",
-    "logme_fit",
-    "plot_data",
-    "read_scores",
-    "sweep_scores",
-    "top_layers",
-    "upsert_scores",
-    "weights_label",
-    "write_html",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+SCORE_KINDS = ("probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc")
+"""The kinds of score the dictionary stores, declared once: the ``kind`` column's values, the score
+columns of :func:`dictionary_frame` and the CLI's ``--metric`` choices all come from here."""
+
+_EXPORTS = {
+    "_schema": ["SCHEMA_VERSION"],
+    "_store": ["DatasetKey", "LayerKey", "Score", "engine_for", "read_scores", "upsert_scores"],
+    "build": ["LayerScores", "build_dictionary"],
+    "callback": ["dictionary_callback", "sweep_scores"],
+    "compare": ["Comparison", "Disagreement", "compare_profiles"],
+    "logme": ["Evidence", "logme", "logme_fit"],
+    "plot": ["BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"],
+    "probe": ["ProbeResult", "linear_probe"],
+    "views": ["dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"],
+    "warm_start": ["enqueue_top_layers"],
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(["SCORE_KINDS", *_HOME])
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """Keeps ``layers_index.logme`` the function, as the export list says, not the submodule.
+
+    Importing a submodule makes it an attribute of its package; for ``logme`` that would replace
+    the function of the same name, and ``from layers_index import logme`` would then give the module
+    or the function depending on what happened to be imported first.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _HOME:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

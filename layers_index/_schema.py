@@ -20,8 +20,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from layers_index import SCORE_KINDS
+
+__all__ = ["SCHEMA_VERSION", "SCORE_KINDS", "Base", "DatasetRow", "LayerRow", "SchemaVersion", "ScoreRow"]
+
 SCHEMA_VERSION = 1
-SCORE_KINDS = ("probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc")
 
 
 def _now() -> datetime:
@@ -75,7 +78,7 @@ class ScoreRow(Base):
     layer_id: Mapped[int] = mapped_column(ForeignKey("ocl_layers.id"), nullable=False)
     weights: Mapped[str] = mapped_column(String(200), nullable=False)
     image_size: Mapped[int] = mapped_column(Integer, nullable=False)
-    kind: Mapped[str] = mapped_column(String(50), nullable=False)
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)  # one of SCORE_KINDS
     value: Mapped[float] = mapped_column(Float, nullable=False)
     n_trials: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     source_study: Mapped[str | None] = mapped_column(String(500))

@@ -24,13 +24,15 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from layers_index import SCORE_KINDS
 from layers_index._store import read_scores
 
 __all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"]
 
 GROUP = ["dataset", "task", "weights", "image_size"]
 """The columns that identify one profile: scores are comparable only within one."""
-SCORE_COLUMNS = ["probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc"]
+SCORE_COLUMNS = list(SCORE_KINDS)
+"""One column per kind of score, in :data:`layers_index.SCORE_KINDS` order."""
 COLUMNS = [*GROUP, "layer", "block", "depth", "layer_index", "channels", *SCORE_COLUMNS, "n_trials", "rank", "best", "best_by"]
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from layers_index import SCORE_KINDS
 from sweep.cli._common import (
     DataOption,
     ImageSizeOption,
@@ -49,11 +50,8 @@ FilterSizeOption = Annotated[
 ]
 
 
-class Metric(str, Enum):
-    probe_auroc = "probe_auroc"
-    logme = "logme"
-    sweep_best_auroc = "sweep_best_auroc"
-    sweep_mean_auroc = "sweep_mean_auroc"
+# The score kinds are declared once, in layers_index (whose import loads nothing else).
+Metric = Enum("Metric", {kind: kind for kind in SCORE_KINDS}, type=str)
 
 
 def _storage(storage: str | None) -> str:
@@ -72,7 +70,7 @@ def _dataset_name(data: str | None) -> str | None:
 
 
 def _weights(weights: str | None) -> str | None:
-    from layers_index._store import weights_label
+    from sweep.weights import weights_label
 
     return None if weights is None else weights_label(weights)
 
@@ -186,7 +184,7 @@ def compare(
     task: FilterTaskOption = None,
     weights: FilterWeightsOption = None,
     image_size: FilterSizeOption = None,
-    metric: Annotated[Metric, typer.Option("--metric", help="Which score's layer ranking to compare.")] = Metric.probe_auroc,
+    metric: Annotated[Metric, typer.Option("--metric", help="Which score's layer ranking to compare.")] = Metric["probe_auroc"],
     storage: StorageOption = None,
 ) -> None:
     """Spearman and Kendall rank correlation of two datasets' layer profiles, and where they disagree most.
