@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from layers_index._schema import SCHEMA_VERSION, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
-from sweep.errors import OCLError
-from sweep.storage import normalize_url
+from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
+from sweep.storage import parse_storage
 
 MODEL = "densenet121"
 _engines: dict[str, Engine] = {}
@@ -54,27 +52,6 @@ class Score:
     source_trial: int | None = None
 
 
-def weights_label(text: str) -> str:
-    """How the dictionary names weights: ``imagenet``, ``none`` or a weights file's absolute path.
-
-    The label ``ocl sweep`` stores on its trials, so build and sweep scores of the same weights
-    land in one row. Lenient, for filters: text that names no existing file is kept as given.
-    """
-    lowered = text.strip().lower()
-    if lowered == "imagenet":
-        return "imagenet"
-    if lowered in ("none", "random"):
-        return "none"
-    path = Path(text).expanduser()
-    return str(path.resolve()) if path.is_file() else text
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=120000")
-    cursor.close()
-
-
 def _stored_version(engine: Engine) -> int | None:
     """The schema version stamped in the database, or None when no dictionary is there yet."""
     if not inspect(engine).has_table(SchemaVersion.__tablename__):
@@ -87,36 +64,36 @@ def _stored_version(engine: Engine) -> int | None:
 def engine_for(url: str, *, create: bool = True) -> Engine:
     """An engine on the storage URL with the dictionary's tables created and the version checked.
 
-    The version is read before anything is created, so a database written by a newer release is
-    refused untouched. ``create=False`` (the read-only commands) refuses a SQLite file that does
-    not exist instead of leaving an empty database behind a mistyped path.
+    The URL, engine settings, SQLite pragmas and error messages are the Optuna storage's
+    (:func:`sweep.storage.parse_storage`): one database, opened one way. The version is read before
+    anything is created, so a database written by a newer release is refused untouched.
+    ``create=False`` (the read-only commands) refuses a SQLite file that does not exist instead of
+    leaving an empty database behind a mistyped path.
     """
     if url in _engines:
         return _engines[url]
+    database = parse_storage(url)
+    if database.path is not None and not database.path.exists() and not create:
+        raise database.error(
+            f"no database at {database.path}; run `ocl dictionary build` or `ocl sweep` first, "
+            "or pass the --storage URL they used"
+        )
+    database.prepare()
+    engine = database.engine()
     try:
-        engine = create_engine(normalize_url(url), pool_pre_ping=True)
-    except ArgumentError:
-        raise OCLError(
-            f"--storage {url}: not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db"
-        ) from None
-    except ImportError as exc:
-        raise OCLError(f"--storage {url}: database driver missing ({exc}); pip install 'ocl[postgres]'") from None
-    if engine.dialect.name == "sqlite":
-        _prepare_sqlite_file(url, engine, create)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    try:
-        version = _stored_version(engine)
-        if version is not None and version > SCHEMA_VERSION:
-            raise OCLError(
-                f"--storage {url}: the OCL dictionary there has schema version {version}, newer than this "
-                f"ocl understands ({SCHEMA_VERSION}); upgrade ocl (pip install -U ocl)"
-            )
-        Base.metadata.create_all(engine)
-        if version is None:
-            _stamp(engine)
-    except OperationalError as exc:
-        reason = str(exc.orig).splitlines()[0][:200] if exc.orig else str(exc)[:200]
-        raise OCLError(f"--storage {url}: cannot open the database ({reason}); check the URL and that the server runs") from None
+        with database.errors():
+            version = _stored_version(engine)
+            if version is not None and version > SCHEMA_VERSION:
+                raise database.error(
+                    f"the OCL dictionary there has schema version {version}, newer than this "
+                    f"ocl understands ({SCHEMA_VERSION}); upgrade ocl (pip install -U ocl)"
+                )
+            Base.metadata.create_all(engine)
+            if version is None:
+                _stamp(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     _engines[url] = engine
     return engine
 
@@ -129,21 +106,6 @@ def _stamp(engine: Engine) -> None:
                 session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
     except IntegrityError:
         pass
-
-
-def _prepare_sqlite_file(url: str, engine: Engine, create: bool) -> None:
-    database = engine.url.database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    if path.exists():
-        return
-    if not create:
-        raise OCLError(
-            f"--storage {url}: no database at {path}; run `ocl dictionary build` or `ocl sweep` first, "
-            "or pass the --storage URL they used"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _dataset_row(session: Session, key: DatasetKey) -> DatasetRow:
@@ -182,37 +144,53 @@ def _layer_row(session: Session, key: LayerKey) -> LayerRow:
     return row
 
 
+RETRIES = 2
+"""Extra attempts of :func:`upsert_scores` after a unique-constraint race."""
+
+
 def upsert_scores(url: str, dataset: DatasetKey, weights: str, image_size: int, scores: Iterable[Score]) -> int:
-    """Insert or update scores in one transaction; retried once when another writer raced us."""
+    """Insert or update scores in one transaction; returns how many were written.
+
+    Two writers (sweep workers, a build) may race to insert the same dataset, layer or score row;
+    the loser's transaction fails a unique constraint and rolls back. It is tried again, up to
+    :data:`RETRIES` more times, and then finds the winner's rows and updates them. An
+    ``IntegrityError`` on the last attempt propagates.
+    """
     scores = list(scores)
-    for attempt in range(3):
+    unknown = sorted({score.kind for score in scores} - set(SCORE_KINDS))
+    if unknown:
+        raise ValueError(f"score kind {unknown[0]!r}: expected one of {', '.join(SCORE_KINDS)}")
+    for _ in range(RETRIES):
         try:
-            with Session(engine_for(url)) as session, session.begin():
-                data_row = _dataset_row(session, dataset)
-                for score in scores:
-                    layer_row = _layer_row(session, score.layer)
-                    row = session.scalars(
-                        select(ScoreRow).where(
-                            ScoreRow.dataset_id == data_row.id,
-                            ScoreRow.layer_id == layer_row.id,
-                            ScoreRow.weights == weights,
-                            ScoreRow.image_size == image_size,
-                            ScoreRow.kind == score.kind,
-                        )
-                    ).first()
-                    if row is None:
-                        row = ScoreRow(
-                            dataset_id=data_row.id, layer_id=layer_row.id, weights=weights, image_size=image_size, kind=score.kind
-                        )
-                        session.add(row)
-                    row.value, row.n_trials = float(score.value), int(score.n_trials)
-                    row.source_study, row.source_trial = score.source_study, score.source_trial
-                    row.updated_at = datetime.now(UTC)
-            return len(scores)
+            return _write_scores(url, dataset, weights, image_size, scores)
         except IntegrityError:
-            if attempt == 2:
-                raise
-    return 0
+            continue
+    return _write_scores(url, dataset, weights, image_size, scores)
+
+
+def _write_scores(url: str, dataset: DatasetKey, weights: str, image_size: int, scores: list[Score]) -> int:
+    with Session(engine_for(url)) as session, session.begin():
+        data_row = _dataset_row(session, dataset)
+        for score in scores:
+            layer_row = _layer_row(session, score.layer)
+            row = session.scalars(
+                select(ScoreRow).where(
+                    ScoreRow.dataset_id == data_row.id,
+                    ScoreRow.layer_id == layer_row.id,
+                    ScoreRow.weights == weights,
+                    ScoreRow.image_size == image_size,
+                    ScoreRow.kind == score.kind,
+                )
+            ).first()
+            if row is None:
+                row = ScoreRow(
+                    dataset_id=data_row.id, layer_id=layer_row.id, weights=weights, image_size=image_size, kind=score.kind
+                )
+                session.add(row)
+            row.value, row.n_trials = float(score.value), int(score.n_trials)
+            row.source_study, row.source_trial = score.source_study, score.source_trial
+            row.updated_at = datetime.now(UTC)
+    return len(scores)
 
 
 def read_scores(

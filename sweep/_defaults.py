@@ -1,8 +1,16 @@
-"""Default locations: the study storage and the artifact cache, both under ``studies/``.
+"""Defaults a user can change: where things go, and how long a silent worker is given.
 
-They are relative to the working directory, so running ``ocl`` from the repository keeps
-everything a sweep writes in one git-ignored place. ``OCL_CACHE_DIR`` moves the cache (tests
-point it at a temporary folder; a cluster can point it at fast local disk).
+This is the one module that reads OCL's user-facing environment variables; everything else takes
+their values as arguments, so a function's behaviour shows in its call.
+
+* ``OCL_CACHE_DIR`` moves the artifact cache (default ``studies/cache``; tests point it at a
+  temporary folder, a cluster at fast local disk).
+* ``OCL_GRACE_SECONDS`` is how long a worker may go without a heartbeat before its trial is failed
+  and queued again (default 20). The heartbeat interval is derived from it
+  (:func:`sweep.storage.heartbeat_interval`), so this one variable sets both.
+
+The storage and cache are relative to the working directory, so running ``ocl`` from the
+repository keeps everything a sweep writes in one git-ignored place, ``studies/``.
 """
 
 from __future__ import annotations
@@ -10,8 +18,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sweep.errors import OCLError
+
 DEFAULT_STORAGE = "sqlite:///studies/ocl.db"
+DEFAULT_GRACE_SECONDS = 20
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("OCL_CACHE_DIR", "studies/cache"))
+
+
+def grace_seconds() -> int:
+    """``OCL_GRACE_SECONDS``: seconds without a heartbeat after which a worker counts as dead (default 20).
+
+    Raises:
+        OCLError: when the variable is set to anything but a whole number of at least 1.
+    """
+    text = os.environ.get("OCL_GRACE_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_GRACE_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise OCLError(
+            f"OCL_GRACE_SECONDS={text}: expected a whole number of seconds, at least 1; unset it for the default, "
+            f"{DEFAULT_GRACE_SECONDS}"
+        )
+    return seconds
