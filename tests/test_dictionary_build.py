@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,10 @@ def test_show_table_and_csv(built: Built, ocl):
 def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built, tmp_path: Path):
     """A real study whose trials carry the attributes the objective sets; Optuna calls the callback."""
     database = tmp_path / "ocl.db"
-    shutil.copyfile(built.database, database)
+    # The database runs in WAL mode and the build's engine is still open: recent commits may be in
+    # ocl.db-wal, so copy it the way SQLite copies a live database, not byte by byte.
+    with closing(sqlite3.connect(built.database)) as source, closing(sqlite3.connect(database)) as target:
+        source.backup(target)
     url = f"sqlite:///{database}"
     meta = dictionary_frame(url).set_index("layer")
     plan = [
@@ -115,7 +119,7 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
         ("pool3_pool", "fail"),
     ]
     settings = SweepSettings(
-        data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0, space=SearchSpace(weights=("none",)).as_dict()
+        data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0, space=SearchSpace(weights=("none",))
     )
     study = create_or_resume(open_storage(url, heartbeat=False), "dictionary-test", settings, len(plan))
     for layer, _ in plan:

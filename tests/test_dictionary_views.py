@@ -178,7 +178,7 @@ def test_show_on_a_missing_database_creates_nothing(ocl, tmp_path: Path):
 
 
 def sweep_study(url: str, space: SearchSpace, name: str = "warm") -> tuple[optuna.Study, SweepSettings]:
-    settings = SweepSettings(data=None, dataset="chest", task="any", image_size=64, seed=0, space=space.as_dict())
+    settings = SweepSettings(data=None, dataset="chest", task="any", image_size=64, seed=0, space=space)
     return create_or_resume(open_storage(url, heartbeat=False), name, settings, 10), settings
 
 
@@ -224,3 +224,11 @@ def test_writing_a_profile_again_replaces_its_scores(url: str, ocl):
     engine_for(empty)
     result = ocl("dictionary", "show", "--storage", empty, "--format", "json")
     assert result.returncode == 0 and result.stdout.strip() == "[]"
+
+
+def test_the_score_kinds_are_declared_once():
+    from layers_index import SCORE_KINDS
+    from layers_index.views import SCORE_COLUMNS
+    from sweep.cli._dictionary import Metric
+
+    assert list(SCORE_KINDS) == SCORE_COLUMNS == [m.value for m in Metric]

@@ -42,7 +42,7 @@ FAST_SPACE = SearchSpace(
 
 def _study(tmp_path: Path, space: SearchSpace, target: int, name: str = "faults") -> tuple[str, optuna.Study]:
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
-    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0, space=space.as_dict())
+    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0, space=space)
     return storage, create_or_resume(open_storage(storage), name, settings, target)
 
 
