@@ -20,7 +20,7 @@ from typing import Any
 
 from sweep.errors import OCLError
 
-__all__ = ["LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
+__all__ = ["LayerCatalog", "LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
 
 _CANDIDATE = re.compile(r"^(conv1_relu|relu|pool[234]_pool|conv[2-5]_block\d+_concat)$")
 _DENSE_BLOCK = {"conv2": 1, "conv3": 2, "conv4": 3, "conv5": 4}
@@ -56,6 +56,7 @@ class LayerInfo:
     width: int
     channels: int
     flops_fraction: float  # share of the full network's multiply-adds spent up to this layer
+    stride: int  # input size / output size: how much the layer has downsampled
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,16 +83,59 @@ def candidate_layers(model: Any) -> list[LayerInfo]:
     total = sum(flops) or 1.0
     infos: list[LayerInfo] = []
     running = 0.0
+    image_size = int(model.inputs[0].shape[1])
     for index, layer in enumerate(model.layers):
         running += flops[index]
         if is_candidate(layer.name):
             height, width, channels = (int(d) for d in layer.output.shape[1:])
-            infos.append(LayerInfo(layer.name, len(infos), index, block_of(layer.name), height, width, channels, running / total))
+            infos.append(
+                LayerInfo(
+                    layer.name,
+                    len(infos),
+                    index,
+                    block_of(layer.name),
+                    height,
+                    width,
+                    channels,
+                    running / total,
+                    image_size // height,
+                )
+            )
     return infos
 
 
 def candidate_names(model: Any) -> list[str]:
     return [info.name for info in candidate_layers(model)]
+
+
+@dataclass(frozen=True)
+class LayerCatalog:
+    """Every layer name of a built backbone, and its candidate cut-off layers with their facts.
+
+    One object instead of parallel lists: ``names`` are all layers in network order (any of them
+    may be named as an unfreeze boundary or a cut), ``candidates`` the 63 cut-off layers.
+    """
+
+    names: tuple[str, ...]
+    candidates: tuple[LayerInfo, ...]
+
+    @classmethod
+    def of(cls, model: Any) -> LayerCatalog:
+        return cls(tuple(layer.name for layer in model.layers), tuple(candidate_layers(model)))
+
+    @property
+    def candidate_names(self) -> list[str]:
+        return [info.name for info in self.candidates]
+
+    def info(self, name: str) -> LayerInfo | None:
+        """The facts of a candidate layer, or None for any other layer of the network."""
+        return next((info for info in self.candidates if info.name == name), None)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def resolve(self, name: str, *, option: str = "--layer") -> str:
+        return resolve_layer(name, self.names, option=option)
 
 
 def resolve_layer(name: str, all_names: Sequence[str], *, option: str = "--layer") -> str:
