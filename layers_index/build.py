@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from layers_index.logme import logme
 from layers_index.probe import linear_probe
-from sweep.errors import OCLError
+from sweep.tasks import check_scorable
 from sweep.weights import parse_weights
 
 __all__ = ["LayerScores", "build_dictionary"]
@@ -78,7 +78,7 @@ def build_dictionary(
     parsed_task = dataset.task(task)
     targets = dataset.targets(parsed_task)
     train, val = dataset.split_indices("train"), dataset.split_indices("val")
-    _check_splits(targets[train], targets[val], parsed_task.outputs)
+    check_scorable(targets, train, val, parsed_task)
     cache = load_image_cache(dataset.paths, image_size)
     backbone = build_backbone(image_size, parsed_weights)
     infos = candidate_layers(backbone)
@@ -87,7 +87,7 @@ def build_dictionary(
     results: list[LayerScores] = []
     scores: list[Score] = []
     for info, probe_auroc, evidence in _score_layers(bank, infos, targets, train, val, seed):
-        key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, image_size // info.height)
+        key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, info.stride)
         scores += [Score(key, "probe_auroc", probe_auroc), Score(key, "logme", evidence)]
         results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe_auroc, evidence))
     key = DatasetKey(
@@ -100,20 +100,6 @@ def build_dictionary(
     )
     upsert_scores(storage_url, key, parsed_weights.label, image_size, scores)
     return results
-
-
-def _check_splits(y_train: np.ndarray, y_val: np.ndarray, outputs: tuple[str, ...]) -> None:
-    """Refuse a task that no output can be probed on: both splits need both classes."""
-    usable = [
-        name
-        for k, name in enumerate(outputs)
-        if y_train[:, k].min() != y_train[:, k].max() and y_val[:, k].min() != y_val[:, k].max()
-    ]
-    if not usable:
-        raise OCLError(
-            f"--task: the train or validation split has no positive (or no negative) image for "
-            f"{', '.join(outputs)}; choose another task or a larger dataset"
-        )
 
 
 # The probe's and LogME's matrix products are small: on a two-core machine one BLAS thread is

@@ -16,36 +16,25 @@ Example:
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
 import optuna
 
 from layers_index.views import dictionary_frame
-from sweep import _attrs
+from sweep import records
+from sweep.study import SweepSettings
 
 __all__ = ["enqueue_top_layers"]
 
 
-def _allowed(layer: str, patterns: list[str]) -> bool:
-    """Whether the space's ``cut_layers`` allow a layer (as ``SearchSpace.resolve_layers``: names or globs)."""
-    return any(fnmatch.fnmatchcase(layer, p) if any(ch in p for ch in "*?[") else layer == p for p in patterns)
-
-
-def _enqueued_before(study: optuna.Study, params: dict[str, Any]) -> bool:
-    for trial in study.get_trials(deepcopy=False):
-        if trial.system_attrs.get("fixed_params") == params:
-            return True
-    return False
-
-
-def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: Any, k: int = 3) -> list[str]:
+def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSettings, k: int = 3) -> list[str]:
     """Enqueue one trial at each of the ``k`` best allowed layers for the study's dataset, task and size.
 
     Args:
         study: the study to enqueue into.
         storage_url: the database holding the dictionary.
-        settings: the study's :class:`sweep.study.SweepSettings`.
+        settings: the study's settings; its search space says which layers, strategies and
+            weights may be enqueued.
         k: how many layers.
 
     Returns:
@@ -55,14 +44,12 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: Any, k: 
     if k < 1:
         raise ValueError(f"k={k}: expected at least 1")
     space = settings.space
-    patterns = list(space.get("cut_layers", ["*"]))
-    strategies = list(space.get("strategies", ["feature_extraction"]))
-    weights = list(space.get("weights", ["imagenet"]))
-    if len(patterns) == 1 and not any(ch in patterns[0] for ch in "*?["):
+    weights = list(space.weights)
+    if space.fixed_cut_layer is not None:
         return []
     frame = dictionary_frame(storage_url, dataset=settings.dataset, task=settings.task, image_size=settings.image_size)
     frame = frame[frame["weights"].isin(weights) & frame["rank"].notna()]
-    frame = frame[frame["layer"].map(lambda layer: _allowed(layer, patterns)).astype(bool)]
+    frame = frame[frame["layer"].map(space.allows).astype(bool)]
     # Best first; with several weights profiles, their number-one layers come before any number two.
     frame = frame.assign(order=frame["weights"].map(weights.index)).sort_values(["rank", "order"], kind="stable")
     enqueued: list[str] = []
@@ -73,12 +60,13 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: Any, k: 
             continue
         seen.add(key)
         params: dict[str, Any] = {"cut_layer": row.layer}
-        if len(strategies) > 1 and "feature_extraction" in strategies:
+        if len(space.strategies) > 1 and "feature_extraction" in space.strategies:
             params["strategy"] = "feature_extraction"
         if len(weights) > 1:
             params["weights"] = row.weights
-        if not _enqueued_before(study, params):
-            study.enqueue_trial(params, user_attrs={_attrs.WARM_START: True})
+        before = len(study.get_trials(deepcopy=False))
+        study.enqueue_trial(params, user_attrs={records.WARM_START: True}, skip_if_exists=True)
+        if len(study.get_trials(deepcopy=False)) > before:
             enqueued.append(row.layer)
         if len(seen) == k:
             break

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import optuna
 
+from sweep.context import SweepContext
+from sweep.errors import OCLError
 from sweep.metrics import Scores, score
-from sweep.objective import Objective
 from sweep.study import load_settings
 from sweep.training import TrialConfig, TrialResult, run_trial
 
@@ -56,8 +57,6 @@ class Evaluation:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    from sweep.errors import OCLError
-
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise OCLError(f"--study {study.study_name}: no completed trial yet; run `ocl sweep` first")
@@ -68,19 +67,23 @@ def evaluate_best(study: optuna.Study) -> Evaluation:
     """Retrain the best configuration and score it on the test split."""
     settings = load_settings(study)
     trial = best_trial(study)
-    objective = Objective(settings, device="cpu")
+    context = SweepContext.from_settings(settings)
+    if len(context.dataset.split_indices("test")) == 0:
+        raise OCLError(
+            f"--study {study.study_name}: the dataset's test split has no images, so there is nothing held out to "
+            "evaluate on; add a test split (a test/ folder, a split column or NIH's test_list.txt)"
+        )
     fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
-    config, weights_label = objective.space.suggest(fixed, objective.layers, objective.candidates, settings.seed + trial.number)
-    weights = objective.weights[weights_label]
-    from sweep.backbone import build_backbone
-
+    config, weights_label = settings.space.suggest(
+        fixed, context.cut_layers, context.catalog.candidate_names, settings.seed + trial.number
+    )
     result = run_trial(
         config,
-        objective.data,
-        backbone_factory=lambda: build_backbone(settings.image_size, weights),
-        bank=objective.bank(weights_label) if config.strategy == "feature_extraction" else None,
+        context.data,
+        backbone_factory=lambda: context.backbone(weights_label),
+        bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
     )
-    data = objective.data
+    data = context.data
     y_test = data.targets[data.test]
     p_test = result.predict(data.test)
     test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds))

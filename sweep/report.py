@@ -16,6 +16,7 @@ import optuna
 from sklearn.metrics import roc_curve
 
 from sweep.evaluate import CHEXNET_AUROC, Evaluation
+from sweep.summary import completed_trials
 
 __all__ = ["ReportData", "report_data", "write_report"]
 
@@ -54,14 +55,9 @@ def report_data(evaluation: Evaluation, study: optuna.Study) -> ReportData:
     trials = study.get_trials(deepcopy=False)
     history = [(t.number, float(t.value), t.state.name) for t in trials if t.value is not None]
     layers = [
-        (
-            int(t.user_attrs["ocl:layer_depth"]),
-            t.user_attrs["ocl:cut_layer"],
-            float(t.value),
-            t.user_attrs.get("ocl:strategy", ""),
-        )
-        for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("ocl:layer_depth") is not None
+        (record.layer_depth, record.cut_layer, float(trial.value), record.strategy)
+        for trial, record in completed_trials(study)
+        if record.layer_depth is not None
     ]
     title = f"{evaluation.study}: trial {evaluation.trial}, {evaluation.config.strategy} at {evaluation.config.cut_layer}"
     return ReportData(title, per_class, roc, history, layers, test.summary())

@@ -17,6 +17,7 @@ from typing import Any
 
 from sweep.augment import Augmentation
 from sweep.errors import OCLError
+from sweep.layers import LayerCatalog, is_candidate
 from sweep.training import OPTIMIZERS, STRATEGIES, TrialConfig
 
 __all__ = ["SearchSpace", "load_search_space"]
@@ -59,24 +60,42 @@ class SearchSpace:
         known = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
-    def resolve_layers(self, candidates: Sequence[str], all_names: Sequence[str]) -> list[str]:
-        """The cut layers this space allows, in network order (globs match candidates only)."""
-        chosen: list[str] = []
+    @property
+    def fixed_cut_layer(self) -> str | None:
+        """The one cut layer when ``cut_layers`` names exactly one (nothing to choose), else None."""
+        only = self.cut_layers[0] if len(self.cut_layers) == 1 else None
+        return None if only is None or _is_glob(only) else only
+
+    def allows(self, layer: str) -> bool:
+        """Whether ``cut_layers`` allow a layer: named exactly, or a candidate matched by a glob."""
+        return any(
+            fnmatch.fnmatchcase(layer, pattern) and is_candidate(layer) if _is_glob(pattern) else layer == pattern
+            for pattern in self.cut_layers
+        )
+
+    def resolve_layers(self, catalog: LayerCatalog) -> list[str]:
+        """The cut layers this space allows, in network order (globs match candidates only).
+
+        Raises:
+            OCLError: for a glob that matches no candidate or a name the network does not have.
+        """
         for pattern in self.cut_layers:
-            if any(ch in pattern for ch in "*?["):
-                matches = [c for c in candidates if fnmatch.fnmatchcase(c, pattern)]
-                if not matches:
+            if _is_glob(pattern):
+                if not any(fnmatch.fnmatchcase(c, pattern) for c in catalog.candidate_names):
                     raise OCLError(f"cut_layers pattern {pattern!r} matches no candidate layer; run `ocl layers`")
             else:
-                from sweep.layers import resolve_layer
-
-                matches = [resolve_layer(pattern, all_names, option="cut_layers")]
-            chosen.extend(m for m in matches if m not in chosen)
-        order = {name: i for i, name in enumerate(all_names)}
-        return sorted(chosen, key=order.__getitem__)
+                catalog.resolve(pattern, option="cut_layers")
+        return [name for name in catalog.names if self.allows(name)]
 
     def suggest(self, trial: Any, layers: Sequence[str], candidates: Sequence[str], seed: int) -> tuple[TrialConfig, str]:
-        """Sample one configuration (and its weights label) from an Optuna trial."""
+        """Sample one configuration (and its weights label) from an Optuna trial.
+
+        Args:
+            trial: an Optuna trial (or ``FixedTrial`` to replay stored parameters).
+            layers: the cut layers to choose from (:meth:`resolve_layers`).
+            candidates: every candidate layer in depth order (to count ``unfreeze_back`` on).
+            seed: the trial's seed for initialisation, shuffling and augmentation.
+        """
         strategy = _choice(trial, "strategy", self.strategies)
         weights = _choice(trial, "weights", self.weights)
         cut_layer = _choice(trial, "cut_layer", list(layers))
@@ -126,6 +145,10 @@ class SearchSpace:
             seed=seed,
         )
         return config, weights
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
 
 
 def _choice(trial: Any, name: str, choices: Sequence[Any]) -> Any:
@@ -190,6 +213,13 @@ def load_search_space(path: Path | None = None, *, fallbacks: dict[str, Any] | N
     for key, value in (fallbacks or {}).items():
         values.setdefault(key, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(values.get("weights"), list | tuple):
+        from sweep.weights import weights_label  # one name per network: the label trials and the dictionary store
+
+        try:
+            values["weights"] = [weights_label(str(w)) for w in values["weights"]]
+        except OCLError as exc:
+            raise OCLError(f"--config {where}: weights: {exc}") from None
     try:
         space = SearchSpace.from_dict(values)
     except TypeError as exc:

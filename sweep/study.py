@@ -15,10 +15,21 @@ from typing import Any
 
 import optuna
 
-from sweep import _attrs
+from sweep import records
 from sweep.errors import OCLError
+from sweep.search_space import SearchSpace
 
-__all__ = ["METRIC_NAME", "SweepSettings", "count_states", "create_or_resume", "load_settings", "make_pruner", "make_sampler"]
+__all__ = [
+    "METRIC_NAME",
+    "SweepSettings",
+    "check_resumable",
+    "count_states",
+    "create_or_resume",
+    "load_settings",
+    "load_study",
+    "make_pruner",
+    "make_sampler",
+]
 
 METRIC_NAME = "val_mean_auroc"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -33,41 +44,64 @@ class SweepSettings:
     task: str
     image_size: int
     seed: int
-    space: dict[str, Any]
+    space: SearchSpace
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> SweepSettings:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        return cls(**{**values, "space": SearchSpace.from_dict(values["space"])})
 
 
-def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: int) -> optuna.Study:
-    """Open study ``name`` (creating it), check its settings, and record the trial target."""
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
-    stored = study.user_attrs.get(_attrs.SETTINGS)
-    if stored is None:
-        study.set_user_attr(_attrs.SETTINGS, settings.to_json())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAME])
-    elif json.loads(stored) != json.loads(settings.to_json()):  # compare as stored: tuples become lists
-        old, new = json.loads(stored), json.loads(settings.to_json())
-        differ = [k for k in new if old.get(k) != new[k]]
+def _differences(stored: str, settings: SweepSettings) -> list[str]:
+    """The settings (and search-space keys) in which a stored study differs, compared as JSON."""
+    old, new = json.loads(stored), json.loads(settings.to_json())
+    differ = [k for k in new if k != "space" and old.get(k) != new[k]]
+    old_space, new_space = old.get("space", {}), new["space"]
+    differ += [f"space.{k}" for k in new_space if old_space.get(k) != new_space[k]]
+    return differ
+
+
+def check_resumable(storage: Any, name: str, settings: SweepSettings) -> bool:
+    """Refuse to resume study ``name`` with other settings; touches nothing, so it runs before any
+    cache is built. Returns whether the study already exists."""
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        return False
+    stored = optuna.load_study(study_name=name, storage=storage).user_attrs.get(records.SETTINGS)
+    differ = _differences(stored, settings) if stored is not None else []
+    if differ:
         raise OCLError(
             f"--study {name}: this study was run with other {', '.join(differ)}; rerun with the same settings "
             "to resume it, or pass --study NEW_NAME to start another"
         )
-    study.set_user_attr(_attrs.TARGET, int(target))
+    return True
+
+
+def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: int) -> optuna.Study:
+    """Open study ``name`` (creating it), check its settings, and record the trial target."""
+    check_resumable(storage, name, settings)
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    if study.user_attrs.get(records.SETTINGS) is None:
+        study.set_user_attr(records.SETTINGS, settings.to_json())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
+    study.set_user_attr(records.TARGET, int(target))
     return study
 
 
 def load_settings(study: optuna.Study) -> SweepSettings:
-    stored = study.user_attrs.get(_attrs.SETTINGS)
+    stored = study.user_attrs.get(records.SETTINGS)
     if stored is None:
-        raise OCLError(f"--study {study.study_name}: not an OCL study (no {_attrs.SETTINGS}); start it with `ocl sweep`")
+        raise OCLError(f"--study {study.study_name}: not an OCL study (no {records.SETTINGS}); start it with `ocl sweep`")
     return SweepSettings.from_json(stored)
+
+
+def target_of(study: optuna.Study) -> int:
+    """The finished trials the study was last asked for (``ocl sweep --trials``)."""
+    return int(study.user_attrs.get(records.TARGET, 0))
 
 
 def load_study(storage: Any, name: str) -> optuna.Study:

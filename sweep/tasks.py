@@ -23,7 +23,7 @@ import numpy as np
 
 from sweep.errors import OCLError
 
-__all__ = ["FINDINGS", "NO_FINDING", "Task", "parse_task", "task_names"]
+__all__ = ["FINDINGS", "NO_FINDING", "Task", "check_scorable", "parse_task", "task_names"]
 
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",
@@ -98,3 +98,27 @@ def parse_task(name: str, classes: Sequence[str], *, has_negative_class: bool = 
         raise OCLError(f"--task {name}: unknown finding {label!r}; {hint}valid findings: {', '.join(classes)}")
     shown = ", ".join(valid[:1] + ["binary:<class>", "multilabel"]) if len(valid) > 6 else ", ".join(valid)
     raise OCLError(f"--task {name}: unknown task; valid tasks: {shown} (classes: {', '.join(classes)})")
+
+
+def check_scorable(targets: np.ndarray, train: np.ndarray, val: np.ndarray, task: Task) -> None:
+    """Refuse a task that no output can be trained and scored on.
+
+    A trial (or a probe) fits on train and is judged by validation AUROC, which is undefined for an
+    output whose training or validation images are all positive or all negative. Such an output is
+    left out of the mean; when every output is, nothing can be scored and a sweep would run blind.
+
+    Raises:
+        OCLError: for an empty validation split, or when no output has both classes in both splits.
+    """
+    if len(val) == 0:
+        raise OCLError("--data: the validation split has no images; a sweep selects on validation AUROC, use more images")
+
+    def both_classes(rows: np.ndarray) -> np.ndarray:
+        y = targets[rows]
+        return (y.min(axis=0) != y.max(axis=0)) if len(y) else np.zeros(targets.shape[1], bool)
+
+    if not (both_classes(train) & both_classes(val)).any():
+        raise OCLError(
+            f"--task {task.name}: the train or validation split has no positive (or no negative) image for "
+            f"{', '.join(task.outputs)}; choose another task or a larger dataset"
+        )

@@ -14,11 +14,12 @@ import warnings
 
 import optuna
 
-from sweep import _attrs
+from sweep import records
+from sweep.context import SweepContext
 from sweep.errors import OCLError
 from sweep.objective import Objective, OutOfMemory, SurplusTrial
 from sweep.storage import open_storage
-from sweep.study import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler
+from sweep.study import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler, target_of
 from sweep.training import TrainingDiverged
 
 __all__ = ["prepare", "run_worker"]
@@ -26,33 +27,44 @@ __all__ = ["prepare", "run_worker"]
 POLL_SECONDS = 1.0
 
 
-def prepare(settings: SweepSettings, *, device: str) -> None:
-    """Check the settings and build the image cache and feature banks, before any study exists."""
-    Objective(settings, device=device).prepare()
+def prepare(settings: SweepSettings) -> None:
+    """Check the settings and build the image cache and feature banks, before workers start."""
+    SweepContext.from_settings(settings).prepare()
 
 
 def run_worker(
     storage_url: str,
     study_name: str,
     *,
-    device: str,
+    device: str = "cpu",
     worker_index: int = 0,
     target: int | None = None,
     callbacks: list | None = None,
+    grace_seconds: int | None = None,
 ) -> int:
     """Run trials until the study has ``target`` finished trials (default: the study's own target).
+
+    Args:
+        storage_url: the Optuna storage holding the study.
+        study_name: a study created by ``ocl sweep`` / :func:`sweep.api.run_sweep`.
+        device: recorded on each trial (``cpu:0``, ``gpu:1``); the process must already see only
+            that device (``CUDA_VISIBLE_DEVICES`` set before TensorFlow loads).
+        worker_index: distinct per worker: seeds its sampler.
+        target: stop at this many finished trials (default: the study's target).
+        callbacks: Optuna study callbacks, e.g. :func:`layers_index.dictionary_callback`.
+        grace_seconds: a worker silent this long is taken for dead (default ``OCL_GRACE_SECONDS``).
 
     Returns:
         The number of trials this worker finished.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, grace_seconds=grace_seconds)
     study = load_study(storage, study_name)
     settings = load_settings(study)
-    target = int(target if target is not None else study.user_attrs.get(_attrs.TARGET, 0))
-    objective = Objective(settings, device=device, target=target)
-    space = objective.space
+    target = int(target if target is not None else target_of(study))
+    objective = Objective(SweepContext.from_settings(settings), device=device, target=target)
+    space = settings.space
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
@@ -76,9 +88,6 @@ def run_worker(
             catch=(SurplusTrial, TrainingDiverged, OutOfMemory),
             callbacks=callbacks or [],
         )
-        if objective.built_keras_models:  # fine-tuning built models; feature extraction is numpy only
-            _clear_keras()
-            objective.built_keras_models = False
         finished_here += int(count_states(study)["finished"] > before)
 
 
@@ -91,22 +100,11 @@ def _stop_on_systematic_failures(study: optuna.Study, counts: dict[str, int]) ->
     failed = [
         t
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-        if not t.user_attrs.get(_attrs.SURPLUS)
+        if not t.user_attrs.get(records.SURPLUS)
     ]
     if len(failed) >= MIN_FAILURES_TO_STOP and len(failed) > counts["finished"]:
-        reason = failed[-1].user_attrs.get(_attrs.FAIL_REASON) or failed[-1].system_attrs.get("fail_reason", "see the worker log")
+        reason = failed[-1].user_attrs.get(records.FAIL_REASON) or "see the worker log"
         raise OCLError(
             f"--study {study.study_name}: {len(failed)} trials failed and only {counts['finished']} finished "
             f"(last: {reason}); fix the cause, then rerun to resume"
         )
-
-
-def _clear_keras() -> None:
-    """Free the models of the last trial, so memory stays flat over hundreds of trials.
-
-    Only after trials that built Keras models: with TensorFlow loaded, the garbage collection this
-    triggers costs about 0.2 s, longer than a whole feature-extraction trial.
-    """
-    import keras
-
-    keras.backend.clear_session(free_memory=True)

@@ -1,0 +1,116 @@
+"""What every trial of a study shares, loaded once per process: the trial context.
+
+A worker runs hundreds of trials on the same dataset, image cache, feature banks and network
+layout. :class:`SweepContext` holds them, checked and loaded once, and builds the heavy parts
+(image cache, feature banks, backbones) on first use. The objective, ``ocl evaluate`` and the
+cache-building step before a sweep all start from ``SweepContext.from_settings(settings)``, so
+they read the study's settings the same way.
+
+Example:
+    >>> context = SweepContext.from_settings(load_settings(study))
+    >>> context.cut_layers[:2], len(context.data.val)
+    (['conv1_relu', 'conv2_block1_concat'], 69)
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sweep.data import Dataset, load_dataset
+from sweep.layers import LayerCatalog
+from sweep.study import SweepSettings
+from sweep.tasks import Task, check_scorable
+from sweep.weights import Weights, parse_weights
+
+__all__ = ["SweepContext", "layer_catalog"]
+
+
+@functools.cache
+def layer_catalog(image_size: int) -> LayerCatalog:
+    """DenseNet-121's layers at one input size; the network is built once per process to read them."""
+    from sweep.backbone import build_backbone
+
+    return LayerCatalog.of(build_backbone(image_size, Weights("none")))
+
+
+@dataclass
+class SweepContext:
+    """The dataset, task, weights and layers of one study, and its caches once built."""
+
+    settings: SweepSettings
+    dataset: Dataset
+    task: Task
+    weights: dict[str, Weights]  # by the label trials store (imagenet, none, or a file's path)
+    catalog: LayerCatalog
+    cut_layers: list[str]  # the cut layers the search space allows, in network order
+    _cache: Any = field(default=None, repr=False)
+    _data: Any = field(default=None, repr=False)
+    _banks: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: SweepSettings) -> SweepContext:
+        """Load and check everything a user can get wrong (data, task, layers, weights) before
+        anything is written."""
+        dataset = load_dataset(settings.data, seed=settings.seed)
+        task = dataset.task(settings.task)
+        check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
+        catalog = layer_catalog(settings.image_size)
+        space = settings.space
+        cut_layers = space.resolve_layers(catalog)
+        if space.unfreeze_from:
+            catalog.resolve(space.unfreeze_from, option="unfreeze_from")
+        weights = {label: parse_weights(label, seed=settings.seed) for label in space.weights}
+        return cls(settings, dataset, task, weights, catalog, cut_layers)
+
+    @property
+    def cache(self) -> Any:
+        """The image cache (built on first use)."""
+        if self._cache is None:
+            from sweep.image_cache import load_image_cache
+
+            self._cache = load_image_cache(self.dataset.paths, self.settings.image_size)
+        return self._cache
+
+    @property
+    def data(self) -> Any:
+        """The trial data (:class:`sweep.training.TrialData`): images, targets, split rows."""
+        if self._data is None:
+            from sweep.training import TrialData
+
+            self._data = TrialData.from_dataset(self.dataset, self.task, self.cache)
+        return self._data
+
+    def backbone(self, label: str) -> Any:
+        """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,
+        so every trial gets its own)."""
+        from sweep.backbone import build_backbone
+
+        return build_backbone(self.settings.image_size, self.weights[label])
+
+    def bank(self, label: str, backbone: Any = None) -> Any:
+        """The feature bank for one weights choice (built on first use, under a file lock)."""
+        if label not in self._banks:
+            from sweep.feature_bank import ViewSpec, load_feature_bank
+
+            space = self.settings.space
+            views = None
+            if space.bank_views and True in space.augment:
+                train = tuple(int(i) for i in np.asarray(self.data.train))
+                views = ViewSpec(space.bank_views, train, seed=self.settings.seed)
+            self._banks[label] = load_feature_bank(
+                self.cache, self.weights[label], self.cut_layers, views=views, backbone=backbone
+            )
+        return self._banks[label]
+
+    def prepare(self) -> None:
+        """Load every weights file first (so a wrong one fails before any cache is written), then
+        build the image cache and, for feature extraction, the feature banks."""
+        backbones = {label: self.backbone(label) for label in self.weights}
+        self.cache  # noqa: B018  (builds the image cache)
+        if "feature_extraction" in self.settings.space.strategies:
+            for label, backbone in backbones.items():
+                self.bank(label, backbone)
