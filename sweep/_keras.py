@@ -3,8 +3,9 @@
 TensorFlow's C++ side prints a screen of log lines on import and on first device probe (CUDA
 probing, oneDNN notes) that bury the tool's own output, and recent versions ignore
 ``TF_CPP_MIN_LOG_LEVEL`` for them. So the import and the device set-up run with file descriptor
-2 pointed at a temporary file, whose contents are shown only if the import fails or when
-``OCL_DEBUG`` is set. Every module that needs Keras imports it through :func:`keras_module`.
+2 pointed at a temporary file, whose contents are shown only if the import fails or after
+``configure(show_logs=True)`` (``ocl --debug``). Modules that need Keras first get it from
+:func:`keras_module`; ``sweep.backbone`` then imports ``keras.applications`` directly.
 """
 
 from __future__ import annotations
@@ -17,11 +18,30 @@ from contextlib import contextmanager
 from types import ModuleType
 
 _ready = False
+_threads = 0
+_show_logs = False
+
+
+def configure(*, threads: int | None = None, show_logs: bool | None = None) -> None:
+    """Set how Keras starts in this process; call before the first :func:`keras_module`.
+
+    Args:
+        threads: TensorFlow's intra- and inter-op threads (0: all cores). Several CPU workers on
+            one machine share the cores instead of each grabbing all of them.
+        show_logs: show TensorFlow's import-time log lines (``ocl --debug``).
+    """
+    global _threads, _show_logs
+    if threads is not None:
+        if threads < 0:
+            raise ValueError(f"threads={threads}: expected 0 (all cores) or more")
+        _threads = threads
+    if show_logs is not None:
+        _show_logs = show_logs
 
 
 @contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    if os.environ.get("OCL_DEBUG"):
+    if _show_logs:
         yield
         return
     sys.stderr.flush()
@@ -61,10 +81,9 @@ def _tensorflow_setup() -> None:
     import tensorflow as tf  # the one place outside the input pipeline that touches TensorFlow
 
     tf.get_logger().setLevel("ERROR")
-    threads = int(os.environ.get("OCL_THREADS", "0"))
-    if threads:  # several CPU workers share the cores instead of each grabbing all of them
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if _threads:  # several CPU workers share the cores instead of each grabbing all of them
+        tf.config.threading.set_intra_op_parallelism_threads(_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(_threads)
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)

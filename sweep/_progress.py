@@ -1,8 +1,7 @@
-"""Progress bars on stderr (rich), quiet when ``OCL_QUIET`` is set or stderr is not a terminal."""
+"""Progress bars on stderr (rich), drawn only when stderr is a terminal (never into logs or pipes)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from rich.console import Console
@@ -15,9 +14,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+_enabled = True
+
+
+def configure(*, enabled: bool) -> None:
+    """Turn progress bars off (or back on) for this process, e.g. in a benchmark that prints its own lines."""
+    global _enabled
+    _enabled = enabled
+
 
 def progress_enabled() -> bool:
-    return not os.environ.get("OCL_QUIET") and sys.stderr.isatty()
+    return _enabled and sys.stderr.isatty()
 
 
 def rate_progress() -> Progress:

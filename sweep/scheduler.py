@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +35,15 @@ class Device:
     def label(self) -> str:
         return f"gpu:{self.index}" if self.kind == "gpu" else "cpu"
 
+    def threads(self, cpu_workers: int) -> int:
+        """CPU threads for one worker: CPU workers share the cores; a GPU worker takes the default (0)."""
+        return max(1, (os.cpu_count() or 1) // max(1, cpu_workers)) if self.kind == "cpu" else 0
+
     def environment(self, cpu_workers: int) -> dict[str, str]:
+        """What the worker's libraries must see before they load: its one GPU, or its CPU threads."""
         env = {"CUDA_VISIBLE_DEVICES": str(self.index) if self.kind == "gpu" else ""}
         if self.kind == "cpu":
-            threads = str(max(1, (os.cpu_count() or 1) // max(1, cpu_workers)))
-            env.update({"OCL_THREADS": threads, "OMP_NUM_THREADS": threads})
+            env["OMP_NUM_THREADS"] = str(self.threads(cpu_workers))
         return env
 
 
@@ -97,7 +102,11 @@ class WorkerPool:
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
-    def command(self, index: int, device: Device, *extra: str) -> list[str]:
+    @property
+    def cpu_workers(self) -> int:
+        return sum(d.kind == "cpu" for d in self.devices)
+
+    def command(self, index: int, device: Device) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -111,21 +120,34 @@ class WorkerPool:
             device.label,
             "--worker-index",
             str(index),
-            *extra,
+            "--threads",
+            str(device.threads(self.cpu_workers)),
         ]
 
     def _env(self, device: Device) -> dict[str, str]:
-        cpu_workers = sum(d.kind == "cpu" for d in self.devices)
-        return {**os.environ, "OCL_QUIET": "1", **device.environment(cpu_workers)}
+        return {**os.environ, **device.environment(self.cpu_workers)}
 
-    def prepare(self, settings_json: str) -> int:
-        """Check settings and build the image cache and feature banks once, in the foreground,
-        before the study is touched; returns the exit code (2 and one printed line for a mistake)."""
-        device = self.devices[0]
-        env = {**self._env(device), "OCL_QUIET": os.environ.get("OCL_QUIET", "")}
-        return subprocess.call(
-            [sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json, "--device", device.label], env=env
-        )
+    def prepare(self, settings_json: str) -> tuple[int, str]:
+        """Check settings and build the image cache and feature banks once, in the foreground
+        (its progress bars show), before the study is touched.
+
+        Returns:
+            The exit code and, for a user mistake (code 2), its one-line message.
+        """
+        with tempfile.TemporaryDirectory(prefix="ocl-prepare-") as folder:
+            error_file = Path(folder) / "error.txt"
+            command = [
+                sys.executable,
+                "-m",
+                "sweep",
+                "prepare-sweep",
+                "--settings",
+                settings_json,
+                "--error-file",
+                str(error_file),
+            ]
+            code = subprocess.call(command, env=self._env(self.devices[0]))
+            return code, error_file.read_text().strip() if error_file.exists() else ""
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,12 @@
 """The ``ocl`` command line: one Typer sub-app per command group.
 
 User mistakes raise :class:`sweep.errors.OCLError`; :func:`main` prints them as one line on stderr
-and exits with code 2. ``ocl --debug ...`` (or ``OCL_DEBUG=1``) shows the traceback instead.
+and exits with code 2. ``ocl --debug ...`` shows the traceback instead. The commands are a thin
+shell over :mod:`sweep.api`: they parse flags, call it, and print what it returns.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -33,13 +33,19 @@ app.command(name="evaluate")(_evaluate.evaluate)
 app.command(name="dashboard")(_dashboard.dashboard)
 app.add_typer(_dictionary.app, name="dictionary")
 
+_debug = False
+
 
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
+    global _debug
+    _debug = debug
     if debug:
-        os.environ["OCL_DEBUG"] = "1"
+        from sweep._keras import configure
+
+        configure(show_logs=True)
     _quiet_libraries()
 
 
@@ -48,9 +54,11 @@ def _quiet_libraries() -> None:
     (heartbeats, metric names); the tool prints its own progress instead."""
     import warnings
 
+    import optuna
+
     warnings.filterwarnings("ignore", message=".*is experimental.*")
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
-    os.environ.setdefault("OCL_OPTUNA_QUIET", "1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def main() -> None:
@@ -64,7 +72,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except OCLError as exc:
-        if os.environ.get("OCL_DEBUG"):
+        if _debug:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

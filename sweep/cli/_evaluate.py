@@ -25,21 +25,9 @@ def evaluate(
     Writes a self-contained HTML report (per-class AUROC, ROC curves, optimisation history,
     layer vs AUROC) and the trained model as .keras. Example: ocl evaluate --study nih-cxr14-sample-any-224px
     """
-    from sweep import _attrs
-    from sweep._defaults import DEFAULT_STORAGE
-    from sweep.evaluate import evaluate_best, evaluation_summary
-    from sweep.report import report_data, write_report
-    from sweep.storage import open_storage
-    from sweep.study import load_study
+    from sweep.api import evaluate_study
 
-    the_study = load_study(open_storage(storage or DEFAULT_STORAGE, heartbeat=False), study)
-    evaluation = evaluate_best(the_study)
-    stem = study.replace("/", "_").replace(":", "_")
-    report = write_report(report_data(evaluation, the_study), output_dir / f"{stem}.html")
-    model_path = output_dir / f"{stem}.keras"
-    evaluation.result.export().save(model_path)
-    summary = evaluation_summary(evaluation, str(report), str(model_path))
-    the_study.set_user_attr(_attrs.EVALUATION, summary)
+    evaluation, summary = evaluate_study(study, storage=storage, output_dir=output_dir)
     if format is OutputFormat.json:
         print_json(summary)
         return
@@ -60,4 +48,4 @@ def evaluate(
         f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/], balanced accuracy {s['mean_balanced_accuracy']:.3f} "
         f"(accuracy {s['mean_accuracy']:.3f} vs majority-class {s['mean_majority_accuracy']:.3f})"
     )
-    console.print(f"report: {report}\nmodel:  {model_path}")
+    console.print(f"report: {summary['report']}\nmodel:  {summary['model']}")

@@ -1,0 +1,313 @@
+"""OCL as a library: run a sweep, join one, evaluate it, from Python as from the shell.
+
+The ``ocl`` commands are a thin shell over these functions: they parse flags, call them and
+print what they return. A notebook gets the same behaviour without shelling out.
+
+A sweep runs in two steps. :func:`plan_sweep` checks everything a user can get wrong (data,
+task, weights, search space, devices, storage, a study run with other settings) without writing
+anything, and says what will run; :func:`execute_sweep` builds the caches, creates or resumes the
+study and runs one worker process per device until the study has exactly ``trials`` finished
+trials. :func:`run_sweep` does both. This process never loads TensorFlow: the caches are built
+in a child process, and trials run in worker processes that see one device each.
+
+Example:
+    >>> from sweep.api import run_sweep
+    >>> result = run_sweep(trials=16, image_size=64, weights="none", storage="sqlite:///ocl.db")
+    >>> result.best.cut_layer, round(result.best_value, 3)
+    ('conv4_block24_concat', 0.712)
+    >>> [(s.layer, s.n_trials) for s in result.layers][:3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweep._defaults import DEFAULT_STORAGE
+from sweep.data import load_dataset
+from sweep.errors import OCLError
+from sweep.records import DatasetInfo, TrialRecord
+from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
+from sweep.search_space import load_search_space
+from sweep.storage import check_storage, open_storage, sqlite_path
+from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_study
+from sweep.summary import LayerSummary, completed_trials, summarize_layers
+
+__all__ = [
+    "SweepPlan",
+    "SweepProgress",
+    "SweepResult",
+    "evaluate_study",
+    "execute_sweep",
+    "plan_sweep",
+    "run_sweep",
+    "run_worker",
+    "sweep_result",
+]
+
+STRATEGY_CHOICES = {"feature_extraction": ("feature_extraction",), "fine_tuning": ("fine_tuning",), "both": None}
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A checked sweep, before anything is written: what will run, where, and on what."""
+
+    settings: SweepSettings
+    study_name: str
+    storage_url: str
+    devices: tuple[Device, ...]
+    trials: int
+    dataset_info: DatasetInfo
+    finished_before: int | None  # finished trials of the study being resumed; None for a new study
+    cpu_default_strategies: bool  # strategies fell back to feature extraction because no GPU is visible
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """A snapshot of a running sweep, read from the storage (for progress bars)."""
+
+    finished: int
+    failed: int
+    target: int
+    best_value: float | None
+    best_layer: str | None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A study after a sweep: counts, the best trial and the per-layer summaries."""
+
+    study_name: str
+    storage_url: str
+    finished: int
+    failed: int
+    best: TrialRecord | None
+    best_value: float | None
+    best_trial: int | None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    layers: list[LayerSummary] = field(default_factory=list)  # best first
+    worker_exits: list[tuple[int, int, Path]] = field(default_factory=list)  # (worker, non-zero exit code, its log)
+
+
+def plan_sweep(
+    trials: int = 200,
+    *,
+    data: str | Path | None = None,
+    task: str | None = None,
+    image_size: int = 224,
+    weights: str | None = None,
+    strategy: str | None = None,
+    devices: str | None = None,
+    workers: int | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    config: str | Path | None = None,
+    seed: int = 0,
+) -> SweepPlan:
+    """Check a sweep and say what it will run, writing nothing.
+
+    Args:
+        trials: finished trials wanted in total; a rerun adds only what is missing.
+        data: a dataset folder or CSV (default: the embedded NIH sample).
+        task: ``any``, ``binary:<Finding>`` or ``multilabel`` (default: the dataset's).
+        image_size: square input size in pixels.
+        weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
+        strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: both on GPUs,
+            feature extraction only on a CPU).
+        devices: GPU indices (``"0,1"``) or ``"cpu,cpu"``; one worker each.
+        workers: a number of CPU workers instead of ``devices``.
+        storage: Optuna storage URL (default ``sqlite:///studies/ocl.db``).
+        study: study name (default ``DATASET-TASK-SIZEpx``).
+        config: a study file (TOML) with a ``[space]`` table.
+        seed: seed of the patient-wise split, the sampler and random initialisation.
+
+    Raises:
+        OCLError: for anything the user can fix, with one line saying what, where and how.
+    """
+    from sweep.image_cache import check_image_size
+    from sweep.weights import weights_label
+
+    if trials < 1:
+        raise OCLError(f"--trials {trials}: pass 1 or more")
+    if strategy is not None and strategy not in STRATEGY_CHOICES:
+        raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
+    check_image_size(image_size)
+    storage_url = storage or DEFAULT_STORAGE
+    device_list = parse_devices(devices, workers, visible_gpus())
+    on_gpu = any(d.kind == "gpu" for d in device_list)
+    strategies = STRATEGY_CHOICES[strategy] if strategy is not None else None
+    fallbacks = {} if on_gpu else {"strategies": ["feature_extraction"]}
+    weights_choice = None
+    if weights is not None:
+        from sweep.weights import parse_weights
+
+        parse_weights(weights, seed=seed)  # a missing or wrong file fails here, before anything runs
+        weights_choice = [weights_label(weights)]
+    space = load_search_space(
+        Path(config) if config else None, fallbacks=fallbacks, strategies=strategies, weights=weights_choice
+    )
+    dataset = load_dataset(data, seed=seed)
+    parsed_task = dataset.task(task)
+    settings = SweepSettings(
+        data=str(Path(data).expanduser().resolve()) if data else None,
+        dataset=dataset.name,
+        task=parsed_task.name,
+        image_size=image_size,
+        seed=seed,
+        space=space,
+    )
+    name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
+    check_storage(storage_url)
+    finished_before = None
+    database = sqlite_path(storage_url)
+    if database is None or database.exists():  # a SQLite file not there yet holds no study: create nothing now
+        opened = open_storage(storage_url, heartbeat=False)
+        if check_resumable(opened, name, settings):
+            finished_before = count_states(load_study(opened, name))["finished"]
+    info = DatasetInfo.of(dataset)
+    cpu_default = strategy is None and not on_gpu and space.strategies == ("feature_extraction",)
+    return SweepPlan(settings, name, storage_url, tuple(device_list), trials, info, finished_before, cpu_default)
+
+
+def execute_sweep(
+    plan: SweepPlan,
+    *,
+    warm_start: bool = False,
+    log_dir: str | Path = "studies/logs",
+    on_ready: Callable[[], None] | None = None,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    on_warm_start: Callable[[list[str]], None] | None = None,
+) -> SweepResult:
+    """Build the caches, create or resume the study, and run workers until it has its trials.
+
+    Args:
+        plan: from :func:`plan_sweep`.
+        warm_start: first try the layers the OCL dictionary ranks best for this dataset.
+        log_dir: where each worker's log goes.
+        on_ready: called once the caches are built and the study is open, before any trial runs
+            (or at once when the study already has its trials).
+        on_progress: called about once a second with a :class:`SweepProgress`.
+        on_warm_start: called with the layers enqueued by the warm start.
+
+    Raises:
+        OCLError: when the caches cannot be built (the child's one-line error is passed on) or
+            the workers stop before the study has its trials.
+        KeyboardInterrupt: after Ctrl-C, once the workers have stopped; finished trials stay.
+    """
+    if plan.finished_before is not None and plan.finished_before >= plan.trials:
+        if on_ready is not None:
+            on_ready()
+        return sweep_result(load_study(open_storage(plan.storage_url, heartbeat=False), plan.study_name), plan.storage_url)
+    pool = WorkerPool(plan.storage_url, plan.study_name, list(plan.devices), Path(log_dir))
+    code, error = pool.prepare(plan.settings.to_json())
+    if code != 0:
+        raise OCLError(error or f"preparing the caches failed with exit code {code}")
+    storage = open_storage(plan.storage_url)
+    study = create_or_resume(storage, plan.study_name, plan.settings, plan.trials)
+    for key, value in plan.dataset_info.to_user_attrs().items():
+        study.set_user_attr(key, value)
+    if on_ready is not None:
+        on_ready()
+    if warm_start:
+        from layers_index.warm_start import enqueue_top_layers
+
+        enqueued = enqueue_top_layers(study, plan.storage_url, plan.settings)
+        if on_warm_start is not None:
+            on_warm_start(enqueued)
+    pool.start()
+    tick = (lambda: on_progress(_progress(study, plan.trials))) if on_progress else (lambda: None)
+    try:
+        codes = pool.wait(tick)
+    except KeyboardInterrupt:
+        pool.interrupt()
+        raise
+    finished = count_states(study)["finished"]
+    if finished < plan.trials:
+        raise OCLError(
+            f"--study {plan.study_name}: the workers stopped after {finished} of {plan.trials} finished trials "
+            f"(exit codes {codes}); rerun to resume\n{pool.failure_tail()}"
+        )
+    exits = [(index, code, log) for index, (code, log) in enumerate(zip(codes, pool.logs)) if code != 0]
+    return sweep_result(study, plan.storage_url, worker_exits=exits)
+
+
+def run_sweep(
+    trials: int = 200, *, warm_start: bool = False, log_dir: str | Path = "studies/logs", **options: Any
+) -> SweepResult:
+    """Plan and run a sweep: :func:`plan_sweep` with ``options``, then :func:`execute_sweep`."""
+    return execute_sweep(plan_sweep(trials, **options), warm_start=warm_start, log_dir=log_dir)
+
+
+def _progress(study: Any, target: int) -> SweepProgress:
+    counts = count_states(study)
+    best_value = best_layer = None
+    pairs = completed_trials(study)
+    if pairs:
+        trial, record = max(pairs, key=lambda pair: pair[0].value)
+        best_value, best_layer = float(trial.value), record.cut_layer
+    return SweepProgress(counts["finished"], counts["fail"], target, best_value, best_layer)
+
+
+def sweep_result(study: Any, storage_url: str, *, worker_exits: Sequence[tuple[int, int, Path]] = ()) -> SweepResult:
+    """What a study holds now: counts, best trial, per-layer summaries."""
+    counts = count_states(study)
+    pairs = completed_trials(study)
+    best = max(pairs, key=lambda pair: pair[0].value) if pairs else None
+    return SweepResult(
+        study_name=study.study_name,
+        storage_url=storage_url,
+        finished=counts["finished"],
+        failed=counts["fail"],
+        best=best[1] if best else None,
+        best_value=float(best[0].value) if best else None,
+        best_trial=best[0].number if best else None,
+        best_params=dict(best[0].params) if best else {},
+        layers=summarize_layers(study),
+        worker_exits=list(worker_exits),
+    )
+
+
+def run_worker(
+    storage_url: str, study_name: str, *, device: str = "cpu", worker_index: int = 0, target: int | None = None
+) -> int:
+    """Join a running study from this process (it loads TensorFlow); returns trials finished here.
+
+    Every finished trial also updates the OCL dictionary. For GPU work, start one process per
+    GPU with ``CUDA_VISIBLE_DEVICES`` set before the import, as ``ocl worker --device N`` does.
+    """
+    from layers_index.callback import dictionary_callback
+    from sweep.worker import run_worker as _run_worker
+
+    return _run_worker(
+        storage_url,
+        study_name,
+        device=device,
+        worker_index=worker_index,
+        target=target,
+        callbacks=[dictionary_callback(storage_url)],
+    )
+
+
+def evaluate_study(study_name: str, *, storage: str | None = None, output_dir: str | Path = "studies/reports") -> Any:
+    """Retrain the study's best configuration, score it once on the test split, and write the
+    HTML report and the ``.keras`` model; the summary is stored on the study (``ocl:evaluation``).
+
+    Returns:
+        ``(evaluation, summary)``: the :class:`sweep.evaluate.Evaluation` and the stored summary dict.
+    """
+    from sweep import records
+    from sweep.evaluate import evaluate_best, evaluation_summary
+    from sweep.report import report_data, write_report
+
+    the_study = load_study(open_storage(storage or DEFAULT_STORAGE, heartbeat=False), study_name)
+    evaluation = evaluate_best(the_study)
+    stem = study_name.replace("/", "_").replace(":", "_")
+    output = Path(output_dir)
+    report = write_report(report_data(evaluation, the_study), output / f"{stem}.html")
+    model_path = output / f"{stem}.keras"
+    evaluation.result.export().save(model_path)
+    summary = evaluation_summary(evaluation, str(report), str(model_path))
+    the_study.set_user_attr(records.EVALUATION, summary)
+    return evaluation, summary
