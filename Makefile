@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TRIALS ?= 200
 ARGS ?=
 
-.PHONY: install test sweep dashboard bench lint
+.PHONY: install test test-fast sweep dashboard bench lint
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests that start several processes or run many trials.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 sweep: install
 	$(BIN)/ocl sweep --trials $(TRIALS) $(ARGS)

@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OCL_QUIET", "1")
+from sweep._progress import configure as configure_progress  # noqa: E402
+
+configure_progress(enabled=False)
 
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 

@@ -37,7 +37,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="fine-tuning steps timed per variant")
     args = parser.parse_args()
     os.environ["OCL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ocl-bench-")
-    os.environ.setdefault("OCL_QUIET", "1")
+    from sweep._progress import configure as configure_progress
+
+    configure_progress(enabled=False)
 
     from sweep._keras import keras_module
     from sweep.backbone import Weights, build_backbone

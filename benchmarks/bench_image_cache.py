@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OCL_QUIET", "1")
+from sweep._progress import configure as configure_progress  # noqa: E402
+
+configure_progress(enabled=False)
 
 from sweep.image_cache import decode_image, load_image_cache  # noqa: E402
 

@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ocl-bench-sweep-"))
-    env = dict(os.environ, OCL_CACHE_DIR=str(workdir / "cache"), OCL_QUIET="1")
+    env = dict(os.environ, OCL_CACHE_DIR=str(workdir / "cache"))
     print(
         f"ocl sweep --trials {args.trials} --strategy feature_extraction --weights none --image-size {args.size} "
         f"--workers {args.workers}, embedded sample, {os.cpu_count()} CPU(s); work dir {workdir}"

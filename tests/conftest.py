@@ -1,7 +1,7 @@
 """Shared fixtures: a private cache directory per test, quiet output, and small NIH-style folders.
 
-Every test gets its own ``OCL_CACHE_DIR`` (and ``OCL_QUIET=1``), so nothing is written under the
-repository; subprocesses started by :func:`ocl` inherit both and run from the test's tmp folder.
+Every test gets its own ``OCL_CACHE_DIR``, so nothing is written under the repository;
+subprocesses started by :func:`ocl` inherit it and run from the test's tmp folder.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ def _session_env(tmp_path_factory: pytest.TempPathFactory):
     """Session-wide defaults, so session-scoped fixtures never write under the repository either."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OCL_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
-        patch.setenv("OCL_QUIET", "1")
-        patch.delenv("OCL_DEBUG", raising=False)
         yield
 
 
@@ -34,8 +32,6 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "ocl-cache"
     path.mkdir()
     monkeypatch.setenv("OCL_CACHE_DIR", str(path))
-    monkeypatch.setenv("OCL_QUIET", "1")
-    monkeypatch.delenv("OCL_DEBUG", raising=False)
     return path
 
 

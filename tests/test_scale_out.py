@@ -27,11 +27,11 @@ epochs = {epochs}
 patience = {epochs}
 bank_views = 0
 """
-COMMON = ("--image-size", "32", "--weights", "none", "--config", "quick.toml")
+COMMON = ("--image-size", "32", "--weights", "none", "--config", "quick.toml", "--log-dir", "logs")
 
 
 def _env(root: Path) -> dict:
-    return dict(os.environ, OCL_CACHE_DIR=str(root / "cache"), OCL_QUIET="1", OCL_LOG_DIR=str(root / "logs"))
+    return dict(os.environ, OCL_CACHE_DIR=str(root / "cache"))
 
 
 def _ocl(*args: str) -> list[str]:

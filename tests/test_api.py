@@ -1,0 +1,61 @@
+"""The library API as a notebook user calls it: a sweep in-process, its result read back in Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+import sweep
+import sweep.api
+from sweep.errors import OCLError
+from sweep.records import TrialRecord
+
+NOTEBOOK_STUDY = """
+[space]
+strategies = ["feature_extraction"]
+cut_layers = ["pool2_pool", "conv4_block24_concat"]
+head_units = [0]
+augment = [false]
+epochs = 3
+patience = 3
+bank_views = 0
+"""
+
+
+@pytest.mark.slow
+def test_run_sweep_in_process_returns_the_best_trial_and_the_layer_summaries(tmp_path, monkeypatch):
+    config = tmp_path / "notebook.toml"
+    config.write_text(NOTEBOOK_STUDY)
+    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
+    loads = []
+    real_load = sweep.api.load_dataset
+    monkeypatch.setattr(sweep.api, "load_dataset", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+
+    result = sweep.run_sweep(
+        trials=4, image_size=64, weights="none", storage=storage, config=config, study="notebook", log_dir=tmp_path / "logs"
+    )
+
+    assert len(loads) == 1  # the parent loads the dataset once, to check it; workers load their own
+    assert result.study_name == "notebook" and result.finished == 4 and result.failed == 0
+    study = optuna.load_study(study_name="notebook", storage=storage)
+    best = study.best_trial
+    assert result.best_trial == best.number and result.best_value == pytest.approx(best.value)
+    assert result.best == TrialRecord.from_trial(best)
+    assert result.best.cut_layer in ("pool2_pool", "conv4_block24_concat") and result.best.weights == "none"
+    assert sum(layer.n_trials for layer in result.layers) == 4
+    assert result.layers[0].best == pytest.approx(result.best_value)  # best first
+    assert {layer.layer for layer in result.layers} <= {"pool2_pool", "conv4_block24_concat"}
+
+
+def test_plan_sweep_refuses_bad_input_and_writes_nothing(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
+    with pytest.raises(OCLError, match="--weights random"):
+        sweep.plan_sweep(4, weights="random", storage=storage)
+    with pytest.raises(OCLError, match="--strategy sideways"):
+        sweep.plan_sweep(4, strategy="sideways", storage=storage)
+    plan = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage)
+    assert plan.study_name == "nih-cxr14-sample-any-64px" and plan.finished_before is None
+    assert plan.settings.space.weights == ("none",)
+    assert not Path(tmp_path / "ocl.db").exists()  # planning writes nothing
