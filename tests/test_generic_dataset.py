@@ -34,6 +34,7 @@ def test_class_folders(tmp_path):
     assert all(by_image[f"effusion/{n}"] == ("effusion",) for n in effusion)
     assert all(Path(p).is_file() for p in dataset.paths)
     assert dataset.split_source == "seeded" and dataset.warnings == ()
+    assert dataset.default_task == "binary:effusion"  # "normal" is the negative, whatever the name order
     assert set(dataset.table["split"]) == set(SPLITS)
     summary = summarize(dataset)
     assert summary["patient_overlap"]["any"] == 0
@@ -77,11 +78,12 @@ def test_given_split_with_planted_patients_warns(tmp_path):
     assert dataset.split_source == "given"
     assert len(dataset.warnings) == 1
     warning = dataset.warnings[0]
-    assert warning.startswith("2 patient(s) appear in more than one split")
-    assert "train/val 1, train/test 1, val/test 0" in warning
+    assert warning.startswith("2 patients appear in more than one split (train/val 1, train/test 1, val/test 0)")
+    assert warning.endswith("pass --split patient to re-split by patient") and "\n" not in warning
     table = dataset.table
     assert set(table.loc[table["image"].str.startswith("valid/"), "split"]) == {"val"}
     assert summarize(dataset)["patient_overlap"] == {"train/val": 1, "train/test": 1, "val/test": 0, "any": 2}
+    assert dataset.cross_split_patients == summarize(dataset)["cross_split_patients"] == 2
 
 
 def test_given_split_without_shared_patients_does_not_warn(tmp_path):
@@ -98,14 +100,16 @@ def test_cli_info_prints_the_overlap_warning(tmp_path, ocl):
 
     assert result.returncode == 0, result.stderr
     stderr = " ".join(result.stderr.split())  # rich may wrap long lines
-    assert stderr.startswith("warning: 2 patient(s) appear in more than one split")
+    assert stderr.startswith("warning: 2 patients appear in more than one split")
     assert "train/val 1, train/test 1, val/test 0" in stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "warning" not in result.stdout
 
     as_json = ocl("data", "info", "--data", tmp_path / "ds", "--format", "json")
     assert as_json.returncode == 0
     assert json.loads(as_json.stdout)["patient_overlap"]["any"] == 2
-    assert "2 patient(s)" in " ".join(as_json.stderr.split())
+    assert json.loads(as_json.stdout)["cross_split_patients"] == 2
+    assert "2 patients appear" in " ".join(as_json.stderr.split())
 
 
 def test_cli_info_is_quiet_without_shared_patients(tmp_path, ocl):
@@ -144,6 +148,8 @@ def test_csv_with_path_label_patient(tmp_path):
     assert table.iloc[:16].groupby("patient")["split"].nunique().max() == 1
     assert dataset.default_task == "multilabel"
     assert summarize(dataset)["patients"] == 9  # 8 known patients + the image whose patient is unknown
+    (warning,) = dataset.warnings  # the one image without a patient is split on its own
+    assert warning.startswith(f"1 of 17 images of {csv_path} have no patient ID, so their splits are per image")
 
 
 def test_csv_with_split_column(tmp_path, ocl):
@@ -161,7 +167,8 @@ def test_csv_with_split_column(tmp_path, ocl):
     summary = json.loads(result.stdout)
     assert summary["images"] == 12 and summary["split_source"] == "given"
     assert {s: v["images"] for s, v in summary["splits"].items()} == {"train": 6, "val": 2, "test": 4}
-    assert summary["task"].startswith("binary:")  # two classes: one is predicted against the other
+    assert summary["task"] == "binary:nodule"  # two classes: the finding is predicted against normal
+    assert summary["notes"] == ["positive class: nodule (negative: normal); pass --positive to choose"]
     assert summary["prevalence"] == {"normal": 0.5, "nodule": 0.5}
 
 
@@ -176,6 +183,9 @@ def test_images_without_known_patients_count_as_their_own_patients(tmp_path):
     summary = summarize(dataset)
     assert summary["patients"] == len(names) == dataset.patient_count
     assert sum(split["patients"] for split in summary["splits"].values()) == len(names)
+    assert not dataset.has_patient_ids and summary["patient_ids"] is False
+    (warning,) = dataset.warnings
+    assert warning.startswith(f"{root} has no patient IDs, so its splits are per image")
 
 
 def test_a_given_split_without_val_is_described_with_a_warning_and_refused_by_a_sweep(tmp_path, ocl):

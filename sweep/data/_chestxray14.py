@@ -8,7 +8,9 @@ Layout::
     ROOT/test_list.txt                  (optional, official split)
 
 With the official lists, test is NIH's test list and validation is carved out of train_val by
-patient (seeded). Without them, patients are split 70/10/20 (seeded).
+patient (seeded); patients the lists put in both are counted in a warning, and ``--split
+patient`` re-draws the listed images by patient. Without the lists, patients are split 70/10/20
+(seeded).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import Dataset, empty_split_warnings
-from sweep.data._split import SEEDED_FRACTIONS, patient_split
+from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._positive import check_positive
+from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_split, resplit_by_patient, split_warnings
 from sweep.errors import OCLError
 from sweep.tasks import FINDINGS, NO_FINDING
 
@@ -133,8 +136,25 @@ def _find_images(root: Path) -> dict[str, str]:
     return found
 
 
-def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> Dataset:
-    """Load an NIH ChestX-ray14 folder (see the module docstring for the layout)."""
+def load_chestxray14(
+    root: Path,
+    *,
+    name: str | None = None,
+    seed: int = 0,
+    split: str = "given",
+    positive: str | None = None,
+) -> Dataset:
+    """Load an NIH ChestX-ray14 folder (see the module docstring for the layout).
+
+    ``split="patient"`` re-draws the official split by patient (seeded 70/10/20, the same images);
+    without the lists the split is already drawn that way. ``positive`` makes the default task
+    ``binary:<positive>`` instead of ``any``.
+    """
+    split = check_split_policy(split)
+    default_task, notes = "any", ()
+    if positive is not None:
+        default_task = f"binary:{check_positive(positive, FINDINGS, root)}"
+        notes = (f"positive class: {positive} (negative: every other image), as --positive asks",)
     csv_path = next((root / n for n in LABEL_FILES if (root / n).is_file()), root / LABEL_FILES[1])
     labels = read_labels(csv_path)
     lists = [root / n for n in LIST_FILES]
@@ -146,6 +166,9 @@ def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> D
         source = "seeded"
     if table.empty:
         raise OCLError(f"label file {csv_path} lists no images of the official split lists in {root}")
+    if split == "patient" and source == "official":
+        table = resplit_by_patient(table, seed)
+        source = RESPLIT
     found = _find_images(root)
     paths = table["image"].map(found)
     missing = table.loc[paths.isna(), "image"].tolist()
@@ -161,5 +184,7 @@ def load_chestxray14(root: Path, *, name: str | None = None, seed: int = 0) -> D
         table=table[["image", "path", "patient", "labels", "split"]],
         classes=FINDINGS,
         split_source=source,
-        warnings=empty_split_warnings(table, root, source),
+        default_task=default_task,
+        warnings=split_warnings(table, root, source),
+        notes=notes,
     )

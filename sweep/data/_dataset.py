@@ -19,10 +19,35 @@ _EMPTY_SPLIT_FIX = {
     "given": "add images to the empty split(s), or drop the split folders or column to have one drawn",
 }
 
+RESPLIT = "re-split by patient"
+"""``Dataset.split_source`` of a dataset whose given split was re-drawn by patient (``--split patient``)."""
+
+SPLIT_POLICIES: tuple[str, ...] = ("given", "patient")
+"""``load_dataset(split=...)``: keep the dataset's own split, or re-draw it by patient."""
+
+_EMPTY_SPLIT_FIX[RESPLIT] = _EMPTY_SPLIT_FIX["seeded"]
+
 
 def count_patients(rows: pd.DataFrame) -> int:
     """Distinct patients; an image whose patient is unknown counts as its own patient, as in the split."""
     return int(rows["patient"].dropna().nunique() + rows["patient"].isna().sum())
+
+
+def patient_overlap(table: pd.DataFrame) -> dict[str, int]:
+    """How many patients appear in each pair of splits, and in more than one split at all (``any``).
+
+    Images whose patient is unknown are left out: they cannot be matched to anyone.
+    """
+    known = table[table["patient"].notna()]
+    by_split = {s: set(known.loc[known["split"] == s, "patient"]) for s in SPLITS}
+    pairs = {
+        "train/val": len(by_split["train"] & by_split["val"]),
+        "train/test": len(by_split["train"] & by_split["test"]),
+        "val/test": len(by_split["val"] & by_split["test"]),
+    }
+    per_patient = known.groupby("patient")["split"].nunique()
+    pairs["any"] = int((per_patient > 1).sum())
+    return pairs
 
 
 def empty_split_warnings(table: pd.DataFrame, where: Path, split_source: str) -> tuple[str, ...]:
@@ -49,6 +74,12 @@ class Dataset:
     share, with the columns ``image`` (file name or relative path), ``path`` (absolute path),
     ``patient`` (patient id, or None when unknown), ``labels`` (tuple of class names; empty means
     no finding) and ``split`` (``train``, ``val`` or ``test``).
+
+    ``split_source`` says where the split came from: ``official`` (NIH's lists), ``given`` (split
+    folders or a CSV split column), ``seeded`` (drawn by patient, 70/10/20) or ``re-split by
+    patient`` (a given split re-drawn with ``--split patient``). ``warnings`` are one-line problems
+    the user should know about (patients in several splits, no patient IDs, empty splits);
+    ``notes`` are one-line facts about choices OCL made (which class is positive).
     """
 
     name: str
@@ -60,6 +91,7 @@ class Dataset:
     modality: str = "chest x-ray"
     default_task: str = "any"
     warnings: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
 
     def __len__(self) -> int:
         return len(self.table)
@@ -67,6 +99,16 @@ class Dataset:
     @property
     def patient_count(self) -> int:
         return count_patients(self.table)
+
+    @property
+    def cross_split_patients(self) -> int:
+        """Patients with images in more than one split (0 for every split OCL draws itself)."""
+        return patient_overlap(self.table)["any"]
+
+    @property
+    def has_patient_ids(self) -> bool:
+        """Whether any image has a known patient (otherwise every split is per image)."""
+        return bool(self.table["patient"].notna().any())
 
     @property
     def paths(self) -> list[str]:

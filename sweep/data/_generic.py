@@ -8,9 +8,14 @@ Folder layouts::
 CSV: columns ``path`` and ``label`` (``|`` separates several labels), optional ``patient`` and
 ``split``. Relative paths are relative to the CSV's folder.
 
-Patients are known from a ``patient`` column or from NIH-style file names ``PPPPPPPP_FFF.png``.
-When a dataset brings its own split, patients found in more than one split are counted and
-reported as a warning, because they make test scores look better than they are.
+Patients are known from a ``patient`` column or from NIH-style file names ``PPPPPPPP_FFF.png``;
+without either, every split is per image and a warning says so. When a dataset brings its own
+split, patients found in more than one split are counted and reported in one warning, because they
+make validation and test scores look better than they are; ``split="patient"`` (``--split
+patient``) re-draws such a split by patient.
+
+With two classes the default task is ``binary:<positive>``, where the positive class is the one
+that is not ``normal`` (see :mod:`sweep.data._positive`) or the one ``--positive`` names.
 """
 
 from __future__ import annotations
@@ -20,8 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.data._dataset import Dataset, empty_split_warnings
-from sweep.data._split import SEEDED_FRACTIONS, patient_overlap, patient_split
+from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._positive import check_positive, choose_positive
+from sweep.data._split import (
+    SEEDED_FRACTIONS,
+    check_split_policy,
+    patient_split,
+    resplit_by_patient,
+    split_keys,
+    split_warnings,
+)
 from sweep.errors import OCLError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
@@ -108,11 +121,28 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     return table
 
 
-def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dataset:
-    """Load a class-folder directory or a ``path,label[,patient,split]`` CSV."""
+def load_generic(
+    source: Path,
+    *,
+    name: str | None = None,
+    seed: int = 0,
+    split: str = "given",
+    positive: str | None = None,
+) -> Dataset:
+    """Load a class-folder directory or a ``path,label[,patient,split]`` CSV.
+
+    ``split="patient"`` re-draws a given split by patient (seeded 70/10/20); it needs patient IDs.
+    ``positive`` names the positive class of the default binary task (see :mod:`sweep.data._positive`).
+    """
+    split = check_split_policy(split)
     table = _read_csv(source) if source.is_file() else _read_folders(source)
     if "patient" not in table.columns:
         table["patient"] = [_patient_from_name(p) for p in table["path"]]
+    if split == "patient" and table["patient"].isna().all():
+        raise OCLError(
+            f"--split patient: {source} has no patient IDs (no patient column, no NIH-style PPPPPPPP_FFF.png file names), "
+            "so it cannot be split by patient; add a patient column (a CSV with path,label,patient) or drop --split patient"
+        )
     labels = [tuple(sorted(part.strip() for part in text.split("|") if part.strip())) for text in table["label"]]
     table["labels"] = labels
     classes = tuple(sorted({c for lab in labels for c in lab}))
@@ -120,24 +150,27 @@ def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dat
         raise OCLError(
             f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more"
         )
+    notes: list[str] = []
+    if len(classes) == 2:
+        chosen, note = choose_positive(classes, positive, source)
+        default_task = f"binary:{chosen}"
+        notes.append(note)
+    elif positive is not None:
+        default_task = f"binary:{check_positive(positive, classes, source)}"
+        notes.append(f"positive class: {positive} (negative: every other image), as --positive asks")
+    else:
+        default_task = "multilabel" if len(classes) > 2 else f"binary:{classes[-1]}"
 
-    warnings: list[str] = []
     if table["split"].isna().all():
-        keys = table["patient"].where(table["patient"].notna(), table["path"])
-        table["split"] = patient_split(keys, SEEDED_FRACTIONS, seed)
+        table["split"] = patient_split(split_keys(table), SEEDED_FRACTIONS, seed)
         source_kind = "seeded"
     else:
         if table["split"].isna().any():
             raise OCLError(f"--data {source}: some rows have a split and some do not; give every row a split or none")
         source_kind = "given"
-        overlap = patient_overlap(table)
-        if overlap["any"]:
-            warnings.append(
-                f"{overlap['any']} patient(s) appear in more than one split of {source} "
-                f"(train/val {overlap['train/val']}, train/test {overlap['train/test']}, val/test {overlap['val/test']}); "
-                "scores on the test split will look better than on new patients"
-            )
-    warnings.extend(empty_split_warnings(table, source, source_kind))
+        if split == "patient":
+            table = resplit_by_patient(table, seed)
+            source_kind = RESPLIT
     return Dataset(
         name=name or source.stem,
         root=source if source.is_dir() else source.parent,
@@ -146,6 +179,7 @@ def load_generic(source: Path, *, name: str | None = None, seed: int = 0) -> Dat
         split_source=source_kind,
         has_negative_class=False,
         modality="image",
-        default_task="multilabel" if len(classes) > 2 else f"binary:{classes[-1]}",
-        warnings=tuple(warnings),
+        default_task=default_task,
+        warnings=split_warnings(table, source, source_kind),
+        notes=tuple(notes),
     )

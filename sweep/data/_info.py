@@ -1,4 +1,4 @@
-"""What ``ocl data info`` reports: sizes, patients per split, overlap, prevalence, baselines.
+"""What ``ocl data info`` reports: sizes, patients per split, overlap, prevalence, baselines, notes.
 
 The majority-class accuracy is reported per task because ChestX-ray14 findings have 0.2-18%
 prevalence: a model that always says "no Hernia" is 99.8% accurate and useless. Any accuracy the
@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sweep.data._dataset import SPLITS, Dataset, count_patients
-from sweep.data._split import patient_overlap
+from sweep.data._dataset import SPLITS, Dataset, count_patients, patient_overlap
 from sweep.tasks import NO_FINDING
 
 
@@ -46,8 +45,11 @@ def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
         "split_source": dataset.split_source,
         "splits": splits,
         "patient_overlap": patient_overlap(table),
+        "cross_split_patients": dataset.cross_split_patients,
+        "patient_ids": dataset.has_patient_ids,
         "prevalence": prevalence,
         "task": chosen.name,
         "majority_accuracy": majority,
         "warnings": list(dataset.warnings),
+        "notes": list(dataset.notes),
     }
