@@ -38,6 +38,34 @@ ImageSizeOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for patient-wise splits and sampling.", rich_help_panel="Data")]
 
 
+class SplitMode(str, Enum):
+    given = "given"
+    patient = "patient"
+
+
+SplitOption = Annotated[
+    SplitMode,
+    typer.Option(
+        "--split",
+        help="given: keep the split the data brings (NIH's lists, train/val/test folders, a CSV split column) and warn "
+        "when it puts a patient in more than one split; patient: re-draw that split by patient (70/10/20, by --seed, "
+        "same images) so no patient is in two splits; needs patient IDs. Data without a split is always split by patient.",
+        rich_help_panel="Data",
+    ),
+]
+PositiveOption = Annotated[
+    str | None,
+    typer.Option(
+        "--positive",
+        metavar="CLASS",
+        help="The positive class of the default binary task (binary:CLASS). Default for two classes: the one that is "
+        "not normal, no finding, negative or healthy.",
+        show_default=False,
+        rich_help_panel="Data",
+    ),
+]
+
+
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"

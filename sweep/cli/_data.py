@@ -12,7 +12,10 @@ from sweep.cli._common import (
     FormatOption,
     ImageSizeOption,
     OutputFormat,
+    PositiveOption,
     SeedOption,
+    SplitMode,
+    SplitOption,
     TaskOption,
     console,
     new_table,
@@ -23,20 +26,27 @@ from sweep.cli._common import (
 app = typer.Typer(help="Inspect a dataset and build its image cache.", no_args_is_help=True)
 
 
+def _split_label(source: str) -> str:
+    """``seeded split``, ``official split``, ``given split``; ``re-split by patient`` as it is."""
+    return source if " " in source else f"{source} split"
+
+
 @app.command()
 def info(
     data: DataOption = None,
     task: TaskOption = None,
     format: FormatOption = OutputFormat.table,
     seed: SeedOption = 0,
+    split: SplitOption = SplitMode.given,
+    positive: PositiveOption = None,
 ) -> None:
-    """Images, patients, patient-wise splits, prevalence, and the majority-class accuracy to beat.
+    """Images, patients, splits and patients shared between them, prevalence, and the majority-class accuracy to beat.
 
     Example: ocl data info --task binary:Pneumonia
     """
     from sweep.data import load_dataset, summarize
 
-    dataset = load_dataset(data, seed=seed)
+    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive)
     summary = summarize(dataset, task)
     for message in dataset.warnings:
         warn(message)
@@ -45,13 +55,17 @@ def info(
         return
     console.print(
         f"[bold]{summary['dataset']}[/]: {summary['images']:,} images, {summary['patients']:,} patients "
-        f"({summary['split_source']} split) from {summary['root']}"
+        f"({_split_label(summary['split_source'])}) from {summary['root']}"
     )
-    splits = new_table("Splits (patient-wise)", "split", "images", "patients")
+    for note in summary["notes"]:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    splits = new_table("Splits", "split", "images", "patients")
     for name, counts in summary["splits"].items():
         splits.add_row(name, f"{counts['images']:,}", f"{counts['patients']:,}")
     overlap = summary["patient_overlap"]
-    splits.caption = f"patients in more than one split: {overlap['any']}"
+    splits.caption = (
+        f"patients in more than one split: {overlap['any']}" if summary["patient_ids"] else "no patient IDs: splits are per image"
+    )
     console.print(splits)
     prevalence = new_table("Prevalence", "finding", "images", "share")
     for name, share in sorted(summary["prevalence"].items(), key=lambda kv: -kv[1]):
@@ -71,6 +85,8 @@ def prepare(
     image_size: ImageSizeOption = 224,
     method: Annotated[str | None, typer.Option("--resize", help="lanczos or area.")] = "lanczos",
     seed: SeedOption = 0,
+    split: SplitOption = SplitMode.given,
+    positive: PositiveOption = None,
 ) -> None:
     """Decode every image once into the memory-mapped image cache (reused by every trial).
 
@@ -82,7 +98,7 @@ def prepare(
 
     if method not in RESIZE_METHODS:
         raise OCLError(f"--resize {method}: unknown method; use one of {', '.join(RESIZE_METHODS)}")
-    dataset = load_dataset(data, seed=seed)
+    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive)
     for message in dataset.warnings:
         warn(message)
     start = time.perf_counter()
