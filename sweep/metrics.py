@@ -5,18 +5,32 @@ prevalence. Thresholded metrics use one threshold per output chosen on the valid
 Youden's J (sensitivity + specificity - 1), then applied unchanged to whatever split is scored,
 so the test split never tunes anything. Accuracy is only ever reported beside the accuracy of
 always predicting the majority class.
+
+An AUROC from a handful of positives is mostly noise (Hanley & McNeil 1982: its standard error
+grows as the positives or the negatives become few), and one such output can move a mean over
+a few outputs more than any real difference between layers. So the mean AUROC counts only the
+outputs with at least ``min_positives`` (default :data:`MIN_POSITIVES`) positives and as many
+negatives on the scored split; the rank-based AUROC is symmetric in the two classes, so a class
+with 3 negatives is as noisy as one with 3 positives. Per-output AUROC is still reported for every
+output, and :class:`Scores` names the outputs left out of the mean. When no output reaches the
+threshold (a binary task on a small validation split), the mean falls back to every output whose
+AUROC is defined, and says so (``Scores.mean_auroc_fallback``): a task whose AUROC is defined
+always gets a number, never NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score, roc_curve
 
-__all__ = ["Scores", "mean_auroc", "score", "youden_thresholds"]
+__all__ = ["MIN_POSITIVES", "Scores", "counted_outputs", "mean_auroc", "score", "youden_thresholds"]
+
+MIN_POSITIVES = 5
+"""Fewest positives (and negatives) on the scored split for an output to count in the mean AUROC."""
 
 
 def _auroc(y: np.ndarray, p: np.ndarray) -> float:
@@ -26,22 +40,56 @@ def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
-def mean_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Mean AUROC over the outputs where it is defined (NaN if none is).
+def _check_min_positives(min_positives: int) -> int:
+    if isinstance(min_positives, bool) or not isinstance(min_positives, int | np.integer) or min_positives < 0:
+        raise ValueError(f"min_positives={min_positives!r}: expected a non-negative integer")
+    return int(min_positives)
+
+
+def counted_outputs(y_true: np.ndarray, min_positives: int = MIN_POSITIVES) -> tuple[np.ndarray, bool]:
+    """Which outputs the mean AUROC counts, and whether that is the fallback.
+
+    An output counts when its labels hold at least ``min_positives`` positives and at least
+    ``min_positives`` negatives. When none does, every output whose AUROC is defined (both
+    classes present) counts instead and the second value is True. ``min_positives`` 0 or 1
+    counts every output whose AUROC is defined.
+
+    Returns:
+        A boolean mask over the outputs (all False when no AUROC is defined), and the fallback flag.
+
+    Raises:
+        ValueError: when ``min_positives`` is not a non-negative integer.
+    """
+    min_positives = _check_min_positives(min_positives)
+    y = np.asarray(y_true) > 0
+    y = y.reshape(len(y), -1)
+    positives = y.sum(axis=0)
+    negatives = len(y) - positives
+    defined = (positives > 0) & (negatives > 0)
+    counted = defined & (positives >= min_positives) & (negatives >= min_positives)
+    if counted.any() or not defined.any():
+        return counted, False
+    return defined, True
+
+
+def mean_auroc(y_true: np.ndarray, scores: np.ndarray, *, min_positives: int = MIN_POSITIVES) -> float:
+    """Mean AUROC over the outputs :func:`counted_outputs` counts (NaN if no AUROC is defined).
 
     This runs after every epoch of every trial, so it uses the rank-sum (Mann-Whitney) form of
     AUROC for all outputs at once, with tied scores counted half as sklearn does; it equals
     ``roc_auc_score`` (a test checks it) at a fraction of its per-call cost.
     """
     y = np.asarray(y_true) > 0
-    ranks = rankdata(np.asarray(scores, dtype=np.float64), axis=0)
+    y = y.reshape(len(y), -1)
+    counted, _ = counted_outputs(y, min_positives)
+    if not counted.any():
+        return float("nan")
+    ranks = rankdata(np.asarray(scores, dtype=np.float64).reshape(len(y), -1)[:, counted], axis=0)
+    y = y[:, counted]
     positives = y.sum(axis=0)
     negatives = len(y) - positives
-    defined = (positives > 0) & (negatives > 0)
-    if not defined.any():
-        return float("nan")
     rank_sum = (ranks * y).sum(axis=0)
-    auc = (rank_sum[defined] - positives[defined] * (positives[defined] + 1) / 2) / (positives[defined] * negatives[defined])
+    auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
     return float(auc.mean())
 
 
@@ -83,7 +131,14 @@ def _between(low: float, high: float) -> float:
 
 @dataclass
 class Scores:
-    """Metrics of one split; per-output lists follow ``outputs``."""
+    """Metrics of one split; per-output lists follow ``outputs``.
+
+    ``mean_auroc`` counts the outputs :func:`counted_outputs` counts; ``excluded`` names the
+    others (too few positives or negatives, or AUROC undefined), in output order, and
+    ``mean_auroc_fallback`` is True when no output had ``min_positives`` of each class, so the
+    mean is over every output whose AUROC is defined. ``mean_auprc`` and
+    ``mean_balanced_accuracy`` are means over every output where they are defined.
+    """
 
     outputs: list[str]
     auroc: list[float]
@@ -97,6 +152,9 @@ class Scores:
     mean_auroc: float = float("nan")
     mean_auprc: float = float("nan")
     mean_balanced_accuracy: float = float("nan")
+    excluded: list[str] = field(default_factory=list)
+    min_positives: int = MIN_POSITIVES
+    mean_auroc_fallback: bool = False
 
     def summary(self) -> dict[str, float]:
         """The flat numbers worth a column in a table or a trial attribute."""
@@ -116,9 +174,23 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def score(y_true: np.ndarray, scores: np.ndarray, outputs: Sequence[str], thresholds: np.ndarray | None = None) -> Scores:
-    """Score predictions; ``thresholds`` default to Youden's J on these same labels (use that for val)."""
+def score(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    outputs: Sequence[str],
+    thresholds: np.ndarray | None = None,
+    *,
+    min_positives: int = MIN_POSITIVES,
+) -> Scores:
+    """Score predictions; ``thresholds`` default to Youden's J on these same labels (use that for val).
+
+    ``min_positives``: see :func:`counted_outputs`; the mean AUROC counts only those outputs.
+    """
     y_true = np.asarray(y_true)
+    outputs = list(outputs)
+    if len(outputs) != y_true.shape[1]:
+        raise ValueError(f"outputs: {len(outputs)} names for {y_true.shape[1]} label columns")
+    counted, fallback = counted_outputs(y_true, min_positives)
     scores = np.asarray(scores, dtype=np.float64)
     if thresholds is None:
         thresholds = youden_thresholds(y_true, scores)
@@ -138,10 +210,13 @@ def score(y_true: np.ndarray, scores: np.ndarray, outputs: Sequence[str], thresh
         result["accuracy"].append(float((predicted == y).mean()))
         result["majority_accuracy"].append(float(max(y.mean(), 1 - y.mean())))
     return Scores(
-        outputs=list(outputs),
+        outputs=outputs,
         thresholds=[float(t) for t in thresholds],
-        mean_auroc=_nanmean(result["auroc"]),
+        mean_auroc=_nanmean([a for a, kept in zip(result["auroc"], counted) if kept]),
         mean_auprc=_nanmean(result["auprc"]),
         mean_balanced_accuracy=_nanmean(result["balanced_accuracy"]),
+        excluded=[name for name, kept in zip(outputs, counted) if not kept],
+        min_positives=int(min_positives),
+        mean_auroc_fallback=fallback,
         **result,
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from sweep.metrics import score, youden_thresholds
+from sweep.metrics import MIN_POSITIVES, counted_outputs, mean_auroc, score, youden_thresholds
 
 
 def _generated(seed: int, n: int = 300, outputs: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -57,3 +57,78 @@ def test_the_ends_one_class_and_saturated_scores():
     assert t > 1.0  # nothing positive, even at a score of exactly 1.0
     perfect = np.array([[0.1], [0.2], [0.7], [0.9]])
     assert youden_thresholds(y[:, :1], perfect)[0] == pytest.approx(0.45)
+
+
+def _three_positive_output(seed: int = 0, n: int = 120) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two outputs with many positives and one (``rare``) with exactly 3, its scores far better than chance."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, 3)) < 0.3).astype(np.float32)
+    y[:, 2] = 0
+    y[rng.choice(n, 3, replace=False), 2] = 1
+    scores = 1 / (1 + np.exp(-(rng.normal(size=(n, 3)) + np.array([0.5, 0.5, 4.0]) * y)))
+    return y, scores, ["common", "frequent", "rare"]
+
+
+def test_an_output_with_3_positives_leaves_the_mean_and_is_named():
+    y, p, outputs = _three_positive_output()
+    assert y[:, 2].sum() == 3 and MIN_POSITIVES == 5
+    per_output = [roc_auc_score(y[:, k], p[:, k]) for k in range(3)]
+    scored = score(y, p, outputs)
+    assert scored.auroc == pytest.approx(per_output)  # still reported per output
+    assert scored.excluded == ["rare"] and not scored.mean_auroc_fallback and scored.min_positives == MIN_POSITIVES
+    assert scored.mean_auroc == pytest.approx(np.mean(per_output[:2]))
+    assert mean_auroc(y, p) == pytest.approx(np.mean(per_output[:2]))
+
+    counted = score(y, p, outputs, min_positives=1)  # a configurable threshold: now it counts
+    assert counted.excluded == [] and counted.min_positives == 1
+    assert counted.mean_auroc == pytest.approx(np.mean(per_output))
+    assert mean_auroc(y, p, min_positives=1) == pytest.approx(np.mean(per_output))
+    assert mean_auroc(y, p, min_positives=3) == pytest.approx(np.mean(per_output))
+    assert mean_auroc(y, p, min_positives=4) == pytest.approx(np.mean(per_output[:2]))
+
+
+def test_few_negatives_count_as_few_positives():
+    y, p, outputs = _three_positive_output(seed=1)
+    flipped = 1 - y  # output 2 now has 3 negatives
+    scored = score(flipped, 1 - p, outputs)
+    assert scored.excluded == ["rare"]
+    assert mean_auroc(flipped, 1 - p) == pytest.approx(scored.mean_auroc)
+
+
+def test_outputs_without_an_auroc_are_named_too():
+    y, p, outputs = _three_positive_output(seed=2)
+    y[:, 1] = 0
+    scored = score(y, p, outputs)
+    assert np.isnan(scored.auroc[1]) and scored.excluded == ["frequent", "rare"]
+    assert scored.mean_auroc == pytest.approx(roc_auc_score(y[:, 0], p[:, 0]))
+
+
+def test_a_small_binary_validation_split_still_gets_a_mean_flagged_as_the_fallback():
+    y, p, _ = _three_positive_output(seed=3)
+    binary, scores = y[:, 2:], p[:, 2:]  # only the 3-positive output
+    expected = roc_auc_score(binary[:, 0], scores[:, 0])
+    scored = score(binary, scores, ["rare"])
+    assert scored.mean_auroc == pytest.approx(expected) and scored.mean_auroc_fallback
+    assert scored.excluded == []  # it is in the mean
+    assert mean_auroc(binary, scores) == pytest.approx(expected)
+    none = score(np.zeros_like(binary), scores, ["rare"])  # no AUROC anywhere: NaN, and named
+    assert np.isnan(none.mean_auroc) and none.excluded == ["rare"] and not none.mean_auroc_fallback
+    assert np.isnan(mean_auroc(np.zeros_like(binary), scores))
+
+
+def test_the_rank_form_matches_score_at_every_threshold():
+    for seed in range(5):
+        y, p = _generated(seed, n=80)
+        for k in (0, 1, 5, 20):
+            counted, _ = counted_outputs(y, k)
+            expected = np.mean([roc_auc_score(y[:, j], p[:, j]) for j in np.flatnonzero(counted)])
+            assert mean_auroc(y, p, min_positives=k) == pytest.approx(expected)
+            assert score(y, p, [f"o{j}" for j in range(y.shape[1])], min_positives=k).mean_auroc == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "5", True, None])
+def test_bad_min_positives_is_refused_with_the_argument_named(bad):
+    y, p, outputs = _three_positive_output()
+    for call in (lambda: mean_auroc(y, p, min_positives=bad), lambda: score(y, p, outputs, min_positives=bad)):
+        with pytest.raises(ValueError, match="min_positives="):
+            call()

@@ -8,12 +8,17 @@ import numpy as np
 
 from sweep.data import Dataset
 from sweep.image_cache import ImageCache
+from sweep.metrics import MIN_POSITIVES
 from sweep.tasks import Task
 
 
 @dataclass(frozen=True)
 class TrialData:
-    """Images (the cache), targets and split rows for one dataset and task."""
+    """Images (the cache), targets and split rows for one dataset and task.
+
+    ``min_positives``: outputs with fewer validation positives (or negatives) are left out of the
+    validation mean AUROC, per epoch and in the final scores (see :func:`sweep.metrics.counted_outputs`).
+    """
 
     images: np.ndarray  # (n, size, size) uint8, memory-mapped
     targets: np.ndarray  # (n, outputs) float32
@@ -21,9 +26,14 @@ class TrialData:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    min_positives: int = MIN_POSITIVES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_positives, bool) or not isinstance(self.min_positives, int | np.integer) or self.min_positives < 0:
+            raise ValueError(f"min_positives={self.min_positives!r}: expected a non-negative integer")
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, task: Task, cache: ImageCache) -> TrialData:
+    def from_dataset(cls, dataset: Dataset, task: Task, cache: ImageCache, *, min_positives: int = MIN_POSITIVES) -> TrialData:
         return cls(
             images=cache.images,
             targets=dataset.targets(task),
@@ -31,6 +41,7 @@ class TrialData:
             train=dataset.split_indices("train"),
             val=dataset.split_indices("val"),
             test=dataset.split_indices("test"),
+            min_positives=min_positives,
         )
 
     @property

@@ -51,7 +51,7 @@ def train_feature_extraction(
     best, best_state, best_epoch = -np.inf, head.state(), 0
     for epoch in range(config.epochs):
         head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
-        value = mean_auroc(y_val, head.predict(x_val))
+        value = mean_auroc(y_val, head.predict(x_val), min_positives=data.min_positives)
         history.append(value)
         if value > best:
             best, best_state, best_epoch = value, head.state(), epoch
@@ -73,7 +73,7 @@ def train_feature_extraction(
 
     return TrialResult(
         config,
-        score(y_val, val_predictions, data.outputs),
+        score(y_val, val_predictions, data.outputs, min_positives=data.min_positives),
         val_predictions,
         best_epoch,
         len(history),

@@ -58,7 +58,7 @@ class _EpochEnd(keras.callbacks.Callback):
         if not np.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss} after epoch {epoch}")
         predictions = predict_rows(self.model, self.data.images, self.data.val)
-        value = mean_auroc(self.data.targets[self.data.val], predictions)
+        value = mean_auroc(self.data.targets[self.data.val], predictions, min_positives=self.data.min_positives)
         self.history.append(value)
         if value > self.best:
             self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
@@ -87,7 +87,7 @@ def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: An
     val_predictions = tracker.best_predictions
     if val_predictions is None:
         val_predictions = predict_rows(model, data.images, data.val)
-    val_scores = score(data.targets[data.val], val_predictions, data.outputs)
+    val_scores = score(data.targets[data.val], val_predictions, data.outputs, min_positives=data.min_positives)
 
     def predict(rows: np.ndarray) -> np.ndarray:
         return predict_rows(model, data.images, rows)
