@@ -8,9 +8,17 @@ their evidence is high. ``alpha`` and ``beta`` are the evidence maximisers, foun
 fixed-point iteration; after one SVD of ``F`` every iteration costs O(min(n, D)), so scoring all
 63 candidate layers takes seconds where fitting a probe per layer takes longer.
 
-As in the paper: raw (unstandardised) features, no bias term, one evidence per output column
-(targets 0/1), divided by the number of samples, averaged over outputs. Higher is better; values
-are comparable between layers of one dataset, not between datasets.
+As in the paper: raw (unstandardised) features, no bias term, one evidence per target column,
+divided by the number of samples, averaged over the columns. Higher is better; values are
+comparable between layers of one dataset, not between datasets.
+
+For classification the paper's targets are one-hot: a task with C classes has C target columns,
+so a binary task has two, ``1 - y`` and ``y``. Without a bias term they are not the same
+regression (predicting a column of ones is a task of its own for features with no constant
+direction), so their evidences differ and OCL scores both, as the paper does. A multilabel task is
+K binary tasks: each output contributes its two one-hot columns, and :func:`logme` is the mean
+over outputs of the mean of each output's two evidences (equivalently, the mean over all 2K
+columns). :func:`logme_fit` fits the columns it is given, as regression targets, unchanged.
 
 No package implements it (``logme`` on PyPI is an unrelated logging tool), hence this module.
 
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Evidence", "logme", "logme_fit"]
+__all__ = ["Evidence", "logme", "logme_fit", "logme_per_output", "one_hot_columns"]
 
 MAX_ITERATIONS = 100
 TOLERANCE = 1e-6  # relative change of alpha / beta that counts as converged
@@ -119,13 +127,7 @@ class _Spectrum:
         return Evidence(self.log_evidence(z, outside, alpha, beta) / self.n, alpha, beta, iterations)
 
 
-def logme_fit(features: np.ndarray, targets: np.ndarray) -> list[Evidence]:
-    """The fitted evidence of every target column (``targets`` is ``(n,)`` or ``(n, outputs)``).
-
-    Raises:
-        ValueError: when features and targets disagree in rows or a target column is constant
-            (its evidence says nothing about the features).
-    """
+def _targets(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
     y = np.asarray(targets, dtype=np.float64)
     y = y.reshape(len(y), -1)
     if len(y) != len(features):
@@ -133,10 +135,54 @@ def logme_fit(features: np.ndarray, targets: np.ndarray) -> list[Evidence]:
     constant = [k for k in range(y.shape[1]) if y[:, k].min() == y[:, k].max()]
     if constant:
         raise ValueError(f"targets: column {constant[0]} is constant; LogME needs both classes")
+    return y
+
+
+def logme_fit(features: np.ndarray, targets: np.ndarray) -> list[Evidence]:
+    """The fitted evidence of every target column (``targets`` is ``(n,)`` or ``(n, columns)``), as given.
+
+    This is the regression form: each column is one target. For 0/1 class labels use
+    :func:`logme`, which scores both one-hot columns of every output.
+
+    Raises:
+        ValueError: when features and targets disagree in rows or a target column is constant
+            (its evidence says nothing about the features).
+    """
+    y = _targets(features, targets)
     spectrum = _Spectrum(features)
     return [spectrum.fit(y[:, k]) for k in range(y.shape[1])]
 
 
+def one_hot_columns(targets: np.ndarray) -> np.ndarray:
+    """Each 0/1 output ``y`` as its two one-hot columns ``(1 - y, y)``: ``(n, outputs)`` to ``(n, 2 * outputs)``.
+
+    Columns ``2k`` and ``2k + 1`` belong to output ``k``.
+
+    Raises:
+        ValueError: when a target is not 0 or 1.
+    """
+    y = np.asarray(targets, dtype=np.float64)
+    y = y.reshape(len(y), -1)
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("targets: expected 0/1 class labels for one-hot LogME")
+    return np.stack([1.0 - y, y], axis=2).reshape(len(y), -1)
+
+
+def logme_per_output(features: np.ndarray, targets: np.ndarray) -> list[float]:
+    """Per 0/1 output, the mean of its two one-hot columns' maximised log evidence per sample.
+
+    Raises:
+        ValueError: for mismatched rows, a constant output or a target that is not 0 or 1.
+    """
+    _targets(features, targets)  # rows and constant outputs, named by output
+    values = [fitted.value for fitted in logme_fit(features, one_hot_columns(targets))]
+    return [float((values[2 * k] + values[2 * k + 1]) / 2) for k in range(len(values) // 2)]
+
+
 def logme(features: np.ndarray, targets: np.ndarray) -> float:
-    """LogME of ``features`` for binary ``targets``: maximised log evidence per sample, mean over outputs."""
-    return float(np.mean([fitted.value for fitted in logme_fit(features, targets)]))
+    """LogME of ``features`` for 0/1 ``targets`` (``(n,)`` or ``(n, outputs)``), both one-hot columns per output.
+
+    The maximised log evidence per sample of ``1 - y`` and of ``y`` for every output, averaged
+    over all these columns (see the module docstring for why both).
+    """
+    return float(np.mean(logme_per_output(features, targets)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from layers_index.logme import logme, logme_fit
+from layers_index.logme import logme, logme_fit, logme_per_output, one_hot_columns
 
 
 def dense_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:
@@ -65,13 +65,44 @@ def test_rank_deficient_features_with_more_rows_than_columns():
     assert fitted.value * 80 == pytest.approx(gaussian_evidence(features, y, fitted.alpha, fitted.beta), rel=1e-8)
 
 
-def test_several_outputs_average_their_per_sample_evidence():
+def test_a_binary_target_scores_both_one_hot_columns():
+    """You et al. score one-hot targets: a 0/1 output is the columns 1 - y and y, averaged."""
+    features, y = problem(60, 12, seed=6)
+    (positive,) = logme_fit(features, y)
+    (negative,) = logme_fit(features, 1 - y)
+    assert positive.value != pytest.approx(negative.value)  # no bias term: two different regressions
+    assert logme(features, y) == pytest.approx((positive.value + negative.value) / 2)
+    assert logme_per_output(features, y) == pytest.approx([(positive.value + negative.value) / 2])
+    np.testing.assert_array_equal(one_hot_columns(y), np.stack([1 - y, y], axis=1))
+
+
+def test_several_outputs_average_every_one_hot_column():
+    """Behaviour changed on purpose: each output now counts as its two one-hot columns, not as y alone."""
     features, y0 = problem(60, 12, seed=6)
     _, y1 = problem(60, 12, seed=7)
     targets = np.stack([y0, y1], axis=1)
-    first, second = logme_fit(features, targets)
-    assert logme(features, targets) == pytest.approx((first.value + second.value) / 2)
-    assert first.value == pytest.approx(logme(features, y0))
+    columns = [logme_fit(features, column)[0].value for column in (1 - y0, y0, 1 - y1, y1)]
+    assert logme(features, targets) == pytest.approx(np.mean(columns))
+    assert logme_per_output(features, targets) == pytest.approx([np.mean(columns[:2]), np.mean(columns[2:])])
+    assert logme_per_output(features, targets)[0] == pytest.approx(logme(features, y0))
+    fitted = logme_fit(features, one_hot_columns(targets))
+    assert [f.value for f in fitted] == pytest.approx(columns)
+
+
+def test_the_layer_with_a_planted_signal_ranks_first():
+    """Layers of pure noise and one where two outputs are linear in a few channels: LogME must find it."""
+    rng = np.random.default_rng(10)
+    n, outputs = 400, 3
+    y = (rng.random((n, outputs)) < [0.5, 0.2, 0.1]).astype(float)
+    layers = {f"noise{i}": rng.normal(size=(n, 64)) * rng.uniform(0.5, 2.0, 64) for i in range(4)}
+    planted = rng.normal(size=(n, 64))
+    planted[:, :outputs] += 1.5 * y
+    layers["signal"] = planted
+    scores = {name: logme(features, y) for name, features in layers.items()}
+    assert max(scores, key=scores.get) == "signal"
+    for k in range(outputs):  # and per output
+        per_output = {name: logme_per_output(features, y)[k] for name, features in layers.items()}
+        assert max(per_output, key=per_output.get) == "signal"
 
 
 def test_informative_features_rank_above_noise():
@@ -92,3 +123,5 @@ def test_bad_input_is_refused_with_the_argument_named():
         logme(features, y[:19])
     with pytest.raises(ValueError, match="constant"):
         logme(features, np.ones(20))
+    with pytest.raises(ValueError, match="targets: expected 0/1"):
+        logme(features, y * 2)
