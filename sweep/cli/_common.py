@@ -49,7 +49,8 @@ SplitOption = Annotated[
         "--split",
         help="given: keep the split the data brings (NIH's lists, train/val/test folders, a CSV split column) and warn "
         "when it puts a patient in more than one split; patient: re-draw that split by patient (70/10/20, by --seed, "
-        "same images) so no patient is in two splits; needs patient IDs. Data without a split is always split by patient.",
+        "same images) so no patient is in two splits; needs patient IDs. Data without a split is always split by patient "
+        "when it has patient IDs.",
         rich_help_panel="Data",
     ),
 ]

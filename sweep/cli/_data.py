@@ -62,11 +62,16 @@ def info(
     splits = new_table("Splits", "split", "images", "patients")
     for name, counts in summary["splits"].items():
         splits.add_row(name, f"{counts['images']:,}", f"{counts['patients']:,}")
-    overlap = summary["patient_overlap"]
-    splits.caption = (
-        f"patients in more than one split: {overlap['any']}" if summary["patient_ids"] else "no patient IDs: splits are per image"
-    )
     console.print(splits)
+    if summary["patient_ids"]:
+        overlap = summary["patient_overlap"]
+        console.print(
+            f"patients in more than one split: {overlap['any']} (train/val {overlap['train/val']}, "
+            f"train/test {overlap['train/test']}, val/test {overlap['val/test']})",
+            highlight=False,
+        )
+    else:
+        console.print("no patient IDs: each image counts as its own patient, so the splits are per image", highlight=False)
     prevalence = new_table("Prevalence", "finding", "images", "share")
     for name, share in sorted(summary["prevalence"].items(), key=lambda kv: -kv[1]):
         prevalence.add_row(name, f"{round(share * summary['images']):,}", f"{share:.1%}")
