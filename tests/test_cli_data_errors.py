@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,36 @@ def unknown_resize_method(tmp, nih):
     return ["data", "prepare", "--image-size", SIZE, "--resize", "bicubic"], ["--resize bicubic", "lanczos"]
 
 
+def class_folders_without_patient_ids(tmp):
+    """ROOT/normal and ROOT/nodule with real images under names that carry no patient."""
+    for label, names in (("normal", sample_names_with("No Finding")[:4]), ("nodule", sample_names_with("Nodule")[:4])):
+        (tmp / "ds" / label).mkdir(parents=True)
+        for index, name in enumerate(names):
+            shutil.copyfile(SAMPLE_IMAGES / name, tmp / "ds" / label / f"scan{index}.png")  # a link keeps the NIH name
+    return tmp / "ds"
+
+
+def split_patient_without_patient_ids(tmp, nih):
+    root = class_folders_without_patient_ids(tmp)
+    return ["data", "prepare", "--data", root, "--image-size", SIZE, "--split", "patient"], [
+        "--split patient",
+        "no patient IDs",
+        "add a patient column",
+    ]
+
+
+def unknown_positive_class(tmp, nih):
+    root = class_folders_without_patient_ids(tmp)
+    return ["data", "prepare", "--data", root, "--image-size", SIZE, "--positive", "nosuch"], [
+        "--positive nosuch",
+        "classes: nodule, normal",
+    ]
+
+
+def unknown_positive_finding(tmp, nih):
+    return ["data", "info", "--positive", "Pneumonai"], ["--positive Pneumonai", "no class 'Pneumonai'", "Pneumonia"]
+
+
 CASES = {
     "missing directory": missing_directory,
     "images/ without label CSV": images_without_label_csv,
@@ -132,6 +163,9 @@ CASES = {
     "unknown finding in binary task": unknown_finding_in_task,
     "--image-size 16": image_size_too_small,
     "unknown resize method": unknown_resize_method,
+    "--split patient without patient IDs": split_patient_without_patient_ids,
+    "unknown --positive class": unknown_positive_class,
+    "unknown --positive finding": unknown_positive_finding,
 }
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from helpers import FULL_TABLE, OFFICIAL_SPLIT_DIR, SAMPLE_CSV, SAMPLE_DIR, sample_rows
 
-from sweep.data import SPLITS, assign_splits, load_dataset, read_labels, summarize
+from sweep.data import SPLITS, assign_splits, load_dataset, patient_overlap, read_labels, summarize
 from sweep.tasks import FINDINGS, NO_FINDING
 
 OFFICIAL_TRAIN_VAL = 86_524
@@ -78,6 +78,23 @@ def test_official_split_sizes_and_no_shared_patients(full_labels, official_lists
     by_split = patients_by_split(table)
     share = len(by_split["val"]) / (len(by_split["train"]) + len(by_split["val"]))
     assert share == pytest.approx(0.125, abs=0.002)
+
+
+def test_official_lists_share_no_patient_and_re_split_keeps_every_listed_image(full_labels, official_lists):
+    # NIH's lists are patient-wise, so the official split never warns about shared patients;
+    # --split patient re-draws the same images 70/10/20 by patient.
+    from sweep.data import resplit_by_patient
+    from sweep.data._split import cross_split_warning
+
+    official = assign_splits(full_labels, *official_lists, seed=0)
+    assert patient_overlap(official)["any"] == 0 and cross_split_warning(official, "nih") is None
+
+    resplit = resplit_by_patient(official, seed=0)
+
+    assert resplit["image"].tolist() == official["image"].tolist()
+    assert_patient_wise(resplit)
+    patients = resplit.groupby("split")["patient"].nunique() / resplit["patient"].nunique()
+    assert patients.to_dict() == pytest.approx({"train": 0.7, "val": 0.1, "test": 0.2}, abs=0.001)
 
 
 def test_official_split_validation_depends_only_on_seed(full_labels, official_lists):
@@ -154,6 +171,7 @@ def test_2017_header_variant_loads_like_v2020(tmp_path, variant, csv_name):
     assert copy.table[columns].equals(reference.table[columns])
     assert copy.split_source == "official"
     assert summarize(copy)["prevalence"] == summarize(reference)["prevalence"]
+    assert copy.warnings == () and copy.cross_split_patients == 0
 
 
 # --- NIH's images_NNN/images layout ------------------------------------------------------------
