@@ -128,9 +128,17 @@ def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10)
 
 
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """The study's pruner, applied per strategy and epoch budget (see :mod:`sweep.pruning`).
+
+    ``median``: after 5 finished trials of its group, a trial whose validation AUROC is below the
+    group's median at the same epoch stops, but not in the first quarter of its budget nor after
+    its last epoch. ``hyperband``: Hyperband with the group's epoch budget as its resource.
+    """
+    from sweep.pruning import PerStrategyPruner
+
     if name == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    if name == "hyperband":
+        return PerStrategyPruner(lambda epochs: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs))
+    return PerStrategyPruner(lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4)))

@@ -63,13 +63,13 @@ def run_worker(
     study = load_study(storage, study_name)
     settings = load_settings(study)
     target = int(target if target is not None else target_of(study))
-    objective = Objective(SweepContext.from_settings(settings), device=device, target=target)
+    objective = Objective(SweepContext.from_settings(settings), device=device, target=target, storage_url=storage_url)
     space = settings.space
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
         sampler=make_sampler(settings.seed + 1000 * worker_index),
-        pruner=make_pruner(space.pruner, max(space.epochs, space.fine_tuning_epochs)),
+        pruner=make_pruner(space.pruner),
     )
     finished_here = 0
     while True:

@@ -1,0 +1,65 @@
+"""Pruning per strategy and epoch budget, never after a trial's last epoch (real Optuna studies)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from sweep.pruning import may_prune
+from sweep.records import key_of
+from sweep.study import make_pruner
+
+BUDGETS = {"feature_extraction": 30, "fine_tuning": 4}
+
+
+def run_study(pruner_name: str, strategies: list[str]) -> optuna.Study:
+    """Feature-extraction trials score 0.8 and up; fine-tuning trials 0.5 to 0.6, rising per epoch,
+    as the objective reports them (``may_prune`` guarding the last epoch)."""
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(pruner_name), sampler=optuna.samplers.RandomSampler(0))
+
+    def objective(trial: optuna.Trial) -> float:
+        strategy = strategies[trial.number % len(strategies)]
+        epochs = BUDGETS[strategy]
+        trial.set_user_attr(key_of("strategy"), strategy)
+        trial.set_user_attr(key_of("epochs_budget"), epochs)
+        quality = trial.suggest_float("quality", 0.0, 0.1)
+        value = 0.0
+        for epoch in range(epochs):
+            value = (0.8 if strategy == "feature_extraction" else 0.5) + quality + 0.001 * epoch
+            trial.report(value, epoch)
+            if may_prune(epoch, epochs) and trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=40)
+    return study
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_fine_tuning_is_judged_only_against_fine_tuning_and_never_pruned_after_its_last_epoch(pruner):
+    study = run_study(pruner, ["feature_extraction", "fine_tuning"])
+    tuned = [t for t in study.trials if t.user_attrs[key_of("strategy")] == "fine_tuning"]
+    pruned = [t for t in tuned if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(t.last_step < BUDGETS["fine_tuning"] - 1 for t in pruned)  # never at the final epoch
+    # Judged among themselves, not against the (higher) feature-extraction curve: most complete.
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in tuned) >= len(tuned) // 2
+    fe = [t for t in study.trials if t.user_attrs[key_of("strategy")] == "feature_extraction"]
+    assert all(t.last_step < BUDGETS["feature_extraction"] - 1 for t in fe if t.state == optuna.trial.TrialState.PRUNED)
+
+
+def test_a_pooled_median_would_have_pruned_the_fine_tuning_trials():
+    """The control: Optuna's plain MedianPruner over both strategies prunes fine-tuning for being
+    fine-tuning, which is the bias the per-strategy pruner removes."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
+
+    def objective(trial: optuna.Trial) -> float:
+        fine_tuning = trial.number % 2 == 1
+        for epoch in range(4 if fine_tuning else 30):
+            trial.report((0.5 if fine_tuning else 0.8) + 0.001 * epoch, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 0.5 if fine_tuning else 0.8
+
+    study.optimize(objective, n_trials=20)
+    late = [t for t in study.trials if t.number % 2 == 1 and t.number > 10]
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in late)
