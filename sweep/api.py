@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from sweep._defaults import DEFAULT_STORAGE
+from sweep.answer import StudyAnswer, study_answer
 from sweep.data import load_dataset
 from sweep.errors import OCLError
 from sweep.records import DatasetInfo, TrialRecord
 from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
 from sweep.search_space import load_search_space
 from sweep.storage import check_storage, open_storage, sqlite_path
-from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_study
+from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_settings, load_study
 from sweep.summary import LayerSummary, completed_trials, summarize_layers
 
 __all__ = [
@@ -88,6 +89,7 @@ class SweepResult:
     best_trial: int | None
     best_params: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerSummary] = field(default_factory=list)  # best first
+    answer: StudyAnswer | None = None  # the optimal layer with its uncertainty (None when not asked for)
     worker_exits: list[tuple[int, int, Path]] = field(default_factory=list)  # (worker, non-zero exit code, its log)
 
 
@@ -251,7 +253,7 @@ def _progress(study: Any, target: int) -> SweepProgress:
 
 
 def sweep_result(study: Any, storage_url: str, *, worker_exits: Sequence[tuple[int, int, Path]] = ()) -> SweepResult:
-    """What a study holds now: counts, best trial, per-layer summaries."""
+    """What a study holds now: counts, best trial, per-layer summaries and the answer."""
     counts = count_states(study)
     pairs = completed_trials(study)
     best = max(pairs, key=lambda pair: pair[0].value) if pairs else None
@@ -266,6 +268,7 @@ def sweep_result(study: Any, storage_url: str, *, worker_exits: Sequence[tuple[i
         best_params=dict(best[0].params) if best else {},
         layers=summarize_layers(study),
         worker_exits=list(worker_exits),
+        answer=study_answer(study, storage_url, seed=load_settings(study).seed),
     )
 
 
@@ -301,13 +304,16 @@ def evaluate_study(study_name: str, *, storage: str | None = None, output_dir: s
     from sweep.evaluate import evaluate_best, evaluation_summary
     from sweep.report import report_data, write_report
 
-    the_study = load_study(open_storage(storage or DEFAULT_STORAGE, heartbeat=False), study_name)
-    evaluation = evaluate_best(the_study)
+    storage_url = storage or DEFAULT_STORAGE
+    the_study = load_study(open_storage(storage_url, heartbeat=False), study_name)
+    answer = study_answer(the_study, storage_url, seed=load_settings(the_study).seed)
+    # The recommended candidate's best configuration; the single best trial when nothing is judged yet.
+    evaluation = evaluate_best(the_study, answer.best.best_trial if answer.best else None)
     stem = study_name.replace("/", "_").replace(":", "_")
     output = Path(output_dir)
     report = write_report(report_data(evaluation, the_study), output / f"{stem}.html")
     model_path = output / f"{stem}.keras"
     evaluation.result.export().save(model_path)
-    summary = evaluation_summary(evaluation, str(report), str(model_path))
+    summary = {**evaluation_summary(evaluation, str(report), str(model_path)), "answer": answer.sentence()}
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary

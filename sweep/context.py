@@ -22,8 +22,10 @@ import numpy as np
 
 from sweep.data import Dataset, load_dataset
 from sweep.layers import LayerCatalog
+from sweep.predictions import ValidationSplit
 from sweep.study import SweepSettings
 from sweep.tasks import Task, check_scorable
+from sweep.uncertainty import bootstrap_weights
 from sweep.weights import Weights, parse_weights
 
 __all__ = ["SweepContext", "layer_catalog"]
@@ -83,6 +85,30 @@ class SweepContext:
 
             self._data = TrialData.from_dataset(self.dataset, self.task, self.cache)
         return self._data
+
+    def validation_split(self) -> ValidationSplit:
+        """The validation split as the predictions store keeps it: targets, patients, fingerprint.
+
+        An image without a patient id counts as its own patient (as in the split itself).
+        """
+        rows = self.dataset.split_indices("val")
+        targets = self.dataset.targets(self.task)[rows]
+        return ValidationSplit(self.task.outputs, targets, self.patients(rows), self.dataset.fingerprint())
+
+    def patients(self, rows: np.ndarray) -> np.ndarray:
+        """The patient of each image row, as the bootstrap resamples them; an unknown patient is the image's own."""
+        table = self.dataset.table.iloc[rows]
+        return np.asarray(
+            [
+                f"image:{image}" if patient is None or patient != patient else str(patient)  # None or NaN: unknown
+                for patient, image in zip(table["patient"], table["image"])
+            ]
+        )
+
+    @functools.cached_property
+    def validation_resamples(self) -> np.ndarray:
+        """Patient-level bootstrap weights of the validation split, shared by every trial of this process."""
+        return bootstrap_weights(self.validation_split().patients, seed=self.settings.seed)
 
     def backbone(self, label: str) -> Any:
         """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,

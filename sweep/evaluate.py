@@ -19,6 +19,7 @@ from sweep.errors import OCLError
 from sweep.metrics import Scores, score
 from sweep.study import load_settings
 from sweep.training import TrialConfig, TrialResult, run_trial
+from sweep.uncertainty import ScoreInterval, bootstrap_weights, interval, mean_auroc_resampled
 
 __all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
 
@@ -54,6 +55,7 @@ class Evaluation:
     y_test: np.ndarray
     p_test: np.ndarray
     result: TrialResult
+    test_interval: ScoreInterval  # test mean AUROC with its 95% patient-level bootstrap interval
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -63,10 +65,10 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return max(complete, key=lambda t: t.value)
 
 
-def evaluate_best(study: optuna.Study) -> Evaluation:
-    """Retrain the best configuration and score it on the test split."""
+def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evaluation:
+    """Retrain a configuration (default: the best trial's) and score it once on the test split."""
     settings = load_settings(study)
-    trial = best_trial(study)
+    trial = best_trial(study) if trial_number is None else study.trials[trial_number]
     context = SweepContext.from_settings(settings)
     if len(context.dataset.split_indices("test")) == 0:
         raise OCLError(
@@ -87,7 +89,13 @@ def evaluate_best(study: optuna.Study) -> Evaluation:
     y_test = data.targets[data.test]
     p_test = result.predict(data.test)
     test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds))
-    return Evaluation(study.study_name, trial.number, config, weights_label, result.val, test, y_test, p_test, result)
+    patients = context.patients(data.test)
+    counted = np.asarray([name not in test.excluded for name in test.outputs])
+    resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.seed), counted)
+    test_interval = interval(test.mean_auroc, resampled)
+    return Evaluation(
+        study.study_name, trial.number, config, weights_label, result.val, test, y_test, p_test, result, test_interval
+    )
 
 
 def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[str, Any]:
@@ -98,7 +106,12 @@ def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[
         "cut_layer": evaluation.config.cut_layer,
         "weights": evaluation.weights,
         "val_mean_auroc": evaluation.val.mean_auroc,
-        "test": {**evaluation.test.summary(), "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc))},
+        "test": {
+            **evaluation.test.summary(),
+            "mean_auroc_low": evaluation.test_interval.low,
+            "mean_auroc_high": evaluation.test_interval.high,
+            "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc)),
+        },
         "report": report,
         "model": model,
     }

@@ -20,9 +20,12 @@ import optuna
 from sweep import records
 from sweep.context import SweepContext
 from sweep.errors import OCLError
+from sweep.predictions import store_predictions, store_validation
+from sweep.pruning import may_prune
 from sweep.records import TrialRecord
 from sweep.study import FINISHED
 from sweep.training import TrainingDiverged, TrialConfig, TrialResult, run_trial
+from sweep.uncertainty import interval, mean_auroc_resampled
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
@@ -42,10 +45,13 @@ class Objective:
         context: the study's trial context.
         device: where trials run (``cpu:0``, ``gpu:1``), recorded on each trial.
         target: finished trials the study wants; a trial asked for beyond it ends as surplus.
+        storage_url: where each finished trial's validation predictions are kept
+            (:mod:`sweep.predictions`); None keeps none.
     """
 
-    def __init__(self, context: SweepContext, *, device: str, target: int | None = None) -> None:
-        self.context, self.device, self.target = context, device, target
+    def __init__(self, context: SweepContext, *, device: str, target: int | None = None, storage_url: str | None = None) -> None:
+        self.context, self.device, self.target, self.storage_url = context, device, target, storage_url
+        self._split_stored = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.target is not None and _is_surplus(trial, self.target):
@@ -62,7 +68,7 @@ class Objective:
 
         def on_epoch(epoch: int, value: float) -> None:
             trial.report(value, epoch)
-            if trial.should_prune():
+            if may_prune(epoch, config.epochs) and trial.should_prune():
                 trial.set_user_attr(records.key_of("wall_seconds"), round(time.perf_counter() - start, 3))
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 
@@ -89,12 +95,30 @@ class Objective:
         finally:
             if config.strategy == "fine_tuning":
                 _clear_keras()
-        for key, value in with_outcome(record, result).to_user_attrs().items():
-            if key not in record.description_attrs():
-                trial.set_user_attr(key, value)
         if not np.isfinite(result.val.mean_auroc):
             raise OCLError("validation AUROC is undefined: the validation split has no positive or no negative image")
+        low, high = self._interval(result)
+        if self.storage_url is not None:
+            self._keep_predictions(trial, result)
+        for key, value in with_outcome(record, result, low, high).to_user_attrs().items():
+            if key not in record.description_attrs():
+                trial.set_user_attr(key, value)
         return float(result.val.mean_auroc)
+
+    def _interval(self, result: TrialResult) -> tuple[float, float]:
+        """The trial's validation mean AUROC interval, over the same outputs as its mean."""
+        y = self.context.data.targets[self.context.data.val]
+        included = np.asarray([name not in result.val.excluded for name in result.val.outputs])
+        resampled = mean_auroc_resampled(y, result.val_predictions, self.context.validation_resamples, included)
+        ci = interval(result.val.mean_auroc, resampled)
+        return ci.low, ci.high
+
+    def _keep_predictions(self, trial: optuna.Trial, result: TrialResult) -> None:
+        study = trial.study.study_name
+        if not self._split_stored:
+            store_validation(self.storage_url, study, self.context.validation_split())
+            self._split_stored = True
+        store_predictions(self.storage_url, study, trial.number, result.val_predictions)
 
     def describe(self, config: TrialConfig, weights_label: str) -> TrialRecord:
         """What a person browsing the dashboard needs to read the trial without the code."""
@@ -121,8 +145,8 @@ class Objective:
         )
 
 
-def with_outcome(record: TrialRecord, result: TrialResult) -> TrialRecord:
-    """The record with a finished trial's validation outcome filled in."""
+def with_outcome(record: TrialRecord, result: TrialResult, low: float | None = None, high: float | None = None) -> TrialRecord:
+    """The record with a finished trial's validation outcome (and its interval) filled in."""
     val = result.val
     summary = {f"val_{name}": value for name, value in val.summary().items()}
     return dataclasses.replace(
@@ -131,6 +155,8 @@ def with_outcome(record: TrialRecord, result: TrialResult) -> TrialRecord:
         best_epoch=result.best_epoch,
         epochs_run=result.epochs_run,
         val_auroc_per_class=dict(zip(val.outputs, val.auroc)),
+        val_mean_auroc_low=low,
+        val_mean_auroc_high=high,
         **summary,
     )
 

@@ -88,6 +88,8 @@ class TrialRecord:
     best_epoch: int | None = None
     epochs_run: int | None = None
     val_mean_auroc: float | None = None
+    val_mean_auroc_low: float | None = None  # 95% patient-level bootstrap interval of val_mean_auroc
+    val_mean_auroc_high: float | None = None
     val_mean_auprc: float | None = None
     val_mean_balanced_accuracy: float | None = None
     val_mean_sensitivity: float | None = None

@@ -16,6 +16,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from sweep.answer import study_answer
+
 pytestmark = pytest.mark.slow
 
 SMALL_STUDY = """
@@ -81,7 +83,7 @@ def test_two_workers_finish_exactly_the_target_and_a_rerun_adds_only_the_missing
     assert len(finished(trials)) == 12
     devices = Counter(t.user_attrs["ocl:device"] for t in finished(trials))
     assert set(devices) == {"cpu:0", "cpu:1"}, devices
-    assert "best trial #" in swept.result.stdout and "Top layers" in swept.result.stdout
+    assert "best trial #" in swept.result.stdout and "answer:" in swept.result.stdout
 
     root, env, storage = own_copy(swept, tmp_path)
     second = run_ocl(root, env, "sweep", "--trials", "16", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
@@ -150,8 +152,12 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
     model = root / summary["model"] if not Path(summary["model"]).is_absolute() else Path(summary["model"])
     assert model.stat().st_size > 0
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    best = max((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    answer = study_answer(study, storage)
+    # The answer's best candidate is evaluated (its best trial), else the single best trial.
+    best = study.trials[answer.best.best_trial] if answer.best else study.best_trial
     assert summary["trial"] == best.number
+    assert summary["answer"] == answer.sentence()
+    assert summary["test"]["mean_auroc_low"] <= summary["test"]["mean_auroc"] <= summary["test"]["mean_auroc_high"]
     assert summary["val_mean_auroc"] == pytest.approx(best.value, abs=1e-6)  # retrained identically
     # Selection only ever saw validation numbers: no trial stores anything about the test split.
     for trial in study.trials:

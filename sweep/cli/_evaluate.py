@@ -43,9 +43,12 @@ def evaluate(
         t, v = evaluation.test, evaluation.val
         table.add_row(output, f"{t.auroc[k]:.4f}", f"{v.auroc[k]:.4f}", f"{t.sensitivity[k]:.3f}", f"{t.specificity[k]:.3f}")
     console.print(table)
-    s = evaluation.test.summary()
+    s, test = evaluation.test.summary(), summary["test"]
     console.print(
-        f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/], balanced accuracy {s['mean_balanced_accuracy']:.3f} "
+        f"test mean AUROC [bold]{s['mean_auroc']:.4f}[/] [{test['mean_auroc_low']:.3f}, {test['mean_auroc_high']:.3f}] "
+        "(95% patient-level bootstrap), "
+        f"balanced accuracy {s['mean_balanced_accuracy']:.3f} "
         f"(accuracy {s['mean_accuracy']:.3f} vs majority-class {s['mean_majority_accuracy']:.3f})"
     )
+    console.print(f"[bold]the study's answer:[/] {summary['answer']}", highlight=False)
     console.print(f"report: {summary['report']}\nmodel:  {summary['model']}")

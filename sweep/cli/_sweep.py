@@ -10,7 +10,19 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli._common import DataOption, ImageSizeOption, SeedOption, TaskOption, console, err_console, new_table
+from sweep.cli._common import (
+    DataOption,
+    FormatOption,
+    ImageSizeOption,
+    OutputFormat,
+    SeedOption,
+    TaskOption,
+    console,
+    err_console,
+    new_table,
+    print_json,
+    warn,
+)
 
 STORAGE_HELP = "Optuna storage URL: sqlite:///PATH for one machine, postgresql://user@host/db for several."
 
@@ -79,6 +91,7 @@ def sweep(
     warm_start: WarmStartOption = False,
     log_dir: LogDirOption = Path("studies/logs"),
     seed: SeedOption = 0,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
 
@@ -106,7 +119,7 @@ def sweep(
             plan,
             warm_start=warm_start,
             log_dir=log_dir,
-            on_ready=lambda: _print_plan(plan),
+            on_ready=lambda: _print_plan(plan, err_console if format is OutputFormat.json else console),
             on_progress=progress.update,
             on_warm_start=_print_warm_start,
         )
@@ -118,12 +131,28 @@ def sweep(
         progress.close()
     for index, code, log in result.worker_exits:
         err_console.print(f"note: worker {index} exited with code {code}; its trial was retried (log: {log})")
+    if format is OutputFormat.json:
+        print_json(_result_json(result))
+        return
     _print_summary(result)
 
 
-def _print_plan(plan) -> None:
+def _result_json(result) -> dict:
+    return {
+        "study": result.study_name,
+        "storage": result.storage_url,
+        "finished": result.finished,
+        "failed": result.failed,
+        "best_trial": result.best_trial,
+        "best_trial_value": result.best_value,
+        **(result.answer.to_dict() if result.answer else {}),
+    }
+
+
+def _print_plan(plan, out) -> None:
+    """What will run; on stderr when stdout carries JSON."""
     space, settings = plan.settings.space, plan.settings
-    console.print(
+    out.print(
         f"study [bold]{plan.study_name}[/] in {plan.storage_url}\n"
         f"  data {settings.dataset} ({plan.dataset_info.images:,} images, task {settings.task}, {settings.image_size} px); "
         f"strategies {'+'.join(space.strategies)}; weights {'+'.join(space.weights)}; "
@@ -136,12 +165,12 @@ def _print_plan(plan) -> None:
             highlight=False,
         )
     if plan.finished_before is not None and plan.finished_before >= plan.trials:
-        console.print(f"{plan.finished_before} trials already finished (target {plan.trials}); nothing to run")
+        out.print(f"{plan.finished_before} trials already finished (target {plan.trials}); nothing to run")
 
 
 def _print_warm_start(enqueued: list[str]) -> None:
     layers = ", ".join(enqueued) or "none known yet"
-    console.print(f"warm start: enqueued {len(enqueued)} trial(s) at the dictionary's best layers: {layers}")
+    err_console.print(f"warm start: enqueued {len(enqueued)} trial(s) at the dictionary's best layers: {layers}")
 
 
 class _SweepProgress:
@@ -171,22 +200,56 @@ class _SweepProgress:
 
 
 def _print_summary(result) -> None:
-    """The best trial and the best layers, as tables."""
+    """The answer first (a sentence), then the candidates side by side per strategy, with intervals."""
     if result.best is None:
         console.print("no completed trial yet")
         return
     best = result.best
     console.print(
-        f"best trial #{result.best_trial}: validation mean AUROC [bold]{result.best_value:.4f}[/] with {best.strategy} at "
-        f"[bold]{best.cut_layer}[/] ({best.block}, {best.channels} channels), weights {best.weights}, "
-        f"{result.best_params.get('optimizer', '')} lr {result.best_params.get('learning_rate', float('nan')):.2g}"
+        f"best trial #{result.best_trial}: validation mean AUROC {result.best_value:.4f} with {best.strategy} at "
+        f"{best.cut_layer} (the highest single trial; the answer below corrects for picking it)",
+        highlight=False,
     )
-    table = new_table("Top layers (validation mean AUROC)", "layer", "block", "depth", "best", "mean", "trials", text=("block",))
-    for layer in result.layers[:10]:
-        table.add_row(
-            layer.layer, str(layer.block), str(layer.depth), f"{layer.best:.4f}", f"{layer.mean:.4f}", str(layer.n_trials)
-        )
-    console.print(table)
+    answer = result.answer
+    if answer is None or not answer.candidates:
+        return
+    for warning in answer.warnings:
+        warn(warning)
+    console.print(answer_table(answer))
+    console.print(f"[bold]answer:[/] {answer.sentence()}", highlight=False)
+
+
+def answer_table(answer, rows: int = 12):
+    """Candidates by layer, one column per strategy: cross-fitted validation AUROC [95% CI] and trials."""
+    strategies = [s for s in ("feature_extraction", "fine_tuning") if any(c.strategy == s for c in answer.candidates)]
+    by_layer: dict[tuple[str, str], dict[str, object]] = {}
+    for candidate in answer.candidates:  # best first, so layers come in order of their best candidate
+        by_layer.setdefault((candidate.layer, candidate.weights), {})[candidate.strategy] = candidate
+    several_weights = len({weights for _, weights in by_layer}) > 1
+    columns = ["", "layer", *(["weights"] if several_weights else []), "depth", *(s.replace("_", " ") for s in strategies)]
+    table = new_table(
+        f"Layers of {answer.study} (validation mean AUROC, cross-fitted, [{answer.level:.0%} CI], trials)",
+        *columns,
+        text=("weights",),
+    )
+    table.caption = (
+        f"★ best   = not significantly worse than the best ({answer.level:.0%} simultaneous)   "
+        f"○ fewer than {answer.min_trials} trials: not judged"
+    )
+    for (layer, weights), cells in list(by_layer.items())[:rows]:
+        first = next(iter(cells.values()))
+        mark = "★" if any(c is answer.best for c in cells.values()) else ""
+        row = [mark, layer, *([weights] if several_weights else []), "-" if first.depth is None else str(first.depth)]
+        row += [_cell(cells.get(s), answer) for s in strategies]
+        table.add_row(*row)
+    return table
+
+
+def _cell(candidate, answer) -> str:
+    if candidate is None:
+        return ""
+    mark = "○" if not candidate.judged else ("★" if candidate is answer.best else "=" if candidate.in_set else " ")
+    return f"{mark} {candidate.score:.3f} [{candidate.low:.2f}, {candidate.high:.2f}] ×{candidate.n_trials}"
 
 
 def worker(

@@ -1,0 +1,265 @@
+"""The study's answer, stated honestly: the optimal cut-off layer and strategy, how sure, and what
+cannot be told apart from it.
+
+A *candidate* is one cut layer trained one way (strategy, and weights when the study sweeps
+them). Its trials differ in optimizer, learning rate, head and augmentation. Two biases make the
+naive answer ("the layer of the best trial") untrustworthy, and each has a remedy here:
+
+- **Winner's curse inside a candidate.** The maximum of a candidate's trials on one validation
+  split is biased upward, more so the more trials TPE happened to give it (Cawley & Talbot 2010).
+  So a candidate's score is **cross-fitted**: the validation patients are split in two halves
+  (seeded, patient-wise); on each half, the candidate's trial that scored best on the *other*
+  half is scored; the candidate's score is the mean of the two. Choosing and scoring never see
+  the same patients, so visiting a layer more often no longer inflates it.
+- **Winner's curse across candidates.** The best of many noisy scores is not reliably the best
+  candidate. So the answer is a **confidence set**: every candidate not significantly worse than
+  the best, by a paired patient-level bootstrap with max-T correction over all comparisons
+  (:func:`sweep.uncertainty.confidence_set`). Only a set of one is called "the optimal layer".
+
+A candidate with fewer than ``min_trials`` completed trials is shown but not judged: it never
+enters the set and is never crowned.
+
+Everything is computed from the predictions kept in the storage (:mod:`sweep.predictions`), so
+any report can be recomputed from the database alone.
+
+Example:
+    >>> answer = study_answer(study, "sqlite:///studies/ocl.db")
+    >>> print(answer.sentence())
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sweep.predictions import ValidationSplit, load_predictions, load_validation
+from sweep.summary import completed_trials
+from sweep.uncertainty import LEVEL, N_RESAMPLES, bootstrap_weights, confidence_set, interval, mean_auroc_resampled
+
+__all__ = ["MIN_TRIALS", "Candidate", "StudyAnswer", "study_answer"]
+
+MIN_TRIALS = 3
+"""Completed trials a candidate needs before it is judged (one or two trials say little about a layer)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One (strategy, cut layer, weights) of the study, scored with its interval."""
+
+    strategy: str
+    layer: str
+    weights: str
+    depth: int | None
+    block: str | None
+    n_trials: int
+    best_trial: int  # the trial with the highest validation AUROC (the configuration to reuse)
+    best_value: float  # its validation mean AUROC (biased upward; shown, never ranked on)
+    score: float  # cross-fitted validation mean AUROC (what candidates are ranked on)
+    low: float
+    high: float
+    judged: bool  # has at least MIN_TRIALS completed trials
+    in_set: bool  # in the confidence set of the best (judged candidates only)
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer} ({self.strategy.replace('_', ' ')}{'' if self.weights == 'imagenet' else ', ' + self.weights})"
+
+
+@dataclass(frozen=True)
+class StudyAnswer:
+    """What the study found, candidates best first (judged ones before the rest)."""
+
+    study: str
+    candidates: list[Candidate]
+    level: float
+    n_resamples: int
+    min_trials: int
+    validation: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.judged]
+
+    @property
+    def best(self) -> Candidate | None:
+        """The best-scoring judged candidate (None when no candidate has enough trials)."""
+        return self.judged[0] if self.judged else None
+
+    @property
+    def confidence_set(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.in_set]
+
+    @property
+    def distinguishable(self) -> bool:
+        """Whether the best candidate is significantly better than every other judged one."""
+        return len(self.judged) >= 2 and len(self.confidence_set) == 1
+
+    def sentence(self) -> str:
+        """The answer in plain words, one sentence."""
+        level = f"{self.level:.0%}"
+        if not self.candidates:
+            return "No completed trial has stored validation predictions yet, so there is no answer to give."
+        if self.best is None:
+            top = self.candidates[0]
+            return (
+                f"No candidate has the {self.min_trials} completed trials needed to judge it yet; the best so far is "
+                f"{top.name} with cross-fitted validation AUROC {_ci(top)} from {top.n_trials} trial(s). "
+                "Run more trials or narrow cut_layers."
+            )
+        best = self.best
+        if len(self.judged) == 1:
+            return (
+                f"{best.name} is the only candidate with {self.min_trials}+ trials (validation AUROC {_ci(best)}); "
+                "there is nothing to compare it with yet."
+            )
+        if self.distinguishable:
+            return (
+                f"{best.name} is the optimal cut-off layer: its validation AUROC {_ci(best)} is significantly higher "
+                f"than that of every other candidate with {self.min_trials}+ trials ({level} simultaneous, "
+                "patient-level bootstrap)."
+            )
+        others = [c for c in self.confidence_set if c is not best]
+        if len(self.confidence_set) == len(self.judged):
+            return (
+                f"No layer is distinguishable: all {len(self.judged)} judged candidates are within chance of the best "
+                f"({best.name}, validation AUROC {_ci(best)}); more validation patients would be needed to tell them apart."
+            )
+        listed = ", ".join(c.name for c in others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+        return (
+            f"{best.name} scored highest (validation AUROC {_ci(best)}), but {len(others)} other candidate(s) cannot be "
+            f"told apart from it at {level}: {listed}; treat them as equally good."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (``ocl sweep --format json``)."""
+        return {
+            "study": self.study,
+            "answer": self.sentence(),
+            "best": asdict(self.best) if self.best else None,
+            "distinguishable": self.distinguishable,
+            "confidence_set": [c.name for c in self.confidence_set],
+            "level": self.level,
+            "n_resamples": self.n_resamples,
+            "min_trials": self.min_trials,
+            "validation": self.validation,
+            "warnings": self.warnings,
+            "candidates": [asdict(c) for c in self.candidates],
+        }
+
+
+def _ci(candidate: Candidate) -> str:
+    return f"{candidate.score:.3f} [{candidate.low:.3f}, {candidate.high:.3f}]"
+
+
+def _halves(patients: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded patient-wise split of the validation images into two halves (0/1 per image)."""
+    unique, patient_of_image = np.unique(patients.astype(str), return_inverse=True)
+    side = np.random.default_rng(seed).permutation(len(unique)) % 2
+    return side[patient_of_image]
+
+
+def small_validation_warning(split: ValidationSplit) -> str | None:
+    """A one-line warning when the validation split is too small to rank layers.
+
+    By Hanley & McNeil (1982), with fewer than 10 positives or negatives per output an AUROC near
+    0.75 has a standard error above 0.07 (a 95% interval about 0.3 wide): wider than the spread of
+    most layer profiles, so no confidence set can exclude anything.
+    """
+    y = np.asarray(split.targets)
+    positives, negatives = y.sum(axis=0), len(y) - y.sum(axis=0)
+    usable = (positives >= 10) & (negatives >= 10)
+    if usable.any():
+        return None
+    return (
+        f"the validation split ({len(y)} images; positives per output {int(positives.min())}-{int(positives.max())}, "
+        f"negatives {int(negatives.min())}-{int(negatives.max())}) is too small to rank layers: fewer than 10 positives "
+        "or negatives per output; use a larger dataset or --split with more validation patients"
+    )
+
+
+def study_answer(
+    study: Any,
+    storage_url: str,
+    *,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+    min_trials: int = MIN_TRIALS,
+    seed: int = 0,
+) -> StudyAnswer:
+    """The answer of a study, from its completed trials and their stored validation predictions."""
+    split = load_validation(storage_url, study.study_name)
+    pairs = completed_trials(study)
+    stored = load_predictions(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else {}
+    groups: dict[tuple[str, str, str], list] = {}
+    for trial, record in pairs:
+        if trial.number in stored:
+            groups.setdefault((record.strategy, record.cut_layer, record.weights), []).append((trial, record))
+    validation: dict[str, Any] = {}
+    warnings: list[str] = []
+    if split is None or not groups:
+        return StudyAnswer(study.study_name, [], level, n_resamples, min_trials, validation, warnings)
+
+    y = np.asarray(split.targets)
+    validation = {
+        "images": int(len(y)),
+        "patients": int(len(np.unique(split.patients.astype(str)))),
+        "positives": dict(zip(split.outputs, y.sum(axis=0).astype(int).tolist())),
+        "fingerprint": split.fingerprint,
+    }
+    warning = small_validation_warning(split)
+    if warning:
+        warnings.append(warning)
+    half = _halves(split.patients, seed)
+    weights = bootstrap_weights(split.patients, n_resamples, seed)
+    ones = np.ones((1, len(y)), np.float32)
+    rows = [np.flatnonzero(half == side) for side in (0, 1)]
+
+    keys, estimates, resampled, facts = [], [], [], []
+    for key, members in groups.items():
+        chosen = []
+        for side in (0, 1):  # choose on the other half, score on this one
+            other = rows[1 - side]
+            values = [mean_auroc_resampled(y[other], stored[t.number][other], ones[:, other])[0] for t, _ in members]
+            chosen.append(members[int(np.nanargmax(values))][0] if np.isfinite(values).any() else members[0][0])
+        point = np.nanmean([mean_auroc_resampled(y[r], stored[t.number][r], ones[:, r])[0] for r, t in zip(rows, chosen)])
+        boot = np.nanmean(
+            np.stack([mean_auroc_resampled(y[r], stored[t.number][r], weights[:, r]) for r, t in zip(rows, chosen)]),
+            axis=0,
+        )
+        best_trial, record = max(members, key=lambda pair: pair[0].value)
+        keys.append(key)
+        estimates.append(point)
+        resampled.append(boot)
+        facts.append((record, len(members), best_trial))
+
+    estimates_array = np.asarray(estimates, np.float64)
+    resampled_array = np.stack(resampled, axis=1)
+    judged = np.asarray([n >= min_trials and np.isfinite(e) for (_, n, _), e in zip(facts, estimates_array)])
+    in_set = np.zeros(len(keys), bool)
+    if judged.any():
+        in_set[judged] = confidence_set(estimates_array[judged], resampled_array[:, judged], level)
+    candidates = []
+    for i, ((strategy, layer, label), (record, n, best_trial)) in enumerate(zip(keys, facts)):
+        ci = interval(estimates_array[i], resampled_array[:, i], level)
+        candidates.append(
+            Candidate(
+                strategy=strategy,
+                layer=layer,
+                weights=label,
+                depth=record.layer_depth,
+                block=record.block,
+                n_trials=n,
+                best_trial=best_trial.number,
+                best_value=float(best_trial.value),
+                score=float(ci.estimate),
+                low=ci.low,
+                high=ci.high,
+                judged=bool(judged[i]),
+                in_set=bool(in_set[i]),
+            )
+        )
+    candidates.sort(key=lambda c: (not c.judged, -np.nan_to_num(c.score, nan=-1.0)))
+    return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, validation, warnings)
