@@ -64,7 +64,8 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return f"{self.layer} ({self.strategy.replace('_', ' ')}{'' if self.weights == 'imagenet' else ', ' + self.weights})"
+        weights = "" if self.weights == "imagenet" else f", weights {self.weights}"
+        return f"{self.layer} ({self.strategy.replace('_', ' ')}{weights})"
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class SweepPlan:
     trials: int
     dataset_info: DatasetInfo
     finished_before: int | None  # finished trials of the study being resumed; None for a new study
+    dataset_warnings: tuple[str, ...]  # one line each: patients across splits, per-image splits, empty splits
+    dataset_notes: tuple[str, ...]  # one line each: e.g. which class is positive
     cpu_default_strategies: bool  # strategies fell back to feature extraction because no GPU is visible
 
 
@@ -107,6 +109,8 @@ def plan_sweep(
     study: str | None = None,
     config: str | Path | None = None,
     seed: int = 0,
+    split: str = "given",
+    positive: str | None = None,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
@@ -124,6 +128,9 @@ def plan_sweep(
         study: study name (default ``DATASET-TASK-SIZEpx``).
         config: a study file (TOML) with a ``[space]`` table.
         seed: seed of the patient-wise split, the sampler and random initialisation.
+        split: ``given`` keeps the data's own split (warning when it puts a patient in two
+            splits); ``patient`` re-draws it by patient.
+        positive: the positive class of a two-class dataset (default: the one that is not normal).
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
@@ -150,7 +157,7 @@ def plan_sweep(
     space = load_search_space(
         Path(config) if config else None, fallbacks=fallbacks, strategies=strategies, weights=weights_choice
     )
-    dataset = load_dataset(data, seed=seed)
+    dataset = load_dataset(data, seed=seed, split=split, positive=positive)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
         data=str(Path(data).expanduser().resolve()) if data else None,
@@ -159,6 +166,8 @@ def plan_sweep(
         image_size=image_size,
         seed=seed,
         space=space,
+        split=split,
+        positive=positive,
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
     check_storage(storage_url)
@@ -170,7 +179,18 @@ def plan_sweep(
             finished_before = count_states(load_study(opened, name))["finished"]
     info = DatasetInfo.of(dataset)
     cpu_default = strategy is None and not on_gpu and space.strategies == ("feature_extraction",)
-    return SweepPlan(settings, name, storage_url, tuple(device_list), trials, info, finished_before, cpu_default)
+    return SweepPlan(
+        settings,
+        name,
+        storage_url,
+        tuple(device_list),
+        trials,
+        info,
+        finished_before,
+        tuple(dataset.warnings),
+        tuple(dataset.notes),
+        cpu_default,
+    )
 
 
 def execute_sweep(

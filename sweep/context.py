@@ -57,7 +57,7 @@ class SweepContext:
     def from_settings(cls, settings: SweepSettings) -> SweepContext:
         """Load and check everything a user can get wrong (data, task, layers, weights) before
         anything is written."""
-        dataset = load_dataset(settings.data, seed=settings.seed)
+        dataset = load_dataset(settings.data, seed=settings.seed, split=settings.split, positive=settings.positive)
         task = dataset.task(settings.task)
         check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
         catalog = layer_catalog(settings.image_size)

@@ -56,6 +56,7 @@ class Evaluation:
     p_test: np.ndarray
     result: TrialResult
     test_interval: ScoreInterval  # test mean AUROC with its 95% patient-level bootstrap interval
+    warnings: tuple[str, ...] = ()  # the dataset's: patients across splits, per-image splits
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -94,7 +95,17 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.seed), counted)
     test_interval = interval(test.mean_auroc, resampled)
     return Evaluation(
-        study.study_name, trial.number, config, weights_label, result.val, test, y_test, p_test, result, test_interval
+        study.study_name,
+        trial.number,
+        config,
+        weights_label,
+        result.val,
+        test,
+        y_test,
+        p_test,
+        result,
+        test_interval,
+        tuple(context.dataset.warnings),
     )
 
 
@@ -114,4 +125,5 @@ def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[
         },
         "report": report,
         "model": model,
+        "warnings": list(evaluation.warnings),
     }

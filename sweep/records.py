@@ -159,14 +159,24 @@ class DatasetInfo:
     images: int
     patients: int
     fingerprint: str
+    cross_split_patients: int = 0  # patients with images in more than one split (leakage)
+    warnings: tuple[str, ...] = ()  # what the dataset warned about when the study was made
 
     @classmethod
     def of(cls, dataset: Any) -> DatasetInfo:
         """The facts of a :class:`sweep.data.Dataset`."""
-        return cls(dataset.modality, len(dataset), dataset.patient_count, dataset.fingerprint())
+        return cls(
+            dataset.modality,
+            len(dataset),
+            dataset.patient_count,
+            dataset.fingerprint(),
+            dataset.cross_split_patients,
+            tuple(dataset.warnings),
+        )
 
     def to_user_attrs(self) -> dict[str, Any]:
-        return {DATASET_INFO: {f.name: getattr(self, f.name) for f in fields(self)}}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {DATASET_INFO: {**values, "warnings": list(self.warnings)}}
 
     @classmethod
     def from_study(cls, study: Any) -> DatasetInfo:
@@ -176,4 +186,6 @@ class DatasetInfo:
             images=int(stored.get("images", 0)),
             patients=int(stored.get("patients", 0)),
             fingerprint=str(stored.get("fingerprint", "")),
+            cross_split_patients=int(stored.get("cross_split_patients", 0)),
+            warnings=tuple(stored.get("warnings", ())),
         )

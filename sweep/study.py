@@ -45,6 +45,8 @@ class SweepSettings:
     image_size: int
     seed: int
     space: SearchSpace
+    split: str = "given"  # or "patient": re-split a given split by patient (--split)
+    positive: str | None = None  # the positive class of a two-class dataset (--positive)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -57,7 +59,8 @@ class SweepSettings:
 
 def _differences(stored: str, settings: SweepSettings) -> list[str]:
     """The settings (and search-space keys) in which a stored study differs, compared as JSON."""
-    old, new = json.loads(stored), json.loads(settings.to_json())
+    old = json.loads(SweepSettings.from_json(stored).to_json())  # settings added since fill in their defaults
+    new = json.loads(settings.to_json())
     differ = [k for k in new if k != "space" and old.get(k) != new[k]]
     old_space, new_space = old.get("space", {}), new["space"]
     differ += [f"space.{k}" for k in new_space if old_space.get(k) != new_space[k]]

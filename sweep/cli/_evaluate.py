@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli._common import FormatOption, OutputFormat, console, new_table, print_json
+from sweep.cli._common import FormatOption, OutputFormat, console, new_table, print_json, warn
 
 
 def evaluate(
@@ -28,6 +28,8 @@ def evaluate(
     from sweep.api import evaluate_study
 
     evaluation, summary = evaluate_study(study, storage=storage, output_dir=output_dir)
+    for warning in summary["warnings"]:
+        warn(warning)
     if format is OutputFormat.json:
         print_json(summary)
         return

@@ -15,7 +15,10 @@ from sweep.cli._common import (
     FormatOption,
     ImageSizeOption,
     OutputFormat,
+    PositiveOption,
     SeedOption,
+    SplitMode,
+    SplitOption,
     TaskOption,
     console,
     err_console,
@@ -91,6 +94,8 @@ def sweep(
     warm_start: WarmStartOption = False,
     log_dir: LogDirOption = Path("studies/logs"),
     seed: SeedOption = 0,
+    split: SplitOption = SplitMode.given,
+    positive: PositiveOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -112,6 +117,8 @@ def sweep(
         study=study,
         config=config,
         seed=seed,
+        split=split.value,
+        positive=positive,
     )
     progress = _SweepProgress(plan.finished_before or 0)
     try:
@@ -158,6 +165,10 @@ def _print_plan(plan, out) -> None:
         f"strategies {'+'.join(space.strategies)}; weights {'+'.join(space.weights)}; "
         f"{len(plan.devices)} worker(s) on {', '.join(d.label for d in plan.devices)}"
     )
+    for note in plan.dataset_notes:
+        err_console.print(f"note: {note}", highlight=False)
+    for warning in plan.dataset_warnings:
+        warn(warning)
     if plan.cpu_default_strategies:
         err_console.print(
             "note: no GPU visible, so only feature extraction runs (fine-tuning 200 trials on a CPU "
