@@ -22,6 +22,8 @@ import optuna
 
 from layers_index.views import dictionary_frame
 from sweep import records
+from sweep.layers import CANDIDATES
+from sweep.search_space import is_glob
 from sweep.study import SweepSettings
 
 __all__ = ["enqueue_top_layers"]
@@ -50,6 +52,8 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSet
     frame = dictionary_frame(storage_url, dataset=settings.dataset, task=settings.task, image_size=settings.image_size)
     frame = frame[frame["weights"].isin(weights) & frame["rank"].notna()]
     frame = frame[frame["layer"].map(space.allows).astype(bool)]
+    allowed = [layer for layer in CANDIDATES if space.allows(layer)]
+    allowed += [name for name in space.cut_layers if not is_glob(name) and name not in CANDIDATES]  # as the worker sees them
     # Best first; with several weights profiles, their number-one layers come before any number two.
     frame = frame.assign(order=frame["weights"].map(weights.index)).sort_values(["rank", "order"], kind="stable")
     enqueued: list[str] = []
@@ -59,7 +63,7 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSet
         if key in seen:
             continue
         seen.add(key)
-        params: dict[str, Any] = {"cut_layer": row.layer}
+        params: dict[str, Any] = space.cut_layer_params(row.layer, allowed)
         if len(space.strategies) > 1 and "feature_extraction" in space.strategies:
             params["strategy"] = "feature_extraction"
         if len(weights) > 1:

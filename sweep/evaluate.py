@@ -78,7 +78,11 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
         )
     fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
     config, weights_label = settings.space.suggest(
-        fixed, context.cut_layers, context.catalog.candidate_names, settings.seed + trial.number
+        fixed,
+        context.cut_layers,
+        context.catalog.candidate_names,
+        settings.seed + trial.number,
+        by_depth="cut_layer_depth" in trial.params,  # studies before depth sampling stored cut_layer
     )
     result = run_trial(
         config,

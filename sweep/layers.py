@@ -20,10 +20,24 @@ from typing import Any
 
 from sweep.errors import OCLError
 
-__all__ = ["LayerCatalog", "LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
+__all__ = ["CANDIDATES", "LayerCatalog", "LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
 
 _CANDIDATE = re.compile(r"^(conv1_relu|relu|pool[234]_pool|conv[2-5]_block\d+_concat)$")
 _DENSE_BLOCK = {"conv2": 1, "conv3": 2, "conv4": 3, "conv5": 4}
+
+
+_BLOCK_SIZES = (6, 12, 24, 16)  # dense layers per block of DenseNet-121 (Huang et al. 2017, Table 1)
+CANDIDATES: tuple[str, ...] = (
+    "conv1_relu",
+    *(
+        name
+        for block, size in enumerate(_BLOCK_SIZES, start=2)
+        for name in (*(f"conv{block}_block{j}_concat" for j in range(1, size + 1)), *([f"pool{block}_pool"] if block < 5 else []))
+    ),
+    "relu",
+)
+"""The 63 candidate cut-off layers in depth order, known without building the network (a test
+checks them against the built Keras model), so a process that never loads Keras can order them."""
 
 
 def is_candidate(name: str) -> bool:

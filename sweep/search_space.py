@@ -17,7 +17,7 @@ from typing import Any
 
 from sweep.augment import Augmentation
 from sweep.errors import OCLError
-from sweep.layers import LayerCatalog, is_candidate
+from sweep.layers import CANDIDATES, LayerCatalog, is_candidate
 from sweep.training import OPTIMIZERS, STRATEGIES, TrialConfig
 
 __all__ = ["SearchSpace", "load_search_space"]
@@ -64,12 +64,12 @@ class SearchSpace:
     def fixed_cut_layer(self) -> str | None:
         """The one cut layer when ``cut_layers`` names exactly one (nothing to choose), else None."""
         only = self.cut_layers[0] if len(self.cut_layers) == 1 else None
-        return None if only is None or _is_glob(only) else only
+        return None if only is None or is_glob(only) else only
 
     def allows(self, layer: str) -> bool:
         """Whether ``cut_layers`` allow a layer: named exactly, or a candidate matched by a glob."""
         return any(
-            fnmatch.fnmatchcase(layer, pattern) and is_candidate(layer) if _is_glob(pattern) else layer == pattern
+            fnmatch.fnmatchcase(layer, pattern) and is_candidate(layer) if is_glob(pattern) else layer == pattern
             for pattern in self.cut_layers
         )
 
@@ -80,14 +80,34 @@ class SearchSpace:
             OCLError: for a glob that matches no candidate or a name the network does not have.
         """
         for pattern in self.cut_layers:
-            if _is_glob(pattern):
+            if is_glob(pattern):
                 if not any(fnmatch.fnmatchcase(c, pattern) for c in catalog.candidate_names):
                     raise OCLError(f"cut_layers pattern {pattern!r} matches no candidate layer; run `ocl layers`")
             else:
                 catalog.resolve(pattern, option="cut_layers")
         return [name for name in catalog.names if self.allows(name)]
 
-    def suggest(self, trial: Any, layers: Sequence[str], candidates: Sequence[str], seed: int) -> tuple[TrialConfig, str]:
+    def depth_span(self, layers: Sequence[str]) -> tuple[int, int] | None:
+        """The first and last candidate depth when ``layers`` are a contiguous run of candidates, else None.
+
+        Then the cut layer is sampled as an integer depth (``cut_layer_depth``), so TPE can use the
+        order of layers and optuna-dashboard's slice plot reads shallow to deep; any other set of
+        layers is sampled as a categorical ``cut_layer``.
+        """
+        if len(layers) < 2 or any(layer not in CANDIDATES for layer in layers):
+            return None
+        depths = sorted(CANDIDATES.index(layer) for layer in layers)
+        return (depths[0], depths[-1]) if depths == list(range(depths[0], depths[-1] + 1)) else None
+
+    def cut_layer_params(self, layer: str, layers: Sequence[str]) -> dict[str, Any]:
+        """The parameters that make :meth:`suggest` choose ``layer`` (for enqueued trials)."""
+        if self.depth_span(layers) is not None:
+            return {"cut_layer_depth": CANDIDATES.index(layer)}
+        return {"cut_layer": layer} if len(layers) > 1 else {}
+
+    def suggest(
+        self, trial: Any, layers: Sequence[str], candidates: Sequence[str], seed: int, *, by_depth: bool | None = None
+    ) -> tuple[TrialConfig, str]:
         """Sample one configuration (and its weights label) from an Optuna trial.
 
         Args:
@@ -95,10 +115,16 @@ class SearchSpace:
             layers: the cut layers to choose from (:meth:`resolve_layers`).
             candidates: every candidate layer in depth order (to count ``unfreeze_back`` on).
             seed: the trial's seed for initialisation, shuffling and augmentation.
+            by_depth: sample the cut layer by depth (default: when :meth:`depth_span` allows);
+                ``False`` replays a trial stored with a categorical ``cut_layer``.
         """
         strategy = _choice(trial, "strategy", self.strategies)
         weights = _choice(trial, "weights", self.weights)
-        cut_layer = _choice(trial, "cut_layer", list(layers))
+        span = self.depth_span(layers)
+        if span is not None and by_depth is not False:
+            cut_layer = CANDIDATES[trial.suggest_int("cut_layer_depth", *span)]
+        else:
+            cut_layer = _choice(trial, "cut_layer", list(layers))
         unfreeze_from = None
         epochs = self.epochs
         if strategy == "fine_tuning":
@@ -147,7 +173,8 @@ class SearchSpace:
         return config, weights
 
 
-def _is_glob(pattern: str) -> bool:
+def is_glob(pattern: str) -> bool:
+    """Whether a ``cut_layers`` entry is a glob over the candidates rather than a layer name."""
     return any(ch in pattern for ch in "*?[")
 
 

@@ -24,6 +24,7 @@ from layers_index import (
     plot_data,
     upsert_scores,
 )
+from sweep.layers import CANDIDATES
 from sweep.search_space import SearchSpace
 from sweep.storage import open_storage
 from sweep.study import SweepSettings, create_or_resume
@@ -192,8 +193,9 @@ def test_warm_start_enqueues_the_top_k_allowed_layers(url: str):
     write_profile(url, "chest", [0.99] * 10, image_size=224)  # another size: ignored
     study, settings = sweep_study(url, SearchSpace(weights=("none",)))
     assert enqueue_top_layers(study, url, settings, k=3) == ["relu", "conv3_block3_concat", "conv3_block4_concat"]
-    assert fixed_params(study) == [
-        {"cut_layer": name, "strategy": "feature_extraction"} for name in ("relu", "conv3_block3_concat", "conv3_block4_concat")
+    assert fixed_params(study) == [  # every layer allowed: sampled (and enqueued) by depth
+        {"cut_layer_depth": CANDIDATES.index(name), "strategy": "feature_extraction"}
+        for name in ("relu", "conv3_block3_concat", "conv3_block4_concat")
     ]
     assert enqueue_top_layers(study, url, settings, k=3) == []  # a rerun adds nothing
     assert len(fixed_params(study)) == 3
@@ -206,7 +208,8 @@ def test_warm_start_respects_the_space(url: str):
     study, settings = sweep_study(url, space)
     # the swept layer first, then the allowed rest by probe AUROC; relu is better but not allowed
     assert enqueue_top_layers(study, url, settings, k=3) == ["conv2_block2_concat", "conv3_block1_concat", "conv2_block1_concat"]
-    assert fixed_params(study)[0] == {"cut_layer": "conv2_block2_concat"}  # one strategy: not a parameter
+    # one strategy: not a parameter; the allowed layers skip pool2_pool, so the layer is categorical
+    assert fixed_params(study)[0] == {"cut_layer": "conv2_block2_concat"}
     single, single_settings = sweep_study(url, SearchSpace(cut_layers=("relu",), weights=("none",)), "single")
     assert enqueue_top_layers(single, url, single_settings) == []  # one cut layer: nothing to choose
     unknown, unknown_settings = sweep_study(url, SearchSpace(weights=("imagenet",)), "imagenet")

@@ -15,7 +15,8 @@ import pytest
 
 from layers_index import dictionary_callback, read_scores
 from sweep import records
-from sweep.context import SweepContext
+from sweep.context import SweepContext, layer_catalog
+from sweep.layers import CANDIDATES
 from sweep.objective import Objective
 from sweep.records import DatasetInfo, TrialRecord
 from sweep.search_space import SearchSpace, load_search_space
@@ -74,6 +75,21 @@ def test_the_real_objective_feeds_the_dictionary_through_the_record(tmp_path):
         assert best["n_trials"] == summary.n_trials and best["source_trial"] == summary.best_trial
         assert (best["depth"], best["stride"]) == (summary.depth, summary.stride)
     assert sum(s.n_trials for s in summarize_layers(study)) == 4
+
+
+def test_the_static_candidate_order_is_the_built_networks():
+    assert CANDIDATES == tuple(layer_catalog(32).candidate_names)
+
+
+def test_the_cut_layer_is_sampled_by_depth_when_the_allowed_layers_are_contiguous():
+    space = SearchSpace(strategies=("feature_extraction",))
+    trial = optuna.trial.FixedTrial(
+        {"cut_layer_depth": 44, "optimizer": "adam", "learning_rate": 1e-3, "head_units": 0, "augment": False, "batch_size": 32}
+    )
+    config, _ = space.suggest(trial, list(CANDIDATES), list(CANDIDATES), seed=0)
+    assert config.cut_layer == CANDIDATES[44] == "conv4_block24_concat"
+    assert space.depth_span(["pool2_pool", "conv3_block2_concat"]) is None  # not contiguous: categorical
+    assert space.cut_layer_params("relu", list(CANDIDATES)) == {"cut_layer_depth": 62}
 
 
 def test_a_record_round_trips_through_the_user_attributes():
