@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,11 @@ __all__ = [
     "sweep_result",
 ]
 
-STRATEGY_CHOICES = {"feature_extraction": ("feature_extraction",), "fine_tuning": ("fine_tuning",), "both": None}
+STRATEGY_CHOICES = {
+    "feature_extraction": ("feature_extraction",),
+    "fine_tuning": ("fine_tuning",),
+    "both": ("feature_extraction", "fine_tuning"),
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ def plan_sweep(
     seed: int = 0,
     split: str = "given",
     positive: str | None = None,
+    cv: int | None = None,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
@@ -131,6 +137,8 @@ def plan_sweep(
         split: ``given`` keeps the data's own split (warning when it puts a patient in two
             splits); ``patient`` re-draws it by patient.
         positive: the positive class of a two-class dataset (default: the one that is not normal).
+        cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
+            (K >= 2) instead of on the validation split alone.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
@@ -142,6 +150,10 @@ def plan_sweep(
         raise OCLError(f"--trials {trials}: pass 1 or more")
     if strategy is not None and strategy not in STRATEGY_CHOICES:
         raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
+    if cv is not None and cv < 2:
+        raise OCLError(
+            f"--cv {cv}: K-fold cross-validation needs 2 or more folds (e.g. --cv 5); leave --cv out to use the validation split"
+        )
     check_image_size(image_size)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
@@ -157,6 +169,16 @@ def plan_sweep(
     space = load_search_space(
         Path(config) if config else None, fallbacks=fallbacks, strategies=strategies, weights=weights_choice
     )
+    notes: list[str] = []
+    if cv is not None:
+        if "fine_tuning" in space.strategies:
+            raise OCLError(
+                f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
+                "scored on other images; pass --strategy feature_extraction"
+            )
+        if True in space.augment:
+            space = dataclasses.replace(space, augment=(False,))
+            notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")
     dataset = load_dataset(data, seed=seed, split=split, positive=positive)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
@@ -168,6 +190,7 @@ def plan_sweep(
         space=space,
         split=split,
         positive=positive,
+        cv=cv,
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
     check_storage(storage_url)
@@ -188,7 +211,7 @@ def plan_sweep(
         info,
         finished_before,
         tuple(dataset.warnings),
-        tuple(dataset.notes),
+        (*dataset.notes, *notes),
         cpu_default,
     )
 

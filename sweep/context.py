@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sweep.data import Dataset, load_dataset
+from sweep.errors import OCLError
 from sweep.layers import LayerCatalog
 from sweep.predictions import ValidationSplit
 from sweep.study import SweepSettings
@@ -60,6 +61,8 @@ class SweepContext:
         dataset = load_dataset(settings.data, seed=settings.seed, split=settings.split, positive=settings.positive)
         task = dataset.task(settings.task)
         check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
+        if settings.cv and len(np.unique(dataset.table["patient"].astype(str))) < 2 * settings.cv:
+            raise OCLError(f"--cv {settings.cv}: the dataset has too few patients for {settings.cv} folds; pass a smaller --cv")
         catalog = layer_catalog(settings.image_size)
         space = settings.space
         cut_layers = space.resolve_layers(catalog)
@@ -86,12 +89,35 @@ class SweepContext:
             self._data = TrialData.from_dataset(self.dataset, self.task, self.cache)
         return self._data
 
+    @functools.cached_property
+    def validation_rows(self) -> np.ndarray:
+        """The image rows every trial is scored on: the validation split, or train+val with ``--cv``."""
+        if self.settings.cv:
+            return np.sort(np.concatenate([self.dataset.split_indices("train"), self.dataset.split_indices("val")]))
+        return self.dataset.split_indices("val")
+
+    @functools.cached_property
+    def cv_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """With ``--cv K``: K patient-wise (train rows, held-out rows) folds over train+val, seeded.
+
+        Whole patients go to one fold, so no patient is ever scored by a head that saw them.
+        """
+        k = self.settings.cv
+        if not k:
+            return []
+        rows = self.validation_rows
+        patients = self.patients(rows)
+        unique = np.unique(patients)
+        fold_of_patient = np.random.default_rng(self.settings.seed).permutation(len(unique)) % k
+        fold = fold_of_patient[np.searchsorted(unique, patients)]
+        return [(rows[fold != f], rows[fold == f]) for f in range(k)]
+
     def validation_split(self) -> ValidationSplit:
-        """The validation split as the predictions store keeps it: targets, patients, fingerprint.
+        """What trials are scored on, as the predictions store keeps it: targets, patients, fingerprint.
 
         An image without a patient id counts as its own patient (as in the split itself).
         """
-        rows = self.dataset.split_indices("val")
+        rows = self.validation_rows
         targets = self.dataset.targets(self.task)[rows]
         return ValidationSplit(self.task.outputs, targets, self.patients(rows), self.dataset.fingerprint())
 
@@ -108,7 +134,7 @@ class SweepContext:
     @functools.cached_property
     def validation_resamples(self) -> np.ndarray:
         """Patient-level bootstrap weights of the validation split, shared by every trial of this process."""
-        return bootstrap_weights(self.validation_split().patients, seed=self.settings.seed)
+        return bootstrap_weights(self.patients(self.validation_rows), seed=self.settings.seed)
 
     def backbone(self, label: str) -> Any:
         """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,

@@ -20,6 +20,7 @@ import optuna
 from sweep import records
 from sweep.context import SweepContext
 from sweep.errors import OCLError
+from sweep.metrics import score
 from sweep.predictions import store_predictions, store_validation
 from sweep.pruning import may_prune
 from sweep.records import TrialRecord
@@ -73,13 +74,16 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 
         try:
-            result = run_trial(
-                config,
-                context.data,
-                backbone_factory=lambda: context.backbone(weights_label),
-                bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
-                on_epoch=on_epoch,
-            )
+            if context.cv_folds and config.strategy == "feature_extraction":
+                result = self._cross_validate(config, weights_label)
+            else:
+                result = run_trial(
+                    config,
+                    context.data,
+                    backbone_factory=lambda: context.backbone(weights_label),
+                    bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
+                    on_epoch=on_epoch,
+                )
         except TrainingDiverged as exc:
             trial.set_user_attr(records.FAIL_REASON, f"diverged: {exc} (learning rate {config.learning_rate:.3g})")
             raise
@@ -105,9 +109,47 @@ class Objective:
                 trial.set_user_attr(key, value)
         return float(result.val.mean_auroc)
 
+    def _cross_validate(self, config: TrialConfig, weights_label: str) -> TrialResult:
+        """Score a feature-extraction configuration by patient-wise K-fold CV over train+val (``--cv K``).
+
+        Each fold trains the head on the other folds (best epoch chosen on its own held-out fold,
+        as a holdout trial chooses on validation) and predicts its held-out patients; the pooled
+        out-of-fold predictions score every train+val patient once, about 8x the patients of the
+        validation split behind each comparison. Not pruned: the folds run to their ends.
+        """
+        context, start = self.context, time.perf_counter()
+        data = context.data
+        pooled = np.zeros(data.targets.shape, np.float32)
+        best_epochs, epochs_run = [], 0
+        for fold_train, fold_held_out in context.cv_folds:
+            fold = dataclasses.replace(data, train=fold_train, val=fold_held_out)
+            result = run_trial(
+                config, fold, backbone_factory=lambda: context.backbone(weights_label), bank=context.bank(weights_label)
+            )
+            pooled[fold_held_out] = result.val_predictions
+            best_epochs.append(result.best_epoch)
+            epochs_run += result.epochs_run
+        rows = context.validation_rows
+        val = score(data.targets[rows], pooled[rows], data.outputs, min_positives=data.min_positives)
+
+        def no_single_model(_rows: np.ndarray) -> np.ndarray:
+            raise RuntimeError("a cross-validated trial is K models; `ocl evaluate` retrains its configuration on train")
+
+        return TrialResult(
+            config,
+            val,
+            pooled[rows],
+            int(np.median(best_epochs)),
+            epochs_run,
+            [],
+            time.perf_counter() - start,
+            no_single_model,
+            no_single_model,
+        )
+
     def _interval(self, result: TrialResult) -> tuple[float, float]:
         """The trial's validation mean AUROC interval, over the same outputs as its mean."""
-        y = self.context.data.targets[self.context.data.val]
+        y = self.context.data.targets[self.context.validation_rows]
         included = np.asarray([name not in result.val.excluded for name in result.val.outputs])
         resampled = mean_auroc_resampled(y, result.val_predictions, self.context.validation_resamples, included)
         ci = interval(result.val.mean_auroc, resampled)

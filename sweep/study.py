@@ -47,6 +47,7 @@ class SweepSettings:
     space: SearchSpace
     split: str = "given"  # or "patient": re-split a given split by patient (--split)
     positive: str | None = None  # the positive class of a two-class dataset (--positive)
+    cv: int | None = None  # K: feature-extraction trials score K-fold out-of-fold predictions over train+val (--cv)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

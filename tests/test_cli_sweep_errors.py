@@ -36,6 +36,19 @@ def class_folders_with_a_broken_image(tmp: Path) -> str:
     return str(root)
 
 
+def folders_without_patient_ids(tmp: Path) -> str:
+    """Given split folders whose file names carry no patient (real sample pixels, renamed)."""
+    root = tmp / "anonymous"
+    images = sorted(SAMPLE_IMAGES.iterdir())
+    for split in ("train", "val", "test"):
+        for label, offset in (("normal", 0), ("nodule", 1)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for n, image in enumerate(images[offset::2][:4]):
+                shutil.copyfile(image, folder / f"{split}-{label}-{n}.png")
+    return str(root)
+
+
 def resnet_weights(tmp: Path) -> str:
     import keras
 
@@ -100,6 +113,16 @@ CASES = {
         r"not DenseNet-121 weights \(its layers do not match DenseNet-121's\)",
     ),
     "image size below 32": (lambda t: ["--image-size", "16"], r"--image-size 16: DenseNet-121 needs at least 32 px"),
+    "one fold": (lambda t: ["--cv", "1"], r"--cv 1: K-fold cross-validation needs 2 or more folds"),
+    "zero folds": (lambda t: ["--cv", "0"], r"--cv 0: K-fold cross-validation needs 2 or more folds"),
+    "folds with fine-tuning": (
+        lambda t: ["--cv", "5", "--strategy", "both"],
+        r"--cv 5: cross-validation scores feature-extraction trials only.*pass --strategy feature_extraction",
+    ),
+    "patient split without patient ids": (
+        lambda t: ["--data", folders_without_patient_ids(t), "--split", "patient"],
+        r"--split patient: .* has no patient IDs",
+    ),
 }
 
 

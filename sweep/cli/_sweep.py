@@ -76,6 +76,16 @@ WarmStartOption = Annotated[
         "--warm-start", help="First try the best layers the OCL dictionary knows for this dataset.", rich_help_panel="Search"
     ),
 ]
+CvOption = Annotated[
+    int | None,
+    _option(
+        "--cv",
+        "K: score feature-extraction trials by patient-wise K-fold cross-validation over train+val (e.g. 5): "
+        "every train+val patient is scored once, so layers are compared on about 8x the patients. "
+        "Default: the validation split.",
+        "Search",
+    ),
+]
 LogDirOption = Annotated[Path, typer.Option("--log-dir", help="Folder for the workers' logs.", rich_help_panel="Storage")]
 
 
@@ -96,6 +106,7 @@ def sweep(
     seed: SeedOption = 0,
     split: SplitOption = SplitMode.given,
     positive: PositiveOption = None,
+    cv: CvOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -119,6 +130,7 @@ def sweep(
         seed=seed,
         split=split.value,
         positive=positive,
+        cv=cv,
     )
     progress = _SweepProgress(plan.finished_before or 0)
     try:
