@@ -2,17 +2,20 @@
 
 Folder layouts::
 
-    ROOT/<class>/*.png                  (split drawn here, patient-wise when patients are known)
-    ROOT/<split>/<class>/*.png          (split given: train, val or valid, test)
+    ROOT/<class>/IMAGE                  (split drawn here, patient-wise when patients are known)
+    ROOT/<split>/<class>/IMAGE          (split given: train, val or valid, test)
+
+IMAGE is any format OCL reads (:data:`sweep.image_cache.IMAGE_FORMATS`: PNG, JPEG, BMP, TIFF, GIF,
+WebP, DICOM; a DICOM file may have no suffix), in the class folder or below it.
 
 CSV: columns ``path`` and ``label`` (``|`` separates several labels), optional ``patient`` and
 ``split``. Relative paths are relative to the CSV's folder.
 
-Patients are known from a ``patient`` column or from NIH-style file names ``PPPPPPPP_FFF.png``;
-without either, every split is per image and a warning says so. When a dataset brings its own
-split, patients found in more than one split are counted and reported in one warning, because they
-make validation and test scores look better than they are; ``split="patient"`` (``--split
-patient``) re-draws such a split by patient.
+Patients are known from a ``patient`` column, else from a DICOM file's ``PatientID``, else from
+NIH-style file names ``PPPPPPPP_FFF.png``; without any, every split is per image and a warning says
+so. When a dataset brings its own split, patients found in more than one split are counted and
+reported in one warning, because they make validation and test scores look better than they
+are; ``split="patient"`` (``--split patient``) re-draws such a split by patient.
 
 With two classes the default task is ``binary:<positive>``, where the positive class is the one
 that is not ``normal`` (see :mod:`sweep.data._positive`) or the one ``--positive`` names.
@@ -26,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._dicom import dicom_patients, has_dicom_marker, is_dicom
 from sweep.data._positive import check_positive, choose_positive
 from sweep.data._split import (
     SEEDED_FRACTIONS,
@@ -36,8 +40,8 @@ from sweep.data._split import (
     split_warnings,
 )
 from sweep.errors import OCLError
+from sweep.image_cache import IMAGE_SUFFIXES, formats_text
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 SPLIT_NAMES = {
     "train": "train",
     "training": "train",
@@ -55,8 +59,50 @@ def _patient_from_name(path: str) -> str | None:
     return str(int(match.group(1))) if match else None
 
 
+def patients_from_files(paths: list[str]) -> tuple[list[str | None], str | None]:
+    """Each image's patient from the file itself: a DICOM's PatientID, else an NIH-style name; and a
+    note saying how many DICOM files gave theirs (None without DICOM files)."""
+    dicoms = [i for i, p in enumerate(paths) if is_dicom(p)]
+    patients = [_patient_from_name(p) for p in paths]
+    if not dicoms:
+        return patients, None
+    for index, patient in zip(dicoms, dicom_patients([paths[i] for i in dicoms])):
+        patients[index] = patient
+    known = [patients[i] for i in dicoms if patients[i] is not None]
+    note = (
+        f"patients: the PatientID of {len(known):,} of {len(dicoms):,} DICOM file(s), {len(set(known)):,} distinct "
+        "(a CSV with a patient column overrides them)"
+    )
+    return patients, note
+
+
+def _is_image(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    # DICOM exports often have no suffix (IM000001); DICOMDIR is their index, not an image
+    return suffix == "" and path.name.upper() != "DICOMDIR" and has_dicom_marker(path)
+
+
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and _is_image(p))
+
+
+def _no_images_message(root: Path) -> str:
+    """Why a folder gave no images, teaching every format and layout OCL reads."""
+    loose = [p for p in root.iterdir() if p.is_file() and _is_image(p)]
+    others = sorted({p.suffix.lower() or p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")})
+    if loose:
+        hint = f"; the {len(loose)} image(s) directly in {root} need a folder per class (ROOT/<class>/IMAGE)"
+    elif others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        hint = f"; its files are none of these ({shown})"
+    else:
+        hint = "; the folder holds no files"
+    return (
+        f"--data {root}: no images found; OCL reads {formats_text()} in ROOT/<class>/ or ROOT/<split>/<class>/ "
+        f"folders, a CSV with path,label columns or CheXpert's columns, or an NIH folder with Data_Entry_2017.csv{hint}"
+    )
 
 
 def _read_folders(root: Path) -> pd.DataFrame:
@@ -73,10 +119,7 @@ def _read_folders(root: Path) -> pd.DataFrame:
             for image in _images_in(class_dir):
                 rows.append((image, class_dir.name, None))
     if not rows:
-        raise OCLError(
-            f"--data {root}: no images found; expected ROOT/<class>/*.png, ROOT/<split>/<class>/*.png, "
-            "a CSV with path,label columns, or an NIH folder with Data_Entry_2017.csv"
-        )
+        raise OCLError(_no_images_message(root))
     return pd.DataFrame(
         {
             "image": [str(p.relative_to(root)) for p, _, _ in rows],
@@ -98,7 +141,8 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     if missing:
         raise OCLError(
             f"label file {csv_path} lacks the column(s) {', '.join(missing)}; "
-            "a generic CSV needs path,label (and optionally patient,split)"
+            "a generic CSV needs path,label (and optionally patient,split); a CheXpert-style CSV needs Path and "
+            "one column per finding (--labels chexpert)"
         )
     base = csv_path.parent
     paths = [str((base / p).resolve()) if not Path(p).is_absolute() else p for p in raw["path"]]
@@ -136,12 +180,16 @@ def load_generic(
     """
     split = check_split_policy(split)
     table = _read_csv(source) if source.is_file() else _read_folders(source)
+    notes: list[str] = []
     if "patient" not in table.columns:
-        table["patient"] = [_patient_from_name(p) for p in table["path"]]
+        patients, note = patients_from_files(table["path"].tolist())
+        table["patient"] = patients
+        notes += [note] if note else []
     if split == "patient" and table["patient"].isna().all():
         raise OCLError(
-            f"--split patient: {source} has no patient IDs (no patient column, no NIH-style PPPPPPPP_FFF.png file names), "
-            "so it cannot be split by patient; add a patient column (a CSV with path,label,patient) or drop --split patient"
+            f"--split patient: {source} has no patient IDs (no patient column, no DICOM PatientID, no NIH-style "
+            "PPPPPPPP_FFF.png file names), so it cannot be split by patient; add a patient column "
+            "(a CSV with path,label,patient) or drop --split patient"
         )
     labels = [tuple(sorted(part.strip() for part in text.split("|") if part.strip())) for text in table["label"]]
     table["labels"] = labels
@@ -150,7 +198,6 @@ def load_generic(
         raise OCLError(
             f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more"
         )
-    notes: list[str] = []
     if len(classes) == 2:
         chosen, note = choose_positive(classes, positive, source)
         default_task = f"binary:{chosen}"
