@@ -73,7 +73,10 @@ class Dataset:
     ``table`` has one row per image, in a fixed order that the image cache and the feature bank
     share, with the columns ``image`` (file name or relative path), ``path`` (absolute path),
     ``patient`` (patient id, or None when unknown), ``labels`` (tuple of class names; empty means
-    no finding) and ``split`` (``train``, ``val`` or ``test``).
+    no finding) and ``split`` (``train``, ``val`` or ``test``). Label tables with uncertain labels
+    (CheXpert-style) add ``ignored`` (tuple of class names whose label is unknown for that image:
+    uncertain under ``--uncertain ignore``; see :meth:`targets`) and ``view`` (``frontal``,
+    ``lateral`` or ``""``).
 
     ``split_source`` says where the split came from: ``official`` (NIH's lists), ``given`` (split
     folders or a CSV split column), ``seeded`` (drawn by patient, 70/10/20) or ``re-split by
@@ -119,7 +122,35 @@ class Dataset:
         return parse_task(name or self.default_task, self.classes, has_negative_class=self.has_negative_class)
 
     def targets(self, task: Task) -> np.ndarray:
-        return task.targets(self.table["labels"].tolist())
+        """The task's float32 target matrix, shape ``(images, outputs)``, rows in table order.
+
+        Each cell is 1.0 (positive), 0.0 (negative) or **NaN: unknown**, which only a label table
+        with ``--uncertain ignore`` (U-Ignore) produces: the image's label for that output must not
+        count, so the loss and every metric (AUROC, thresholds, LogME, probes) must leave NaN cells
+        out, per output. Datasets without an ``ignored`` column never hold NaN. For the ``any``
+        task an image with a positive finding is 1.0 whatever else is unknown, and NaN when it has
+        no positive but some unknown finding.
+        """
+        y = task.targets(self.table["labels"].tolist())
+        if "ignored" not in self.table.columns:
+            return y
+        index = {name: i for i, name in enumerate(task.outputs)}
+        for row, (ignored, labels) in enumerate(zip(self.table["ignored"], self.table["labels"])):
+            if not ignored:
+                continue
+            if task.kind == "any":
+                if not labels:
+                    y[row, 0] = np.nan
+                continue
+            for name in ignored:
+                if name in index:
+                    y[row, index[name]] = np.nan
+        return y
+
+    @property
+    def has_unknown_labels(self) -> bool:
+        """Whether some (image, class) label is unknown, so :meth:`targets` may hold NaN."""
+        return "ignored" in self.table.columns and bool(self.table["ignored"].map(bool).any())
 
     def split_indices(self, split: str) -> np.ndarray:
         """Row indices of one split, in table order."""
@@ -128,6 +159,9 @@ class Dataset:
     def fingerprint(self) -> str:
         """A short hash of which images are in which split with which labels (names study data)."""
         digest = hashlib.sha256()
-        for image, labels, split in zip(self.table["image"], self.table["labels"], self.table["split"]):
-            digest.update(f"{image}\t{'|'.join(labels)}\t{split}\n".encode())
+        ignored = self.table["ignored"] if "ignored" in self.table.columns else [()] * len(self.table)
+        for image, labels, split, unknown in zip(self.table["image"], self.table["labels"], self.table["split"], ignored):
+            # unknown labels only enter when present, so datasets without them keep their fingerprint
+            extra = f"\t?{'|'.join(unknown)}" if unknown else ""
+            digest.update(f"{image}\t{'|'.join(labels)}\t{split}{extra}\n".encode())
         return digest.hexdigest()[:12]

@@ -1,5 +1,8 @@
 """What ``ocl data info`` reports: sizes, patients per split, overlap, prevalence, baselines, notes.
 
+``prevalence`` is the share of all images positive for a class; ``unknown_labels`` counts, per
+class, the images whose label is unknown (``--uncertain ignore``; empty otherwise).
+
 The majority-class accuracy is reported per task because ChestX-ray14 findings have 0.2-18%
 prevalence: a model that always says "no Hernia" is 99.8% accurate and useless. Any accuracy the
 tool prints must be read against this number.
@@ -16,9 +19,17 @@ from sweep.tasks import NO_FINDING
 
 
 def _majority_accuracy(y: np.ndarray) -> float:
-    """Accuracy of always predicting the more common value, averaged over output columns."""
-    positive = y.astype(np.float64).mean(axis=0)
-    return float(np.mean(np.maximum(positive, 1 - positive)))
+    """Accuracy of always predicting the more common value, averaged over output columns.
+
+    Unknown targets (NaN, ``--uncertain ignore``) are left out of their column; a column with no
+    known target is left out of the mean.
+    """
+    y = y.astype(np.float64)
+    known = ~np.isnan(y)
+    counts = known.sum(axis=0)
+    positive = np.where(known, y, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    scored = counts > 0
+    return float(np.mean(np.maximum(positive, 1 - positive)[scored])) if scored.any() else float("nan")
 
 
 def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
@@ -37,6 +48,10 @@ def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
     task_list += [f"binary:{c}" for c in dataset.classes] + ["multilabel"]
     chosen = dataset.task(task)
     majority = {name: _majority_accuracy(dataset.targets(dataset.task(name))) for name in task_list}
+    unknown = {}
+    if dataset.has_unknown_labels:
+        ignored = table["ignored"].tolist()
+        unknown = {c: int(sum(c in lab for lab in ignored)) for c in dataset.classes}
     return {
         "dataset": dataset.name,
         "root": str(dataset.root),
@@ -48,6 +63,7 @@ def summarize(dataset: Dataset, task: str | None = None) -> dict[str, Any]:
         "cross_split_patients": dataset.cross_split_patients,
         "patient_ids": dataset.has_patient_ids,
         "prevalence": prevalence,
+        "unknown_labels": unknown,
         "task": chosen.name,
         "majority_accuracy": majority,
         "warnings": list(dataset.warnings),
