@@ -19,9 +19,24 @@ import sys
 import types
 from typing import Any
 
-SCORE_KINDS = ("probe_auroc", "logme", "sweep_best_auroc", "sweep_mean_auroc")
+SCORE_KINDS = (
+    "probe_auroc",
+    "logme",
+    "sweep_auroc",
+    "sweep_best_auroc",
+    "sweep_mean_auroc",
+    "ft_sweep_auroc",
+    "ft_sweep_best_auroc",
+    "ft_sweep_mean_auroc",
+)
 """The kinds of score the dictionary stores, declared once: the ``kind`` column's values, the score
-columns of :func:`dictionary_frame` and the CLI's ``--metric`` choices all come from here."""
+columns of :func:`dictionary_frame` and the CLI's ``--metric`` choices all come from here.
+
+``sweep_*`` are a sweep's feature-extraction trials at the layer, ``ft_sweep_*`` its fine-tuning
+trials, kept apart because the two strategies answer different questions. ``*_auroc`` is the
+candidate's cross-fitted validation AUROC with its 95% interval (``low``/``high``,
+:mod:`sweep.answer`): the comparable sweep score. ``*_best_auroc`` (the maximum over trials, biased
+upward) and ``*_mean_auroc`` are kept for reference, never ranked on."""
 
 _EXPORTS = {
     "_schema": ["SCHEMA_VERSION"],

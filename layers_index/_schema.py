@@ -24,7 +24,9 @@ from layers_index import SCORE_KINDS
 
 __all__ = ["SCHEMA_VERSION", "SCORE_KINDS", "Base", "DatasetRow", "LayerRow", "SchemaVersion", "ScoreRow"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first release. 2: a dataset is identified by its split fingerprint too; scores carry an
+interval (``low``/``high``); sweep scores are kept per strategy (see :data:`SCORE_KINDS`)."""
 
 
 def _now() -> datetime:
@@ -44,7 +46,8 @@ class SchemaVersion(Base):
 
 class DatasetRow(Base):
     __tablename__ = "ocl_datasets"
-    __table_args__ = (UniqueConstraint("name", "task", name="uq_ocl_dataset_name_task"),)
+    # The same name with another split (another --seed, --split or file list) is another dataset.
+    __table_args__ = (UniqueConstraint("name", "task", "fingerprint", name="uq_ocl_dataset_v2"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -71,7 +74,7 @@ class LayerRow(Base):
 
 class ScoreRow(Base):
     __tablename__ = "ocl_layer_scores"
-    __table_args__ = (UniqueConstraint("dataset_id", "layer_id", "weights", "image_size", "kind", name="uq_ocl_score"),)
+    __table_args__ = (UniqueConstraint("dataset_id", "layer_id", "weights", "image_size", "kind", name="uq_ocl_score_v2"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("ocl_datasets.id"), nullable=False)
@@ -80,6 +83,8 @@ class ScoreRow(Base):
     image_size: Mapped[int] = mapped_column(Integer, nullable=False)
     kind: Mapped[str] = mapped_column(String(50), nullable=False)  # one of SCORE_KINDS
     value: Mapped[float] = mapped_column(Float, nullable=False)
+    low: Mapped[float | None] = mapped_column(Float)  # 95% interval, where the score has one
+    high: Mapped[float | None] = mapped_column(Float)
     n_trials: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     source_study: Mapped[str | None] = mapped_column(String(500))
     source_trial: Mapped[int | None] = mapped_column(Integer)

@@ -47,6 +47,8 @@ class Score:
     layer: LayerKey
     kind: str
     value: float
+    low: float | None = None
+    high: float | None = None
     n_trials: int = 0
     source_study: str | None = None
     source_trial: int | None = None
@@ -88,6 +90,8 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
                     f"the OCL dictionary there has schema version {version}, newer than this "
                     f"ocl understands ({SCHEMA_VERSION}); upgrade ocl (pip install -U ocl)"
                 )
+            if version == 1:
+                _upgrade_from_1(engine)
             Base.metadata.create_all(engine)
             if version is None:
                 _stamp(engine)
@@ -96,6 +100,34 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
         raise
     _engines[url] = engine
     return engine
+
+
+def _upgrade_from_1(engine: Engine) -> None:
+    """Upgrade a version-1 dictionary in place, in one transaction.
+
+    Version 1 keyed datasets by name and task only and pooled both strategies in its sweep scores.
+    Datasets keep their rows (their fingerprint becomes part of their identity); probe and LogME
+    scores are kept; version-1 sweep scores are dropped, because which strategy they came from is
+    unknown, and the next trial of each study at a layer writes them again, per strategy.
+    """
+    from sqlalchemy import MetaData, Table, insert
+
+    old = MetaData()
+    datasets = Table(DatasetRow.__tablename__, old, autoload_with=engine)
+    scores = Table(ScoreRow.__tablename__, old, autoload_with=engine)
+    with engine.begin() as connection:
+        dataset_rows = [dict(row._mapping) for row in connection.execute(select(datasets))]
+        score_rows = [
+            dict(row._mapping) for row in connection.execute(select(scores).where(scores.c.kind.in_(["probe_auroc", "logme"])))
+        ]
+        scores.drop(connection)
+        datasets.drop(connection)
+        Base.metadata.create_all(connection, tables=[DatasetRow.__table__, ScoreRow.__table__])
+        if dataset_rows:
+            connection.execute(insert(DatasetRow.__table__), dataset_rows)
+        if score_rows:
+            connection.execute(insert(ScoreRow.__table__), score_rows)
+        connection.execute(SchemaVersion.__table__.update().values(version=SCHEMA_VERSION))
 
 
 def _stamp(engine: Engine) -> None:
@@ -109,7 +141,11 @@ def _stamp(engine: Engine) -> None:
 
 
 def _dataset_row(session: Session, key: DatasetKey) -> DatasetRow:
-    row = session.scalars(select(DatasetRow).where(DatasetRow.name == key.name, DatasetRow.task == key.task)).first()
+    row = session.scalars(
+        select(DatasetRow).where(
+            DatasetRow.name == key.name, DatasetRow.task == key.task, DatasetRow.fingerprint == key.fingerprint
+        )
+    ).first()
     if row is None:
         row = DatasetRow(
             name=key.name,
@@ -122,8 +158,7 @@ def _dataset_row(session: Session, key: DatasetKey) -> DatasetRow:
         session.add(row)
         session.flush()
     else:
-        row.images, row.patients, row.fingerprint = key.images, key.patients, key.fingerprint
-        row.modality = key.modality
+        row.images, row.patients, row.modality = key.images, key.patients, key.modality
     return row
 
 
@@ -188,6 +223,7 @@ def _write_scores(url: str, dataset: DatasetKey, weights: str, image_size: int, 
                 )
                 session.add(row)
             row.value, row.n_trials = float(score.value), int(score.n_trials)
+            row.low, row.high = score.low, score.high
             row.source_study, row.source_trial = score.source_study, score.source_trial
             row.updated_at = datetime.now(UTC)
     return len(scores)
@@ -200,12 +236,14 @@ def read_scores(
     task: str | None = None,
     weights: str | None = None,
     image_size: int | None = None,
+    fingerprint: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every stored score matching the filters, one dict per score, with its dataset and layer."""
     query = (
         select(
             DatasetRow.name.label("dataset"),
             DatasetRow.task,
+            DatasetRow.fingerprint,
             ScoreRow.weights,
             ScoreRow.image_size,
             LayerRow.name.label("layer"),
@@ -216,6 +254,8 @@ def read_scores(
             LayerRow.stride,
             ScoreRow.kind,
             ScoreRow.value,
+            ScoreRow.low,
+            ScoreRow.high,
             ScoreRow.n_trials,
             ScoreRow.source_study,
             ScoreRow.source_trial,
@@ -223,13 +263,22 @@ def read_scores(
         )
         .join(DatasetRow, ScoreRow.dataset_id == DatasetRow.id)
         .join(LayerRow, ScoreRow.layer_id == LayerRow.id)
-        .order_by(DatasetRow.name, DatasetRow.task, ScoreRow.weights, ScoreRow.image_size, LayerRow.layer_index, ScoreRow.kind)
+        .order_by(
+            DatasetRow.name,
+            DatasetRow.task,
+            DatasetRow.fingerprint,
+            ScoreRow.weights,
+            ScoreRow.image_size,
+            LayerRow.layer_index,
+            ScoreRow.kind,
+        )
     )
     for column, value in (
         (DatasetRow.name, dataset),
         (DatasetRow.task, task),
         (ScoreRow.weights, weights),
         (ScoreRow.image_size, image_size),
+        (DatasetRow.fingerprint, fingerprint),
     ):
         if value is not None:
             query = query.where(column == value)

@@ -1,9 +1,11 @@
 """The study callback that feeds the OCL dictionary after every finished trial.
 
-For the layer the trial used, it recomputes the sweep scores from all completed trials of the
-study at that layer and weights (best and mean validation AUROC, number of trials) and upserts
-them. Recomputing instead of incrementing makes the callback idempotent: a retried or
-duplicated call writes the same numbers.
+For the candidate the trial belongs to (its cut layer, weights and strategy), it recomputes the
+sweep scores from all completed trials of the study there and upserts them: the cross-fitted
+validation AUROC with its 95% interval (the score the dictionary ranks on), and the best and mean
+over trials for reference. Feature-extraction and fine-tuning trials write separate kinds
+(``sweep_*`` and ``ft_sweep_*``). Recomputing instead of incrementing makes the callback
+idempotent: a retried or duplicated call writes the same numbers.
 """
 
 from __future__ import annotations
@@ -13,29 +15,54 @@ from collections.abc import Callable
 import optuna
 
 from layers_index._store import DatasetKey, LayerKey, Score, upsert_scores
+from sweep.answer import CandidateScorer
+from sweep.predictions import load_predictions, load_validation
 from sweep.records import DatasetInfo, TrialRecord
 from sweep.study import load_settings
-from sweep.summary import summarize_layers
+from sweep.summary import completed_trials, summarize_layers
+from sweep.uncertainty import interval
 
 __all__ = ["dictionary_callback", "sweep_scores"]
 
+PREFIX = {"feature_extraction": "sweep_", "fine_tuning": "ft_sweep_"}
+"""The score kinds of each strategy (:data:`layers_index.SCORE_KINDS`)."""
 
-def sweep_scores(study: optuna.Study, layer: str, weights: str) -> list[Score]:
-    """Best and mean validation AUROC of the completed trials at one layer and weights."""
-    summaries = summarize_layers(study, layer=layer, weights=weights)
-    if not summaries:
-        return []
-    s = summaries[0]
-    key = LayerKey(s.layer, s.depth, s.layer_index, s.block or "other", s.channels or 0, s.stride or 0)
-    common = {"n_trials": s.n_trials, "source_study": study.study_name, "source_trial": s.best_trial}
-    return [
-        Score(key, "sweep_best_auroc", s.best, **common),
-        Score(key, "sweep_mean_auroc", s.mean, **common),
+
+def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, storage_url: str | None = None) -> list[Score]:
+    """The sweep scores of one candidate: best and mean validation AUROC over its completed trials,
+    and, where their predictions are stored, the cross-fitted AUROC with its 95% interval."""
+    members = [
+        (trial, record)
+        for trial, record in completed_trials(study)
+        if (record.cut_layer, record.weights, record.strategy) == (layer, weights, strategy)
     ]
+    if not members:
+        return []
+    summary = summarize_layers(study, layer=layer, weights=weights, strategy=strategy)[0]
+    key = LayerKey(
+        layer, summary.depth, summary.layer_index, summary.block or "other", summary.channels or 0, summary.stride or 0
+    )
+    common = {"n_trials": summary.n_trials, "source_study": study.study_name, "source_trial": summary.best_trial}
+    prefix = PREFIX[strategy]
+    scores = [
+        Score(key, f"{prefix}best_auroc", summary.best, **common),
+        Score(key, f"{prefix}mean_auroc", summary.mean, **common),
+    ]
+    split = load_validation(storage_url, study.study_name) if storage_url else None
+    if split is not None:
+        trials = [trial.number for trial, _ in members]
+        stored = load_predictions(storage_url, study.study_name, trials)
+        trials = [t for t in trials if t in stored]
+        if trials:
+            settings = load_settings(study)
+            point, resampled = CandidateScorer(split, seed=settings.seed).score(trials, stored)
+            ci = interval(point, resampled)
+            scores.append(Score(key, f"{prefix}auroc", ci.estimate, low=ci.low, high=ci.high, **common))
+    return scores
 
 
 def dictionary_callback(storage_url: str) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
-    """A callback for ``study.optimize`` that upserts the finished trial's layer scores."""
+    """A callback for ``study.optimize`` that upserts the finished trial's candidate scores."""
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state != optuna.trial.TrialState.COMPLETE:
@@ -46,8 +73,7 @@ def dictionary_callback(storage_url: str) -> Callable[[optuna.Study, optuna.tria
         settings = load_settings(study)
         info = DatasetInfo.from_study(study)
         dataset = DatasetKey(settings.dataset, settings.task, info.modality, info.images, info.patients, info.fingerprint)
-        upsert_scores(
-            storage_url, dataset, record.weights, settings.image_size, sweep_scores(study, record.cut_layer, record.weights)
-        )
+        scores = sweep_scores(study, record.cut_layer, record.weights, record.strategy, storage_url)
+        upsert_scores(storage_url, dataset, record.weights, settings.image_size, scores)
 
     return callback

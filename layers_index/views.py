@@ -1,14 +1,19 @@
 """Reading the OCL dictionary: one row per layer, the best one marked, as a table, CSV or JSON.
 
 The stored scores are long (one row per layer and kind); people and programs want them wide: per
-dataset, task, weights and image size (a *profile*), one row per layer in network order with its
-probe AUROC, LogME, sweep best and mean AUROC and how many sweep trials used it.
+dataset, task, split fingerprint, weights and image size (a *profile*), one row per layer in
+network order with its probe AUROC, LogME, and the sweep's scores per strategy.
 
-Which layer is best: the sweep's own result wins where there is one, because a sweep trial is the
-real classifier (tuned head, optimizer, learning rate) while a probe is a proxy. So in a profile
-with any sweep score, layers are ranked by ``sweep_best_auroc``, and the layers no sweep trial
-used follow, by ``probe_auroc``; in a profile without sweep scores, by ``probe_auroc`` alone.
-``best_by`` names the score that picked the best layer.
+Which layer is best is decided on ONE score that is comparable across the profile's layers, never
+on a mix, and never on the maximum over trials (which rewards the layers a sampler visited most):
+
+- ``probe_auroc`` when ``ocl dictionary build`` scored the profile: the same linear probe on every
+  candidate layer, so all 63 are ranked;
+- otherwise ``sweep_auroc``: a sweep's cross-fitted feature-extraction score (with its 95%
+  interval, :mod:`sweep.answer`); layers with fewer than ``MIN_TRIALS`` sweep trials, or none, are
+  listed but not ranked.
+
+``best_by`` names the score that ranked the profile.
 
 Example:
     >>> frame = dictionary_frame("sqlite:///studies/ocl.db", dataset="nih-cxr14-sample")
@@ -26,14 +31,32 @@ from rich.table import Table
 
 from layers_index import SCORE_KINDS
 from layers_index._store import read_scores
+from sweep.uncertainty import MIN_TRIALS
 
 __all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"]
 
-GROUP = ["dataset", "task", "weights", "image_size"]
+GROUP = ["dataset", "task", "fingerprint", "weights", "image_size"]
 """The columns that identify one profile: scores are comparable only within one."""
 SCORE_COLUMNS = list(SCORE_KINDS)
 """One column per kind of score, in :data:`layers_index.SCORE_KINDS` order."""
-COLUMNS = [*GROUP, "layer", "block", "depth", "layer_index", "channels", *SCORE_COLUMNS, "n_trials", "rank", "best", "best_by"]
+INTERVAL_KINDS = ("probe_auroc", "sweep_auroc", "ft_sweep_auroc")
+INTERVAL_COLUMNS = [f"{kind}_{end}" for kind in INTERVAL_KINDS for end in ("low", "high")]
+"""The 95% interval of each score that has one, e.g. ``sweep_auroc_low``."""
+COLUMNS = [
+    *GROUP,
+    "layer",
+    "block",
+    "depth",
+    "layer_index",
+    "channels",
+    *SCORE_COLUMNS,
+    *INTERVAL_COLUMNS,
+    "n_trials",
+    "ft_n_trials",
+    "rank",
+    "best",
+    "best_by",
+]
 
 
 def dictionary_frame(
@@ -43,22 +66,31 @@ def dictionary_frame(
     task: str | None = None,
     weights: str | None = None,
     image_size: int | None = None,
+    fingerprint: str | None = None,
 ) -> pd.DataFrame:
     """The dictionary as a wide frame with :data:`COLUMNS`, profiles one after another, layers in network order."""
     rows: dict[tuple, dict[str, Any]] = {}
-    for score in read_scores(storage_url, dataset=dataset, task=task, weights=weights, image_size=image_size):
+    found = read_scores(storage_url, dataset=dataset, task=task, weights=weights, image_size=image_size, fingerprint=fingerprint)
+    for score in found:
         key = (*(score[c] for c in GROUP), score["layer"])
         row = rows.setdefault(
             key,
             {
                 **{c: score[c] for c in (*GROUP, "layer", "block", "depth", "layer_index", "channels")},
-                **dict.fromkeys(SCORE_COLUMNS, math.nan),
+                **dict.fromkeys(SCORE_COLUMNS + INTERVAL_COLUMNS, math.nan),
                 "n_trials": 0,
+                "ft_n_trials": 0,
             },
         )
-        row[score["kind"]] = score["value"]
-        if score["kind"].startswith("sweep_"):
+        kind = score["kind"]
+        row[kind] = score["value"]
+        if kind in INTERVAL_KINDS:
+            row[f"{kind}_low"] = math.nan if score["low"] is None else score["low"]
+            row[f"{kind}_high"] = math.nan if score["high"] is None else score["high"]
+        if kind.startswith("sweep_"):
             row["n_trials"] = score["n_trials"]
+        elif kind.startswith("ft_sweep_"):
+            row["ft_n_trials"] = score["n_trials"]
     frame = pd.DataFrame(list(rows.values()), columns=COLUMNS[: COLUMNS.index("rank")])
     frame = frame.sort_values([*GROUP, "layer_index"], kind="stable").reset_index(drop=True)
     frame = frame.astype(
@@ -67,8 +99,9 @@ def dictionary_frame(
             "layer_index": "Int64",
             "channels": "Int64",
             "n_trials": "Int64",
+            "ft_n_trials": "Int64",
             "image_size": "Int64",
-            **dict.fromkeys(SCORE_COLUMNS, "float64"),
+            **dict.fromkeys(SCORE_COLUMNS + INTERVAL_COLUMNS, "float64"),
         }
     )
     ranked = [_rank(profile) for _, profile in frame.groupby(GROUP, sort=False)]
@@ -76,15 +109,16 @@ def dictionary_frame(
 
 
 def _rank(profile: pd.DataFrame) -> pd.DataFrame:
-    """Rank one profile's layers (1 = best) by the rule in the module docstring."""
+    """Rank one profile's layers (1 = best) on one comparable score (see the module docstring)."""
     profile = profile.copy()
-    by_sweep = bool(profile["sweep_best_auroc"].notna().any())
-    key = profile[["sweep_best_auroc", "probe_auroc"]] if by_sweep else profile[["probe_auroc"]]
-    order = key.sort_values(list(key.columns), ascending=False, na_position="last", kind="stable").index
-    scored = [i for i in order if key.loc[i].notna().any()]
+    by = "probe_auroc" if profile["probe_auroc"].notna().any() else "sweep_auroc"
+    eligible = profile[by].notna()
+    if by == "sweep_auroc":  # as in the sweep's answer: too few trials to judge is never ranked
+        eligible &= profile["n_trials"].fillna(0) >= MIN_TRIALS
+    scored = profile.loc[eligible, by].sort_values(ascending=False, kind="stable").index
     profile["rank"] = pd.Series(range(1, len(scored) + 1), index=scored, dtype="Int64").reindex(profile.index)
     profile["best"] = (profile["rank"] == 1).fillna(False).astype(bool)
-    profile["best_by"] = "sweep_best_auroc" if by_sweep else "probe_auroc"
+    profile["best_by"] = by
     return profile
 
 
@@ -108,44 +142,53 @@ def _number(value: Any, digits: int) -> str:
     return "-" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
+def _interval(row: Any, kind: str) -> str:
+    value, low, high = getattr(row, kind), getattr(row, f"{kind}_low"), getattr(row, f"{kind}_high")
+    if pd.isna(value):
+        return "-"
+    return f"{value:.3f}" if pd.isna(low) else f"{value:.3f} [{low:.2f}, {high:.2f}]"
+
+
 def format_tables(frame: pd.DataFrame) -> list[Table]:
-    """One rich table per profile; the best layer is starred and bold."""
+    """One rich table per profile; the best layer is starred and bold; scores with their 95% intervals."""
     tables = []
-    for (dataset, task, weights, image_size), profile in frame.groupby(GROUP, sort=False):
-        by = profile["best_by"].iloc[0].replace("_", " ").replace("auroc", "AUROC")
+    for (dataset, task, fingerprint, weights, image_size), profile in frame.groupby(GROUP, sort=False):
+        by = profile["best_by"].iloc[0]
+        unranked = int(profile["rank"].isna().sum())
+        caption = f"★ best layer by {by.replace('_', ' ').replace('auroc', 'AUROC')}"
+        if unranked:
+            caption += f"; {unranked} layer(s) without that score"
+            caption += f" (or with fewer than {MIN_TRIALS} trials)" if by == "sweep_auroc" else ""
+            caption += " are not ranked"
+        if by == "sweep_auroc":
+            caption += "; `ocl dictionary build` scores all 63 layers with a probe"
         table = Table(
-            title=f"{dataset} · task {task} · weights {weights} · {image_size} px",
-            caption=f"★ best layer, by {by}",
+            title=f"{dataset} · task {task} · split {fingerprint} · weights {weights} · {image_size} px",
+            caption=caption,
             title_justify="left",
         )
-        for name, left in (
-            ("", True),
-            ("depth", False),
-            ("layer", True),
-            ("block", True),
-            ("channels", False),
-            ("probe AUROC", False),
-            ("LogME", False),
-            ("sweep best", False),
-            ("sweep mean", False),
-            ("trials", False),
-            ("rank", False),
-        ):
+        columns = [("", True), ("depth", False), ("layer", True), ("block", True), ("probe AUROC [95% CI]", False)]
+        columns += [("LogME", False), ("sweep FE [95% CI]", False), ("trials", False)]
+        has_ft = bool(profile["ft_sweep_auroc"].notna().any())
+        if has_ft:
+            columns += [("sweep FT [95% CI]", False), ("FT trials", False)]
+        columns += [("rank", False)]
+        for name, left in columns:
             table.add_column(name, justify="left" if left else "right", no_wrap=True)
         for row in profile.itertuples(index=False):
-            table.add_row(
+            cells = [
                 "★" if row.best else "",
                 "-" if pd.isna(row.depth) else str(row.depth),
                 row.layer,
                 row.block,
-                str(row.channels),
-                _number(row.probe_auroc, 4),
+                _interval(row, "probe_auroc"),
                 _number(row.logme, 4),
-                _number(row.sweep_best_auroc, 4),
-                _number(row.sweep_mean_auroc, 4),
+                _interval(row, "sweep_auroc"),
                 str(row.n_trials),
-                "-" if pd.isna(row.rank) else str(row.rank),
-                style="bold" if row.best else None,
-            )
+            ]
+            if has_ft:
+                cells += [_interval(row, "ft_sweep_auroc"), str(row.ft_n_trials)]
+            cells.append("-" if pd.isna(row.rank) else str(row.rank))
+            table.add_row(*cells, style="bold" if row.best else None)
         tables.append(table)
     return tables

@@ -26,11 +26,19 @@ from sweep.layers import CANDIDATES
 from sweep.search_space import is_glob
 from sweep.study import SweepSettings
 
-__all__ = ["enqueue_top_layers"]
+__all__ = ["check_source", "enqueue_top_layers"]
 
 
-def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSettings, k: int = 3) -> list[str]:
-    """Enqueue one trial at each of the ``k`` best allowed layers for the study's dataset, task and size.
+def enqueue_top_layers(
+    study: optuna.Study,
+    storage_url: str,
+    settings: SweepSettings,
+    k: int = 3,
+    *,
+    fingerprint: str | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """Enqueue one trial at each of the ``k`` best allowed layers the dictionary knows.
 
     Args:
         study: the study to enqueue into.
@@ -38,6 +46,11 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSet
         settings: the study's settings; its search space says which layers, strategies and
             weights may be enqueued.
         k: how many layers.
+        fingerprint: the study's split fingerprint. Without ``source``, only the dictionary's
+            entries for this very dataset are used: same name, task, split, weights and size (an
+            entry from another split may have trained on this study's validation or test patients).
+        source: ``--warm-start-from``: another dataset's name, whose profiles (any task or split,
+            same weights and size) are used instead.
 
     Returns:
         The layers enqueued now, best first (empty when the dictionary knows nothing that fits,
@@ -49,7 +62,16 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSet
     weights = list(space.weights)
     if space.fixed_cut_layer is not None:
         return []
-    frame = dictionary_frame(storage_url, dataset=settings.dataset, task=settings.task, image_size=settings.image_size)
+    if source is None:
+        frame = dictionary_frame(
+            storage_url,
+            dataset=settings.dataset,
+            task=settings.task,
+            image_size=settings.image_size,
+            fingerprint=fingerprint,
+        )
+    else:
+        frame = dictionary_frame(storage_url, dataset=source, image_size=settings.image_size)
     frame = frame[frame["weights"].isin(weights) & frame["rank"].notna()]
     frame = frame[frame["layer"].map(space.allows).astype(bool)]
     allowed = [layer for layer in CANDIDATES if space.allows(layer)]
@@ -75,3 +97,19 @@ def enqueue_top_layers(study: optuna.Study, storage_url: str, settings: SweepSet
         if len(seen) == k:
             break
     return enqueued
+
+
+def check_source(storage_url: str, source: str) -> None:
+    """Refuse ``--warm-start-from`` a dataset the dictionary does not hold, listing those it does."""
+    from layers_index._store import read_scores
+    from sweep.errors import OCLError
+    from sweep.storage import sqlite_path
+
+    path = sqlite_path(storage_url)
+    rows = [] if path is not None and not path.exists() else read_scores(storage_url)
+    known = sorted({row["dataset"] for row in rows})
+    if source not in known:
+        raise OCLError(
+            f"--warm-start-from {source}: the OCL dictionary in {storage_url} has no such dataset "
+            f"(datasets: {', '.join(known) or 'none yet'}); run `ocl dictionary build --data ...` for it first"
+        )

@@ -34,14 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from sweep.metrics import counted_outputs
 from sweep.predictions import ValidationSplit, load_predictions, load_validation
 from sweep.summary import completed_trials
-from sweep.uncertainty import LEVEL, N_RESAMPLES, bootstrap_weights, confidence_set, interval, mean_auroc_resampled
+from sweep.uncertainty import LEVEL, MIN_TRIALS, N_RESAMPLES, bootstrap_weights, confidence_set, interval, mean_auroc_resampled
 
-__all__ = ["MIN_TRIALS", "Candidate", "StudyAnswer", "study_answer"]
-
-MIN_TRIALS = 3
-"""Completed trials a candidate needs before it is judged (one or two trials say little about a layer)."""
+__all__ = ["MIN_TRIALS", "Candidate", "CandidateScorer", "StudyAnswer", "small_validation_warning", "study_answer"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +179,39 @@ def small_validation_warning(split: ValidationSplit) -> str | None:
     )
 
 
+class CandidateScorer:
+    """Cross-fitted scores of candidates on one study's validation split, under shared resamples.
+
+    Built once per answer (or per dictionary update); every candidate scored with it sees the same
+    halves and the same patient resamples, so their scores are paired.
+    """
+
+    def __init__(self, split: ValidationSplit, *, n_resamples: int = N_RESAMPLES, seed: int = 0) -> None:
+        self.y = np.asarray(split.targets)
+        self.counted, _ = counted_outputs(self.y)  # the outputs a trial's mean AUROC counts
+        half = _halves(split.patients, seed)
+        self.rows = [np.flatnonzero(half == side) for side in (0, 1)]
+        self.weights = bootstrap_weights(split.patients, n_resamples, seed)
+        self.ones = np.ones((1, len(self.y)), np.float32)
+
+    def _mean(self, rows: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return mean_auroc_resampled(self.y[rows], scores[rows], weights[:, rows], self.counted)
+
+    def score(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[float, np.ndarray]:
+        """A candidate's cross-fitted score and its resampled values, from its trials' predictions."""
+        chosen = []
+        for side in (0, 1):  # choose on the other half, score on this one
+            other = self.rows[1 - side]
+            values = np.asarray([self._mean(other, stored[t], self.ones)[0] for t in trials])
+            chosen.append(trials[int(np.nanargmax(values))] if np.isfinite(values).any() else trials[0])
+        with np.errstate(all="ignore"):
+            point = float(np.nanmean([self._mean(rows, stored[t], self.ones)[0] for rows, t in zip(self.rows, chosen)]))
+            resampled = np.nanmean(
+                np.stack([self._mean(rows, stored[t], self.weights) for rows, t in zip(self.rows, chosen)]), axis=0
+            )
+        return point, resampled
+
+
 def study_answer(
     study: Any,
     storage_url: str,
@@ -213,23 +244,10 @@ def study_answer(
     warning = small_validation_warning(split)
     if warning:
         warnings.append(warning)
-    half = _halves(split.patients, seed)
-    weights = bootstrap_weights(split.patients, n_resamples, seed)
-    ones = np.ones((1, len(y)), np.float32)
-    rows = [np.flatnonzero(half == side) for side in (0, 1)]
-
+    scorer = CandidateScorer(split, n_resamples=n_resamples, seed=seed)
     keys, estimates, resampled, facts = [], [], [], []
     for key, members in groups.items():
-        chosen = []
-        for side in (0, 1):  # choose on the other half, score on this one
-            other = rows[1 - side]
-            values = [mean_auroc_resampled(y[other], stored[t.number][other], ones[:, other])[0] for t, _ in members]
-            chosen.append(members[int(np.nanargmax(values))][0] if np.isfinite(values).any() else members[0][0])
-        point = np.nanmean([mean_auroc_resampled(y[r], stored[t.number][r], ones[:, r])[0] for r, t in zip(rows, chosen)])
-        boot = np.nanmean(
-            np.stack([mean_auroc_resampled(y[r], stored[t.number][r], weights[:, r]) for r, t in zip(rows, chosen)]),
-            axis=0,
-        )
+        point, boot = scorer.score([t.number for t, _ in members], stored)
         best_trial, record = max(members, key=lambda pair: pair[0].value)
         keys.append(key)
         estimates.append(point)

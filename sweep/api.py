@@ -69,6 +69,7 @@ class SweepPlan:
     finished_before: int | None  # finished trials of the study being resumed; None for a new study
     dataset_warnings: tuple[str, ...]  # one line each: patients across splits, per-image splits, empty splits
     dataset_notes: tuple[str, ...]  # one line each: e.g. which class is positive
+    warm_start_from: str | None  # another dataset of the dictionary to warm-start from
     cpu_default_strategies: bool  # strategies fell back to feature extraction because no GPU is visible
 
 
@@ -117,6 +118,7 @@ def plan_sweep(
     split: str = "given",
     positive: str | None = None,
     cv: int | None = None,
+    warm_start_from: str | None = None,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
@@ -137,6 +139,8 @@ def plan_sweep(
         split: ``given`` keeps the data's own split (warning when it puts a patient in two
             splits); ``patient`` re-draws it by patient.
         positive: the positive class of a two-class dataset (default: the one that is not normal).
+        warm_start_from: a dataset in the OCL dictionary whose best layers a warm start tries
+            first (checked here; :func:`execute_sweep` needs ``warm_start=True`` to use it).
         cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
             (K >= 2) instead of on the validation split alone.
 
@@ -194,6 +198,10 @@ def plan_sweep(
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
     check_storage(storage_url)
+    if warm_start_from is not None:
+        from layers_index.warm_start import check_source
+
+        check_source(storage_url, warm_start_from)
     finished_before = None
     database = sqlite_path(storage_url)
     if database is None or database.exists():  # a SQLite file not there yet holds no study: create nothing now
@@ -212,6 +220,7 @@ def plan_sweep(
         finished_before,
         tuple(dataset.warnings),
         (*dataset.notes, *notes),
+        warm_start_from,
         cpu_default,
     )
 
@@ -258,7 +267,13 @@ def execute_sweep(
     if warm_start:
         from layers_index.warm_start import enqueue_top_layers
 
-        enqueued = enqueue_top_layers(study, plan.storage_url, plan.settings)
+        enqueued = enqueue_top_layers(
+            study,
+            plan.storage_url,
+            plan.settings,
+            fingerprint=plan.dataset_info.fingerprint,
+            source=plan.warm_start_from,
+        )
         if on_warm_start is not None:
             on_warm_start(enqueued)
     pool.start()

@@ -48,11 +48,16 @@ def completed_trials(study: optuna.Study) -> list[tuple[Any, TrialRecord]]:
     return pairs
 
 
-def summarize_layers(study: optuna.Study, *, layer: str | None = None, weights: str | None = None) -> list[LayerSummary]:
-    """Best and mean validation AUROC per (cut layer, weights), best first; optionally one layer or weights."""
+def summarize_layers(
+    study: optuna.Study, *, layer: str | None = None, weights: str | None = None, strategy: str | None = None
+) -> list[LayerSummary]:
+    """Best and mean validation AUROC per (cut layer, weights), best first; optionally one layer,
+    weights or strategy only."""
     groups: dict[tuple[str, str], list[tuple[Any, TrialRecord]]] = {}
     for trial, record in completed_trials(study):
-        if (layer is None or record.cut_layer == layer) and (weights is None or record.weights == weights):
+        wanted = (layer, weights, strategy)
+        have = (record.cut_layer, record.weights, record.strategy)
+        if all(w is None or w == h for w, h in zip(wanted, have)):
             groups.setdefault((record.cut_layer, record.weights), []).append((trial, record))
     summaries = []
     for (name, label), pairs in groups.items():

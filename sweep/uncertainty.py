@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "LEVEL",
+    "MIN_TRIALS",
     "N_RESAMPLES",
     "ScoreInterval",
     "bootstrap_weights",
@@ -45,6 +46,8 @@ __all__ = [
     "weighted_auroc",
 ]
 
+MIN_TRIALS = 3
+"""Completed trials a candidate needs before it is judged (one or two trials say little about a layer)."""
 N_RESAMPLES = 1000
 LEVEL = 0.95
 _CHUNK = 128  # resamples per block: bounds memory at full NIH size (128 x 11,000 doubles per array)

@@ -113,6 +113,10 @@ CASES = {
         r"not DenseNet-121 weights \(its layers do not match DenseNet-121's\)",
     ),
     "image size below 32": (lambda t: ["--image-size", "16"], r"--image-size 16: DenseNet-121 needs at least 32 px"),
+    "unknown warm-start dataset": (
+        lambda t: ["--warm-start-from", "chexpert"],
+        r"--warm-start-from chexpert: the OCL dictionary in .* has no such dataset \(datasets: none yet\)",
+    ),
     "one fold": (lambda t: ["--cv", "1"], r"--cv 1: K-fold cross-validation needs 2 or more folds"),
     "zero folds": (lambda t: ["--cv", "0"], r"--cv 0: K-fold cross-validation needs 2 or more folds"),
     "folds with fine-tuning": (

@@ -203,13 +203,14 @@ def test_warm_start_enqueues_the_top_k_allowed_layers(url: str):
 
 def test_warm_start_respects_the_space(url: str):
     write_profile(url, "chest", PROFILE)
+    # a high maximum over trials no longer jumps the queue: the profile ranks on one score, the probe
     upsert_scores(url, dataset_key("chest"), "none", 64, [Score(layer_key(2), "sweep_best_auroc", 0.8, n_trials=4)])
     space = SearchSpace(strategies=("feature_extraction",), cut_layers=("conv2_*", "conv3_block1_concat"), weights=("none",))
     study, settings = sweep_study(url, space)
-    # the swept layer first, then the allowed rest by probe AUROC; relu is better but not allowed
-    assert enqueue_top_layers(study, url, settings, k=3) == ["conv2_block2_concat", "conv3_block1_concat", "conv2_block1_concat"]
+    # the allowed layers by probe AUROC; relu is better but not allowed
+    assert enqueue_top_layers(study, url, settings, k=3) == ["conv3_block1_concat", "conv2_block2_concat", "conv2_block1_concat"]
     # one strategy: not a parameter; the allowed layers skip pool2_pool, so the layer is categorical
-    assert fixed_params(study)[0] == {"cut_layer": "conv2_block2_concat"}
+    assert fixed_params(study)[0] == {"cut_layer": "conv3_block1_concat"}
     single, single_settings = sweep_study(url, SearchSpace(cut_layers=("relu",), weights=("none",)), "single")
     assert enqueue_top_layers(single, url, single_settings) == []  # one cut layer: nothing to choose
     unknown, unknown_settings = sweep_study(url, SearchSpace(weights=("imagenet",)), "imagenet")
@@ -235,3 +236,66 @@ def test_the_score_kinds_are_declared_once():
     from sweep.cli._dictionary import Metric
 
     assert list(SCORE_KINDS) == SCORE_COLUMNS == [m.value for m in Metric]
+
+
+def test_a_dataset_with_another_split_is_another_entry_and_warm_start_keeps_to_its_own(url: str):
+    write_profile(url, "chest", PROFILE)
+    other_split = DatasetKey("chest", "any", "chest x-ray", 100, 50, "f" * 12)  # same name, another --seed
+    upsert_scores(url, other_split, "none", 64, [Score(layer_key(1), "probe_auroc", 0.99)])
+    frame = dictionary_frame(url, dataset="chest")
+    assert sorted(set(frame["fingerprint"])) == ["0" * 12, "f" * 12]  # two profiles, neither overwritten
+    assert frame.loc[frame["fingerprint"] == "0" * 12, "probe_auroc"].tolist() == PROFILE
+    study, settings = sweep_study(url, SearchSpace(strategies=("feature_extraction",), weights=("none",)))
+    # the other split's 0.99 at conv2_block1 may have trained on this split's test patients: ignored
+    assert enqueue_top_layers(study, url, settings, k=1, fingerprint="0" * 12) == ["relu"]
+    upsert_scores(url, dataset_key("ultrasound"), "none", 64, [Score(layer_key(3), "probe_auroc", 0.9)])
+    assert enqueue_top_layers(study, url, settings, k=1, source="ultrasound") == ["conv2_block3_concat"]  # named: used
+
+
+def test_sweep_scores_rank_on_the_cross_fitted_score_per_strategy_with_intervals(url: str):
+    fe = [Score(layer_key(i), "sweep_auroc", v, low=v - 0.1, high=v + 0.1, n_trials=3) for i, v in [(1, 0.70), (4, 0.66)]]
+    best = [Score(layer_key(4), "sweep_best_auroc", 0.95, n_trials=3)]  # a lucky maximum: never ranked on
+    ft = [Score(layer_key(1), "ft_sweep_auroc", 0.75, low=0.6, high=0.9, n_trials=3)]
+    upsert_scores(url, dataset_key("chest"), "none", 64, fe + best + ft)
+    frame = dictionary_frame(url)
+    ranked = frame.dropna(subset=["rank"]).sort_values("rank")
+    assert ranked["layer"].tolist() == ["conv2_block1_concat", "pool2_pool"] and set(frame["best_by"]) == {"sweep_auroc"}
+    row = frame.set_index("layer").loc["conv2_block1_concat"]
+    assert (row["sweep_auroc_low"], row["sweep_auroc_high"], row["n_trials"]) == (pytest.approx(0.6), pytest.approx(0.8), 3)
+    assert (row["ft_sweep_auroc"], row["ft_n_trials"]) == (pytest.approx(0.75), 3)  # fine-tuning kept apart
+
+
+def test_a_version_1_dictionary_is_upgraded_in_place(tmp_path: Path):
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE ocl_schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+            INSERT INTO ocl_schema_version VALUES (1, 1);
+            CREATE TABLE ocl_datasets (id INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, task VARCHAR(200) NOT NULL,
+                modality VARCHAR(100) NOT NULL, images INTEGER NOT NULL, patients INTEGER NOT NULL,
+                fingerprint VARCHAR(64) NOT NULL, CONSTRAINT uq_ocl_dataset_name_task UNIQUE (name, task));
+            CREATE TABLE ocl_layers (id INTEGER PRIMARY KEY, model VARCHAR(100) NOT NULL, name VARCHAR(200) NOT NULL,
+                depth INTEGER, layer_index INTEGER NOT NULL, block VARCHAR(100) NOT NULL, channels INTEGER NOT NULL,
+                stride INTEGER NOT NULL, CONSTRAINT uq_ocl_layer_model_name UNIQUE (model, name));
+            CREATE TABLE ocl_layer_scores (id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES ocl_datasets (id),
+                layer_id INTEGER NOT NULL REFERENCES ocl_layers (id), weights VARCHAR(200) NOT NULL,
+                image_size INTEGER NOT NULL, kind VARCHAR(50) NOT NULL, value FLOAT NOT NULL, n_trials INTEGER NOT NULL,
+                source_study VARCHAR(500), source_trial INTEGER, updated_at DATETIME NOT NULL,
+                CONSTRAINT uq_ocl_score UNIQUE (dataset_id, layer_id, weights, image_size, kind));
+            INSERT INTO ocl_datasets VALUES (1, 'chest', 'any', 'chest x-ray', 100, 50, 'aaaaaaaaaaaa');
+            INSERT INTO ocl_layers VALUES (1, 'densenet121', 'relu', 62, 426, 'final', 1024, 32);
+            INSERT INTO ocl_layer_scores VALUES (1, 1, 1, 'none', 64, 'probe_auroc', 0.7, 0, NULL, NULL, '2026-01-01');
+            INSERT INTO ocl_layer_scores VALUES (2, 1, 1, 'none', 64, 'sweep_best_auroc', 0.9, 5, 's', 3, '2026-01-01');
+            """
+        )
+    url = f"sqlite:///{path}"
+    frame = dictionary_frame(url)
+    assert frame["probe_auroc"].tolist() == [0.7]  # kept
+    assert frame["sweep_best_auroc"].isna().all()  # pooled both strategies: dropped, rewritten by the next trial
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM ocl_schema_version").fetchone() == (SCHEMA_VERSION,)
+    upsert_scores(
+        url, DatasetKey("chest", "any", "chest x-ray", 100, 50, "b" * 12), "none", 64, [Score(layer_key(9), "probe_auroc", 0.5)]
+    )
+    assert len(set(dictionary_frame(url)["fingerprint"])) == 2  # the new unique key holds

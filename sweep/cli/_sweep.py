@@ -86,6 +86,15 @@ CvOption = Annotated[
         "Search",
     ),
 ]
+WarmStartFromOption = Annotated[
+    str | None,
+    _option(
+        "--warm-start-from",
+        "Warm-start from another dataset of the OCL dictionary (its name as `ocl dictionary show` lists it). "
+        "--warm-start alone uses only this dataset's own entries (same split, task, weights and size).",
+        "Search",
+    ),
+]
 LogDirOption = Annotated[Path, typer.Option("--log-dir", help="Folder for the workers' logs.", rich_help_panel="Storage")]
 
 
@@ -107,6 +116,7 @@ def sweep(
     split: SplitOption = SplitMode.given,
     positive: PositiveOption = None,
     cv: CvOption = None,
+    warm_start_from: WarmStartFromOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -131,12 +141,13 @@ def sweep(
         split=split.value,
         positive=positive,
         cv=cv,
+        warm_start_from=warm_start_from,
     )
     progress = _SweepProgress(plan.finished_before or 0)
     try:
         result = execute_sweep(
             plan,
-            warm_start=warm_start,
+            warm_start=warm_start or warm_start_from is not None,
             log_dir=log_dir,
             on_ready=lambda: _print_plan(plan, err_console if format is OutputFormat.json else console),
             on_progress=progress.update,
