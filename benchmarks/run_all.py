@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_image_cache", "bench_feature_bank", "bench_dictionary_build", "bench_sweep")
+BENCHMARKS = ("bench_image_cache", "bench_feature_bank", "bench_dictionary_build", "bench_sweep", "bench_uncertainty")
 
 
 def main() -> None:
