@@ -121,6 +121,12 @@ def sweep(
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
 
+    Stopping: every trial keeps its best epoch and stops after `patience` epochs without a better
+    validation AUROC. The median pruner stops a trial below the median of finished trials of the SAME
+    strategy and epoch budget (after 5 of them, not in the first quarter of its budget); a trial is
+    never pruned after its last epoch. The answer printed at the end is the cross-fitted score of each
+    (strategy, layer) with its 95% interval and the set of layers the data cannot tell apart.
+
     Example: ocl sweep --trials 200 --devices 0,1
     """
     from sweep.api import execute_sweep, plan_sweep
