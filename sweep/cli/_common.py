@@ -66,6 +66,40 @@ PositiveOption = Annotated[
     ),
 ]
 
+LabelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        metavar="FORMAT",
+        help="How to read a CSV given as --data: chexpert (Path, Frontal/Lateral, AP/PA and one column per finding "
+        "holding 1, 0, -1 = uncertain, or blank) or generic (path,label[,patient,split]). Default: detected from the "
+        "header, and ocl data info says what it detected.",
+        show_default=False,
+        rich_help_panel="Data",
+    ),
+]
+UncertainOption = Annotated[
+    str | None,
+    typer.Option(
+        "--uncertain",
+        metavar="POLICY",
+        help="What a CheXpert-style uncertain label (-1) becomes: ones (U-Ones, positive), zeros (U-Zeros, negative) or "
+        "ignore (U-Ignore: left out of the loss and AUROC). Default: ones. Blank cells are negative.",
+        show_default=False,
+        rich_help_panel="Data",
+    ),
+]
+ViewOption = Annotated[
+    str | None,
+    typer.Option(
+        "--view",
+        metavar="VIEW",
+        help="Which images of a CheXpert-style table to keep: frontal (AP or PA), lateral or all. Default: all.",
+        show_default=False,
+        rich_help_panel="Data",
+    ),
+]
+
 
 class OutputFormat(str, Enum):
     table = "table"

@@ -11,12 +11,15 @@ from sweep.cli._common import (
     DataOption,
     FormatOption,
     ImageSizeOption,
+    LabelsOption,
     OutputFormat,
     PositiveOption,
     SeedOption,
     SplitMode,
     SplitOption,
     TaskOption,
+    UncertainOption,
+    ViewOption,
     console,
     new_table,
     print_json,
@@ -39,14 +42,17 @@ def info(
     seed: SeedOption = 0,
     split: SplitOption = SplitMode.given,
     positive: PositiveOption = None,
+    labels: LabelsOption = None,
+    uncertain: UncertainOption = None,
+    view: ViewOption = None,
 ) -> None:
     """Images, patients, splits and patients shared between them, prevalence, and the majority-class accuracy to beat.
 
-    Example: ocl data info --task binary:Pneumonia
+    Example: ocl data info --task binary:Pneumonia; ocl data info --data CheXpert-v1.0-small/train.csv --view frontal
     """
     from sweep.data import load_dataset, summarize
 
-    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive)
+    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive, labels=labels, uncertain=uncertain, view=view)
     summary = summarize(dataset, task)
     for message in dataset.warnings:
         warn(message)
@@ -72,9 +78,11 @@ def info(
         )
     else:
         console.print("no patient IDs: each image counts as its own patient, so the splits are per image", highlight=False)
-    prevalence = new_table("Prevalence", "finding", "images", "share")
+    unknown = summary["unknown_labels"]
+    prevalence = new_table("Prevalence", "finding", "images", "share", *(["unknown (--uncertain ignore)"] if unknown else []))
     for name, share in sorted(summary["prevalence"].items(), key=lambda kv: -kv[1]):
-        prevalence.add_row(name, f"{round(share * summary['images']):,}", f"{share:.1%}")
+        extra = [f"{unknown.get(name, 0):,}"] if unknown else []
+        prevalence.add_row(name, f"{round(share * summary['images']):,}", f"{share:.1%}", *extra)
     console.print(prevalence)
     chosen = summary["task"]
     console.print(
@@ -92,10 +100,13 @@ def prepare(
     seed: SeedOption = 0,
     split: SplitOption = SplitMode.given,
     positive: PositiveOption = None,
+    labels: LabelsOption = None,
+    uncertain: UncertainOption = None,
+    view: ViewOption = None,
 ) -> None:
     """Decode every image once into the memory-mapped image cache (reused by every trial).
 
-    Example: ocl data prepare --data ~/ChestX-ray14 --image-size 224
+    Reads PNG, JPEG, BMP, TIFF, GIF, WebP and DICOM. Example: ocl data prepare --data ~/ChestX-ray14 --image-size 224
     """
     from sweep.data import load_dataset
     from sweep.errors import OCLError
@@ -103,9 +114,11 @@ def prepare(
 
     if method not in RESIZE_METHODS:
         raise OCLError(f"--resize {method}: unknown method; use one of {', '.join(RESIZE_METHODS)}")
-    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive)
+    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive, labels=labels, uncertain=uncertain, view=view)
     for message in dataset.warnings:
         warn(message)
+    for note in dataset.notes:  # e.g. what label format was detected, which class is positive
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     start = time.perf_counter()
     cache = load_image_cache(dataset.paths, image_size, method=method)
     seconds = time.perf_counter() - start

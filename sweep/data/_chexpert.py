@@ -232,7 +232,6 @@ def load_chexpert(
             f"label table read as CheXpert-style (a Path column and {len(findings)} finding columns: 1, 0, -1 or blank), "
             "detected from its header; pass --labels chexpert to say so, or --labels generic for a path,label CSV"
         )
-    notes.append(_uncertain_note(values, policy, uncertain is not None))
     keep = np.ones(len(raw), dtype=bool)
     if chosen_view != "all":
         if view_source is None:
@@ -244,9 +243,9 @@ def load_chexpert(
         if not keep.any():
             raise OCLError(f"--view {chosen_view}: {csv_path} has no {chosen_view} image; pass --view all or another view")
     view_note = _view_note(views, view_source, chosen_view, int(keep.sum()))
-    notes += [view_note] if view_note else []
-
     raw, values, views = raw[keep].reset_index(drop=True), values[keep], views[keep]
+    notes.append(_uncertain_note(values, policy, uncertain is not None))  # of the images kept
+    notes += [view_note] if view_note else []
     relative = raw[path_column].str.strip()
     paths, base = _resolve_paths(relative, csv_path)
     missing = [p for p in paths if not Path(p).is_file()]
