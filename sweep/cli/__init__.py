@@ -22,7 +22,7 @@ app = typer.Typer(
     "augmentation make the best medical-image classifier.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 app.add_typer(_data.app, name="data")
 app.command(name="layers")(_layers.layers)

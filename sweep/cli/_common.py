@@ -25,7 +25,7 @@ TaskOption = Annotated[
     str | None,
     typer.Option(
         "--task",
-        help="any (finding vs No Finding), binary:<Finding> (e.g. binary:Pneumonia) or multilabel. "
+        help="any (finding vs No Finding), binary:FINDING (e.g. binary:Pneumonia) or multilabel. "
         "Default: any for ChestX-ray14.",
         show_default=False,
         rich_help_panel="Data",
