@@ -259,9 +259,9 @@ def test_a_value_outside_1_0_minus1_blank_is_refused(tmp_path, value, shown):
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        ({"uncertain": "maybe"}, "--uncertain maybe: unknown policy for uncertain (-1) labels for {csv}; use ones, zeros, ignore"),
-        ({"view": "oblique"}, "--view oblique: unknown view for {csv}; use all, frontal, lateral"),
-        ({"labels": "mimic"}, "--labels mimic: unknown label format for {csv}; use chexpert, generic"),
+        ({"uncertain": "maybe"}, "--uncertain maybe: unknown policy for the uncertain (-1) labels for {csv}; use ones (U-Ones"),
+        ({"view": "oblique"}, "--view oblique: unknown view for {csv}; use frontal, lateral or all"),
+        ({"labels": "mimic"}, "--labels mimic: unknown label format for {csv}; use chexpert (Path and finding columns)"),
         ({"labels": "generic"}, "label file {csv} lacks the column(s) label"),
     ],
 )

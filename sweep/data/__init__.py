@@ -69,13 +69,13 @@ LABEL_FORMATS: dict[str, str] = {
 """``--labels``: how to read a CSV given as ``--data`` (None: detect it from the header)."""
 
 
-def _choice(option: str, value: str | None, choices, where: object, meaning: str) -> str | None:
+def _choice(option: str, value: str | None, choices, where: object, meaning: str, use: str) -> str | None:
     """``value`` lower-cased if it is one of ``choices``; an OCLError naming the data otherwise."""
     if value is None:
         return None
     value = str(getattr(value, "value", value)).strip().lower()
     if value not in choices:
-        raise OCLError(f"{option} {value}: unknown {meaning} for {where}; use {', '.join(choices)}")
+        raise OCLError(f"{option} {value}: unknown {meaning} for {where}; use {use}")
     return value
 
 
@@ -120,9 +120,18 @@ def load_dataset(
     options = {"seed": seed, "split": split, "positive": positive}
     path = None if data is None else Path(data).expanduser()
     where = "the embedded NIH sample" if path is None else path
-    labels = _choice("--labels", labels, tuple(LABEL_FORMATS), where, "label format")
-    uncertain = _choice("--uncertain", uncertain, tuple(UNCERTAIN_POLICIES), where, "policy for uncertain (-1) labels")
-    view = _choice("--view", view, VIEWS, where, "view")
+    labels = _choice(
+        "--labels", labels, LABEL_FORMATS, where, "label format", "chexpert (Path and finding columns) or generic (path,label)"
+    )
+    uncertain = _choice(
+        "--uncertain",
+        uncertain,
+        UNCERTAIN_POLICIES,
+        where,
+        "policy for the uncertain (-1) labels",
+        "ones (U-Ones: positive), zeros (U-Zeros: negative) or ignore (U-Ignore: left out)",
+    )
+    view = _choice("--view", view, VIEWS, where, "view", "frontal, lateral or all")
     if path is not None and not path.exists():
         raise OCLError(
             f"--data {path}: no such file or directory; pass an NIH ChestX-ray14 folder, a class-folder directory or a CSV"
