@@ -1,5 +1,11 @@
 """The OCL dictionary: an index of how good each layer's features are, per dataset, task and weights.
 
+Three names, one thing: users say "the OCL dictionary" (``ocl dictionary build/show/plot/compare``),
+the code calls its package ``layers_index`` (an index keyed by layer), and the database holds it in
+the tables prefixed ``ocl_`` (``ocl_datasets``, ``ocl_layers``, ``ocl_layer_scores``, and the
+version row in ``ocl_schema_version``). Its sister package :mod:`sweep` runs the studies that feed
+it and never imports it back, except in the worker's dictionary callback.
+
 It lives in the same database as the Optuna storage (tables prefixed ``ocl_``), so one SQLite
 file or one PostgreSQL database holds a sweep's whole story. Sweeps feed it through
 :func:`dictionary_callback`; ``ocl dictionary build`` (:func:`build_dictionary`) scores every
