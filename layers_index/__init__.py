@@ -4,7 +4,7 @@ Three names, one thing: users say "the OCL dictionary" (``ocl dictionary build/s
 the code calls its package ``layers_index`` (an index keyed by layer), and the database holds it in
 the tables prefixed ``ocl_`` (``ocl_datasets``, ``ocl_layers``, ``ocl_layer_scores``, and the
 version row in ``ocl_schema_version``). Its sister package :mod:`sweep` runs the studies that feed
-it; only sweep's edges (``sweep.api`` and the CLI: the workers' callback, warm start) import it,
+it; only sweep's edges (``sweep.api``, the CLI and the report: the workers' callback, warm start, the profile plot) import it,
 never the engine modules.
 
 It lives in the same database as the Optuna storage (tables prefixed ``ocl_``), so one SQLite
