@@ -4,7 +4,8 @@ A sweep only learns about the layers its trials happen to visit. The build score
 feature bank (one forward pass, cached and shared with the sweep) with two cheap measures: a
 linear probe (fit on train, AUROC on validation) and LogME (evidence on train; it needs no
 held-out data). The splits are the dataset's patient-wise ones, so the probe is never scored on a
-patient it was fitted on.
+patient it was fitted on, and its regularisation is chosen by patient-wise folds of the training
+rows alone (the same folds for every layer), never on validation.
 Everything is scored before anything is written, and written in one transaction: an interrupted
 build leaves the dictionary as it was.
 
@@ -24,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from layers_index.logme import logme
-from layers_index.probe import linear_probe
+from layers_index.probe import linear_probe, patient_folds
 from sweep.tasks import check_scorable
 from sweep.weights import parse_weights
 
@@ -41,6 +42,7 @@ class LayerScores:
     channels: int
     probe_auroc: float
     logme: float
+    probe_c: tuple[float, ...] = ()  # the probe's C per output, chosen by patient-wise CV on train
 
 
 def build_dictionary(
@@ -86,10 +88,11 @@ def build_dictionary(
 
     results: list[LayerScores] = []
     scores: list[Score] = []
-    for info, probe_auroc, evidence in _score_layers(bank, infos, targets, train, val, seed):
+    patients = dataset.table["patient"].to_numpy(dtype=object)[train]  # None: unknown, each image its own patient
+    for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed):
         key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, info.stride)
-        scores += [Score(key, "probe_auroc", probe_auroc), Score(key, "logme", evidence)]
-        results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe_auroc, evidence))
+        scores += [Score(key, "probe_auroc", probe.auroc), Score(key, "logme", evidence)]
+        results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe.auroc, evidence, probe.c))
     key = DatasetKey(
         dataset.name,
         parsed_task.name,
@@ -105,19 +108,23 @@ def build_dictionary(
 # The probe's and LogME's matrix products are small: on a two-core machine one BLAS thread is
 # several times faster than two (an SVD of 487 x 1024 takes 0.1 s on one thread, 0.3 s on two).
 @threadpool_limits.wrap(limits=1, user_api="blas")
-def _score_layers(bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, seed: int):
-    """Probe AUROC and LogME of every layer, with a progress bar: a list of (info, probe, logme)."""
+def _score_layers(bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, patients: np.ndarray, seed: int):
+    """Probe and LogME of every layer, with a progress bar: a list of (info, ProbeResult, logme).
+
+    The probe's patient-wise folds depend on the labels and patients only, so they are drawn once.
+    """
     from sweep._progress import rate_progress, rate_text
 
     scored = []
     fitted = [k for k in range(targets.shape[1]) if targets[train, k].min() != targets[train, k].max()]
+    folds = patient_folds(targets[train], patients, seed=seed)
     with rate_progress() as bar:
         task = bar.add_task("scoring layers", total=len(infos), rate="")
         start = time.perf_counter()
         for done, info in enumerate(infos, start=1):
             features = np.asarray(bank.features(info.name), dtype=np.float64)
-            probe = linear_probe(features[train], targets[train], features[val], targets[val], seed=seed)
+            probe = linear_probe(features[train], targets[train], features[val], targets[val], folds=folds)
             evidence = logme(features[train], targets[train][:, fitted])  # as the probe, skip one-class outputs
-            scored.append((info, probe.auroc, evidence))
+            scored.append((info, probe, evidence))
             bar.update(task, advance=1, rate=rate_text(done, time.perf_counter() - start, "layer"))
     return scored

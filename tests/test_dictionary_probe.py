@@ -1,4 +1,4 @@
-"""The linear probe's AUROC is scikit-learn's, on the probe's own predictions."""
+"""The linear probe: scikit-learn's logistic regression and AUROC, with C chosen by patient-wise CV on train only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from layers_index.probe import linear_probe
+from layers_index.probe import CS, DEFAULT_C, FOLDS, linear_probe, patient_folds
 
 
 def data(seed: int, outputs: int = 1) -> tuple[np.ndarray, ...]:
@@ -29,12 +29,114 @@ def test_probe_auroc_is_sklearn_roc_auc_on_its_predictions(outputs):
     assert 0.6 < result.auroc <= 1.0  # the labels depend on the features: the probe must find that
 
 
-def test_probe_predictions_are_a_standardised_balanced_logistic_regression():
+@pytest.mark.parametrize("c", [1e-3, 1.0, 10.0])
+@pytest.mark.parametrize("wide", [False, True])
+def test_probe_predictions_are_a_standardised_balanced_logistic_regression(c, wide):
+    """Behaviour changed on purpose: C is no longer fixed at 1; at a given C the fit is scikit-learn's."""
     x_train, y_train, x_val, y_val = data(1)
-    result = linear_probe(x_train, y_train, x_val, y_val)
-    reference = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
+    if wide:  # more channels than training rows, as in most DenseNet layers: the fit runs in the rows' span
+        rng = np.random.default_rng(11)
+        x_train, x_val = (np.hstack([x, rng.normal(size=(len(x), 300)) * 3 + 1]) for x in (x_train, x_val))
+    result = linear_probe(x_train, y_train, x_val, y_val, cs=(c,))
+    assert result.c == (c,)
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=100_000, tol=1e-12))
     reference.fit(x_train, y_train[:, 0].astype(int))
     np.testing.assert_allclose(result.predictions[:, 0], reference.predict_proba(x_val)[:, 1], rtol=1e-4, atol=1e-6)
+
+
+def patients(n: int, seed: int) -> np.ndarray:
+    """Patient ids with 1-4 images each, in shuffled order."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n), rng.integers(1, 5, n))[:n]
+    return np.array([f"p{i}" for i in rng.permutation(ids)], dtype=object)
+
+
+def test_c_is_the_argmax_of_a_patient_wise_cv_done_by_hand_with_scikit_learn():
+    x_train, y_train, x_val, y_val = data(3)
+    groups = patients(len(x_train), 3)
+    result = linear_probe(x_train, y_train, x_val, y_val, groups=groups, seed=4)
+    (folds,) = patient_folds(y_train, groups, seed=4)
+    assert len(folds) == FOLDS
+    by_hand = []
+    for c in CS:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=100_000, tol=1e-12))
+        held_out = []
+        for fit, held in folds:
+            model.fit(x_train[fit], y_train[fit, 0].astype(int))
+            held_out.append(roc_auc_score(y_train[held, 0], model.decision_function(x_train[held])))
+        by_hand.append(np.mean(held_out))
+    # The probe standardises once on all of train (features only); by hand each fold refits the
+    # scaler. Both must pick the same C on this problem, with the same held-out AUROC to 1e-2.
+    assert result.c == (CS[int(np.argmax(by_hand))],)
+    assert result.cv_auroc[0] == pytest.approx(max(by_hand), abs=1e-2)
+
+
+def test_validation_rows_never_influence_c():
+    x_train, y_train, x_val, y_val = data(5, outputs=3)
+    groups = patients(len(x_train), 5)
+    result = linear_probe(x_train, y_train, x_val, y_val, groups=groups)
+    rng = np.random.default_rng(6)
+    for other_y, other_x in [
+        (y_val[rng.permutation(len(y_val))], x_val),
+        (1 - y_val, x_val),
+        (y_val, rng.normal(size=x_val.shape) * 100),
+        (y_val[:10], x_val[:10]),
+    ]:
+        again = linear_probe(x_train, y_train, other_x, other_y, groups=groups)
+        assert again.c == result.c and again.cv_auroc == result.cv_auroc
+    assert len(set(result.c)) >= 1 and all(c in CS for c in result.c)
+
+
+def test_the_fits_see_only_fold_rows_of_train(monkeypatch):
+    """A spy on the solver: every CV fit gets exactly one fold's training rows, the refit all of train."""
+    import layers_index.probe as probe
+
+    x_train, y_train, x_val, y_val = data(7)
+    seen: list[int] = []
+    real = probe._fit
+    monkeypatch.setattr(probe, "_fit", lambda z, y, *rest: seen.append(len(z)) or real(z, y, *rest))
+    linear_probe(x_train, y_train, x_val, y_val, seed=2)
+    (folds,) = patient_folds(y_train, seed=2)
+    assert seen == [len(fit) for fit, _ in folds for _ in CS] + [len(x_train)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_folds_never_split_a_patient_and_every_fold_holds_both_classes(seed):
+    _, y_train, _, _ = data(seed, outputs=3)
+    groups = patients(len(y_train), seed)
+    groups[::17] = None  # unknown patients: each image its own
+    for k, folds in enumerate(patient_folds(y_train, groups, seed=seed)):
+        held_rows = np.concatenate([held for _, held in folds])
+        assert sorted(held_rows) == list(range(len(y_train)))  # a partition of the training rows
+        for fit, held in folds:
+            assert not set(groups[fit]) - {None} & set(groups[held]) - {None}
+            assert not set(groups[fit]) & set(groups[held]) - {None}
+            assert y_train[held, k].min() == 0 and y_train[held, k].max() == 1
+
+
+def test_rare_outputs_get_fewer_folds_or_the_default_c():
+    x_train, y_train, x_val, y_val = data(8, outputs=2)
+    groups = np.array([f"p{i // 2}" for i in range(len(x_train))], dtype=object)  # two images per patient
+    y_train = y_train.copy()
+    y_train[:, 1] = 0
+    y_train[[0, 1, 10], 1] = 1  # 3 positive images, 2 positive patients: 2 folds
+    folds = patient_folds(y_train, groups)
+    assert len(folds[0]) == FOLDS and len(folds[1]) == 2
+    y_train[10, 1] = 0  # one positive patient: no CV, the default C
+    result = linear_probe(x_train, y_train, x_val, y_val, groups=groups)
+    assert result.c[1] == DEFAULT_C and np.isnan(result.cv_auroc[1]) and not np.isnan(result.cv_auroc[0])
+
+
+def test_bad_arguments_are_refused_with_the_argument_named():
+    x_train, y_train, x_val, y_val = data(9)
+    with pytest.raises(ValueError, match="groups: 3 entries"):
+        linear_probe(x_train, y_train, x_val, y_val, groups=["a", "b", "c"])
+    with pytest.raises(ValueError, match="cs="):
+        linear_probe(x_train, y_train, x_val, y_val, cs=(1.0, 0.1))
+    with pytest.raises(ValueError, match="n_splits=1"):
+        patient_folds(y_train, n_splits=1)
+    with pytest.raises(ValueError, match="folds: 2 outputs"):
+        linear_probe(x_train, y_train, x_val, y_val, folds=[[], []])
 
 
 def test_outputs_with_one_class_are_left_out_of_the_mean():
