@@ -21,7 +21,9 @@ import pytest
 
 from layers_index import build_dictionary, dictionary_callback, dictionary_frame
 from layers_index._store import read_scores
+from sweep.data import load_dataset
 from sweep.layers import is_candidate
+from sweep.records import DatasetInfo
 from sweep.search_space import SearchSpace
 from sweep.storage import open_storage
 from sweep.study import SweepSettings, create_or_resume
@@ -95,7 +97,7 @@ def test_show_table_and_csv(built: Built, ocl):
     starred = [line for line in table.stdout.splitlines() if "★" in line and "_" in line]
     assert len(starred) == 1 and best.layer in starred[0]
     csv = ocl("dictionary", "show", "--storage", built.url, "--format", "csv", "--weights", "none")
-    assert csv.stdout.splitlines()[0].startswith("dataset,task,weights,image_size,layer,block,depth")
+    assert csv.stdout.splitlines()[0].startswith("dataset,task,fingerprint,weights,image_size,layer,block,depth")
     assert len(csv.stdout.splitlines()) == 64
     missing = ocl("dictionary", "show", "--storage", built.url, "--weights", "imagenet")
     assert missing.returncode == 2 and "no dictionary rows match" in missing.stderr
@@ -122,6 +124,8 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
         data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0, space=SearchSpace(weights=("none",))
     )
     study = create_or_resume(open_storage(url, heartbeat=False), "dictionary-test", settings, len(plan))
+    for key, value in DatasetInfo.of(load_dataset()).to_user_attrs().items():  # as ocl sweep does: the same split
+        study.set_user_attr(key, value)
     for layer, _ in plan:
         study.enqueue_trial({"cut_layer": layer})
 
@@ -129,6 +133,7 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
         layer = trial.suggest_categorical("cut_layer", list(meta.index))
         info = meta.loc[layer]
         for name, value in {
+            "strategy": "feature_extraction",
             "cut_layer": layer,
             "weights": "none",
             "layer_depth": int(info.depth),
@@ -148,17 +153,19 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
     study.optimize(objective, n_trials=len(plan), callbacks=[dictionary_callback(url)], catch=(RuntimeError,))
 
     frame = dictionary_frame(url).set_index("layer")
+    assert len(frame) == 63  # one profile: the sweep's scores joined the build's (same split fingerprint)
     swept = frame[frame["sweep_best_auroc"].notna()]
     assert set(swept.index) == {"conv4_block3_concat", "relu"}  # not the pruned or the failed trial's layer
     assert swept.loc["conv4_block3_concat", "sweep_best_auroc"] == pytest.approx(0.67)
     assert swept.loc["conv4_block3_concat", "sweep_mean_auroc"] == pytest.approx(0.64)
     assert swept.loc["conv4_block3_concat", "n_trials"] == 2 and swept.loc["relu", "n_trials"] == 1
     assert frame["probe_auroc"].notna().sum() == 63  # the build's scores are still there
+    # Dictionary v2: a built profile ranks on the probe alone, never on a maximum over trials.
     best = frame[frame["best"]]
-    assert list(best.index) == ["conv4_block3_concat"] and best["best_by"].iloc[0] == "sweep_best_auroc"
-    assert frame.loc["relu", "rank"] == 2  # swept layers first, then the rest by probe AUROC
-    unswept = frame[frame["sweep_best_auroc"].isna()].sort_values("rank")
-    assert list(unswept["probe_auroc"]) == sorted(unswept["probe_auroc"], reverse=True)
+    assert list(best.index) == [frame["probe_auroc"].idxmax()] and best["best_by"].iloc[0] == "probe_auroc"
+    ranked = frame.sort_values("rank")
+    assert list(ranked["rank"]) == list(range(1, 64))
+    assert list(ranked["probe_auroc"]) == sorted(frame["probe_auroc"], reverse=True)
 
 
 @pytest.mark.skipif(
