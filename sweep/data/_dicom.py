@@ -116,25 +116,28 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_complete(ds, path: Path, size: int) -> None:
     """Refuse a truncated file, and one without pixel data, each with its own message."""
-    end = 0
+    end, last_defined = 0, True
     for tag in ds.keys():
-        element = ds.get_item(tag)
+        element = ds.get_item(tag, keep_deferred=True)  # reading a deferred value here would defeat deferring it
         tell, length = getattr(element, "value_tell", None), getattr(element, "length", None)
-        if tell is not None and length is not None and length != _UNDEFINED_LENGTH:
-            end = max(end, tell + length)
+        if tell is not None and length is not None:
+            last_defined = length != _UNDEFINED_LENGTH
+            if last_defined:
+                end = max(end, tell + length)
+    again = "copy or download it again, or remove it (or its row) from the dataset"
     if end > size:
-        raise OCLError(
-            f"image {path} is a truncated DICOM file ({size:,} bytes, its elements run to byte {end:,}); "
-            "copy or download it again, or remove it (or its row) from the dataset"
-        )
+        raise OCLError(f"image {path} is a truncated DICOM file ({size:,} bytes, its elements run to byte {end:,}); {again}")
+    if last_defined and 0 < size - end < 8:  # pydicom stops quietly at a partial element header
+        raise OCLError(f"image {path} is a truncated DICOM file (it ends inside an element, at byte {size:,}); {again}")
     if any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         return
-    if "Rows" in ds and "Columns" in ds:
-        raise OCLError(
-            f"image {path} is a truncated DICOM file: it describes a {ds.Rows}x{ds.Columns} image but its pixel data "
-            f"is missing ({size:,} bytes); copy or download it again, or remove it (or its row) from the dataset"
-        )
     kind = _sop_class(ds)
+    if ("Rows" in ds and "Columns" in ds) or "Image Storage" in kind:
+        shape = f"a {ds.Rows}x{ds.Columns} image" if "Rows" in ds and "Columns" in ds else f"an image ({kind})"
+        raise OCLError(
+            f"image {path} is a truncated DICOM file: it describes {shape} but its pixel data is missing "
+            f"({size:,} bytes); {again}"
+        )
     raise OCLError(
         f"image {path} is a DICOM file without pixel data ({kind}), not an image; remove it (or its row) from the dataset"
     )
@@ -177,9 +180,9 @@ def _check_decodable(ds, path: Path) -> None:
         decoder = None
     if decoder is None or not decoder.is_available:
         raise OCLError(
-            f"image {path}: DICOM transfer syntax {syntax.name} ({syntax}) is not supported; OCL decodes uncompressed, "
-            "deflated, RLE, JPEG, JPEG-LS and JPEG 2000 pixel data, so convert the file (e.g. `gdcmconv --raw IN OUT` "
-            "or `dcmdjpeg IN OUT`) or remove it (or its row) from the dataset"
+            f"image {path} uses the DICOM transfer syntax {syntax.name} ({syntax}), which OCL cannot decode; it decodes "
+            "uncompressed, deflated, RLE, JPEG, JPEG-LS and JPEG 2000 pixel data, so convert the file "
+            "(e.g. `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`) or remove it (or its row) from the dataset"
         )
 
 
@@ -260,8 +263,8 @@ def _voi(values: np.ndarray, ds) -> np.ndarray:
         item = ds.VOILUTSequence[0]
         lut = np.asarray(item.LUTData, dtype=np.float64).ravel()
         low, high = float(lut.min()), float(lut.max())
-        if high > low:
-            mapped = np.asarray(apply_voi(values, ds, index=0), dtype=np.float64)
+        if high > low:  # the LUT is indexed by (integer) modality values
+            mapped = np.asarray(apply_voi(np.rint(values).astype(np.int64), ds, index=0), dtype=np.float64)
             return (mapped - low) * (255.0 / (high - low))
     if "WindowCenter" in ds and "WindowWidth" in ds and ds.WindowCenter is not None and ds.WindowWidth is not None:
         center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
