@@ -83,6 +83,7 @@ def test_rgba_originals_keep_their_gray_values(originals):
 
 
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    # It spans 0..65535, so its own range is the full 16-bit range: 65535 -> 255, like /257.
     wide = (np.arange(64 * 64, dtype=np.uint32) * 16 % 65536).astype(np.uint16).reshape(64, 64)
     wide[0, :4] = [0, 65535, 32896, 385]  # 0 -> 0, max -> 255, mid-gray -> 128, 385/257=1.498 -> 1
     path = tmp_path / "sixteen.png"
@@ -96,6 +97,46 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     np.testing.assert_array_equal(pixels, np.rint(wide / 257).astype(np.uint8))
     cache = load_image_cache([str(path)], 64)
     np.testing.assert_array_equal(cache.images[0], pixels)
+
+
+def own_range(values: np.ndarray) -> np.ndarray:
+    """Darkest pixel to 0, brightest to 255, linearly: what a 16-bit or float image is stored as."""
+    wide = values.astype(np.float64)
+    return np.rint((wide - wide.min()) * 255.0 / (wide.max() - wide.min())).astype(np.uint8)
+
+
+SIXTEEN_BIT_SAVERS = {
+    "PNG": lambda wide, path: Image.fromarray(wide).save(path.with_suffix(".png")) or path.with_suffix(".png"),
+    "TIFF": lambda wide, path: Image.fromarray(wide).save(path.with_suffix(".tif")) or path.with_suffix(".tif"),
+    "TIFF big-endian": lambda wide, path: (
+        Image.fromarray(wide.astype(">u2")).save(path.with_suffix(".tiff")) or path.with_suffix(".tiff")
+    ),
+    "TIFF 32-bit float": lambda wide, path: (
+        Image.fromarray(wide.astype(np.float32) / 4096).save(path.with_suffix(".tif")) or path.with_suffix(".tif")
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(SIXTEEN_BIT_SAVERS))
+def test_wide_images_are_scaled_by_their_own_range(tmp_path, cache_dir, kind):
+    """12-bit X-ray data in a 16-bit file (values 100..4180): 65535 -> 255 would store it nearly black."""
+    names = sorted(p.name for p in SAMPLE_IMAGES.glob("*.png"))[:4]
+    paths = []
+    for index, name in enumerate(names):
+        gray = np.asarray(Image.open(SAMPLE_IMAGES / name))
+        wide = gray.astype(np.uint16) * 16 + 100
+        path = SIXTEEN_BIT_SAVERS[kind](wide, tmp_path / f"{index}")
+        with Image.open(path) as image:
+            assert image.mode in ("I;16", "I;16B", "I", "F"), image.mode  # really wider than 8 bits
+        pixels = decode_image(path, 256)
+
+        np.testing.assert_array_equal(pixels, own_range(wide), err_msg=f"{kind} {name}")
+        assert np.abs(pixels.astype(int) - own_range(gray).astype(int)).max() <= 1  # the 8-bit image, stretched
+        assert float(pixels.mean()) > 4 * float(np.rint(wide / 257).mean())  # not the dark /257 image
+        paths.append(str(path))
+    cache = load_image_cache(paths, 64)
+    for index, path in enumerate(paths):
+        np.testing.assert_array_equal(cache.images[index], decode_image(path, 64))
 
 
 def test_eight_bit_image_at_its_own_size_is_unchanged():
