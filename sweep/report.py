@@ -1078,7 +1078,9 @@ def render_html(data: ReportData) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}</p>" + "\n".join(sections) + f"</main>{PRINT_JS}</body></html>"
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}</p>"
+        + "\n".join(sections)
+        + f"</main>{PRINT_JS if figures.count else ''}</body></html>"
     )
 
 
