@@ -32,7 +32,7 @@ from sweep.data import load_dataset
 from sweep.errors import OCLError
 from sweep.records import DatasetInfo, TrialRecord
 from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
-from sweep.search_space import load_search_space
+from sweep.search_space import SearchSpace, load_search_space
 from sweep.storage import check_storage, open_storage, sqlite_path
 from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_settings, load_study
 from sweep.summary import LayerSummary, completed_trials, summarize_layers
@@ -148,41 +148,16 @@ def plan_sweep(
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
     from sweep.image_cache import check_image_size
-    from sweep.weights import weights_label
 
     if trials < 1:
         raise OCLError(f"--trials {trials}: pass 1 or more")
     if strategy is not None and strategy not in STRATEGY_CHOICES:
         raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
-    if cv is not None and cv < 2:
-        raise OCLError(
-            f"--cv {cv}: K-fold cross-validation needs 2 or more folds (e.g. --cv 5); leave --cv out to use the validation split"
-        )
     check_image_size(image_size)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
     on_gpu = any(d.kind == "gpu" for d in device_list)
-    strategies = STRATEGY_CHOICES[strategy] if strategy is not None else None
-    fallbacks = {} if on_gpu else {"strategies": ["feature_extraction"]}
-    weights_choice = None
-    if weights is not None:
-        from sweep.weights import parse_weights
-
-        parse_weights(weights, seed=seed)  # a missing or wrong file fails here, before anything runs
-        weights_choice = [weights_label(weights)]
-    space = load_search_space(
-        Path(config) if config else None, fallbacks=fallbacks, strategies=strategies, weights=weights_choice
-    )
-    notes: list[str] = []
-    if cv is not None:
-        if "fine_tuning" in space.strategies:
-            raise OCLError(
-                f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
-                "scored on other images; pass --strategy feature_extraction"
-            )
-        if True in space.augment:
-            space = dataclasses.replace(space, augment=(False,))
-            notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")
+    space, notes = _search_space(config, strategy, weights, cv, on_gpu=on_gpu, seed=seed)
     dataset = load_dataset(data, seed=seed, split=split, positive=positive)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
@@ -202,13 +177,7 @@ def plan_sweep(
         from layers_index.warm_start import check_source
 
         check_source(storage_url, warm_start_from)
-    finished_before = None
-    database = sqlite_path(storage_url)
-    if database is None or database.exists():  # a SQLite file not there yet holds no study: create nothing now
-        opened = open_storage(storage_url, heartbeat=False)
-        if check_resumable(opened, name, settings):
-            finished_before = count_states(load_study(opened, name))["finished"]
-    info = DatasetInfo.of(dataset)
+    finished_before = _finished_before(storage_url, name, settings)
     cpu_default = strategy is None and not on_gpu and space.strategies == ("feature_extraction",)
     return SweepPlan(
         settings,
@@ -216,13 +185,62 @@ def plan_sweep(
         storage_url,
         tuple(device_list),
         trials,
-        info,
+        DatasetInfo.of(dataset),
         finished_before,
         tuple(dataset.warnings),
         (*dataset.notes, *notes),
         warm_start_from,
         cpu_default,
     )
+
+
+def _search_space(
+    config: str | Path | None, strategy: str | None, weights: str | None, cv: int | None, *, on_gpu: bool, seed: int
+) -> tuple[SearchSpace, list[str]]:
+    """The study file's search space with the flags applied, and notes on what the flags changed.
+
+    Without a GPU and without ``--strategy``, only feature extraction runs. ``--cv`` scores
+    feature-extraction trials only, on clean banked features (augmented views exist for train only).
+    """
+    from sweep.weights import parse_weights, weights_label
+
+    if cv is not None and cv < 2:
+        raise OCLError(
+            f"--cv {cv}: K-fold cross-validation needs 2 or more folds (e.g. --cv 5); leave --cv out to use the validation split"
+        )
+    weights_choice = None
+    if weights is not None:
+        parse_weights(weights, seed=seed)  # a missing or wrong file fails here, before anything runs
+        weights_choice = [weights_label(weights)]
+    space = load_search_space(
+        Path(config) if config else None,
+        fallbacks={} if on_gpu else {"strategies": ["feature_extraction"]},
+        strategies=STRATEGY_CHOICES[strategy] if strategy is not None else None,
+        weights=weights_choice,
+    )
+    notes: list[str] = []
+    if cv is not None:
+        if "fine_tuning" in space.strategies:
+            raise OCLError(
+                f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
+                "scored on other images; pass --strategy feature_extraction"
+            )
+        if True in space.augment:
+            space = dataclasses.replace(space, augment=(False,))
+            notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")
+    return space, notes
+
+
+def _finished_before(storage_url: str, name: str, settings: SweepSettings) -> int | None:
+    """Finished trials of the study being resumed (refusing one run with other settings); None for a
+    new study. A SQLite file not there yet holds no study: nothing is created to find that out."""
+    database = sqlite_path(storage_url)
+    if database is not None and not database.exists():
+        return None
+    opened = open_storage(storage_url, heartbeat=False)
+    if not check_resumable(opened, name, settings):
+        return None
+    return count_states(load_study(opened, name))["finished"]
 
 
 def execute_sweep(
