@@ -145,6 +145,87 @@ def unknown_positive_finding(tmp, nih):
     return ["data", "info", "--positive", "Pneumonai"], ["--positive Pneumonai", "no class 'Pneumonai'", "Pneumonia"]
 
 
+def dicom_folders(tmp):
+    """ROOT/normal and ROOT/effusion of DICOMs written from sample PNGs (PatientID = NIH patient)."""
+    from test_dicom import dicom_class_folders
+
+    dicom_class_folders(tmp / "dicoms", per_class=6)
+    return tmp / "dicoms"
+
+
+def dicom_without_pixel_data(command):
+    def build(tmp, nih):
+        from test_dicom import no_pixel_data
+
+        root = dicom_folders(tmp)
+        victim = no_pixel_data(root / "normal" / "report.dcm")
+        extra = ["--image-size", SIZE] if command == "prepare" else []
+        return ["data", command, "--data", root, *extra], [str(victim), "without pixel data", "not an image"]
+
+    return build
+
+
+def truncated_dicom(command):
+    def build(tmp, nih):
+        root = dicom_folders(tmp)
+        victim = root / "effusion" / "scan2.dcm"
+        victim.write_bytes(victim.read_bytes()[:-20_000])
+        extra = ["--image-size", SIZE] if command == "prepare" else []
+        return ["data", command, "--data", root, *extra], [str(victim), "truncated DICOM file"]
+
+    return build
+
+
+def chexpert_csv(tmp):
+    from test_chexpert import chexpert_rows, write_chexpert
+
+    rows = chexpert_rows(24)
+    return write_chexpert(tmp, rows), rows
+
+
+def unknown_uncertain_policy(command):
+    def build(tmp, nih):
+        csv_path, _ = chexpert_csv(tmp)
+        extra = ["--image-size", SIZE] if command == "prepare" else []
+        return ["data", command, "--data", csv_path, "--uncertain", "maybe", *extra], [
+            "--uncertain maybe",
+            str(csv_path),
+            "ones (U-Ones: positive), zeros (U-Zeros: negative) or ignore (U-Ignore: left out)",
+        ]
+
+    return build
+
+
+def label_value_outside_the_four(command):
+    def build(tmp, nih):
+        from test_chexpert import write_chexpert
+
+        _, rows = chexpert_csv(tmp)
+        rows[4]["Pleural Effusion"] = "2"
+        csv_path = write_chexpert(tmp, rows, name="edited.csv")
+        extra = ["--image-size", SIZE] if command == "prepare" else []
+        return ["data", command, "--data", csv_path, *extra], [
+            f"label file {csv_path}, row 6, column 'Pleural Effusion': value '2' is not 1, 0, -1 or blank"
+        ]
+
+    return build
+
+
+def uncertain_on_data_without_uncertain_labels(tmp, nih):
+    root = nih()
+    return ["data", "info", "--data", root, "--uncertain", "zeros"], [f"--uncertain zeros: {root} has no uncertain"]
+
+
+def no_images_in_folders(tmp, nih):
+    (tmp / "scans" / "a").mkdir(parents=True)
+    (tmp / "scans" / "a" / "volume.nii.gz").write_bytes(b"\0" * 100)
+    return ["data", "prepare", "--data", tmp / "scans", "--image-size", SIZE], [
+        "no images found",
+        "PNG (.png), JPEG (.jpg .jpeg), BMP (.bmp), TIFF (.tif .tiff), GIF (.gif), WebP (.webp), "
+        "DICOM (.dcm .dicom, or no suffix)",
+    ]
+
+
 CASES = {
     "missing directory": missing_directory,
     "images/ without label CSV": images_without_label_csv,
@@ -166,6 +247,16 @@ CASES = {
     "--split patient without patient IDs": split_patient_without_patient_ids,
     "unknown --positive class": unknown_positive_class,
     "unknown --positive finding": unknown_positive_finding,
+    "DICOM without pixel data (prepare)": dicom_without_pixel_data("prepare"),
+    "DICOM without pixel data (info)": dicom_without_pixel_data("info"),
+    "truncated DICOM (prepare)": truncated_dicom("prepare"),
+    "truncated DICOM (info)": truncated_dicom("info"),
+    "CSV with unknown --uncertain (prepare)": unknown_uncertain_policy("prepare"),
+    "CSV with unknown --uncertain (info)": unknown_uncertain_policy("info"),
+    "label value outside 1, 0, -1, blank (prepare)": label_value_outside_the_four("prepare"),
+    "label value outside 1, 0, -1, blank (info)": label_value_outside_the_four("info"),
+    "--uncertain on NIH data": uncertain_on_data_without_uncertain_labels,
+    "no images: every format named": no_images_in_folders,
 }
 
 
@@ -238,3 +329,23 @@ def test_nothing_is_written_under_the_working_directory(tmp_path, ocl):
     assert ocl("data", "prepare", "--image-size", "32").returncode == 0
     assert set(os.listdir(tmp_path)) == before
     assert not Path(tmp_path / "studies").exists()
+
+
+def test_info_and_prepare_on_a_folder_of_dicoms(tmp_path, ocl, cache_dir, cache_files):
+    root = dicom_folders(tmp_path)
+
+    info = ocl("data", "info", "--data", root, "--format", "json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["images"] == 12 and summary["task"] == "binary:effusion"
+    assert summary["patient_ids"] and summary["patient_overlap"]["any"] == 0
+    assert any(note.startswith("patients: the PatientID of 12 of 12 DICOM file(s)") for note in summary["notes"])
+    assert cache_files() == []  # info reads headers only
+
+    prepared = ocl("data", "prepare", "--data", root, "--image-size", "64")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "Warning" not in prepared.stderr and "Traceback" not in prepared.stderr
+    assert "12 images at 64 px" in " ".join(prepared.stdout.split())
+    array_path = next(p for p in cache_files() if p.suffix == ".npy")
+    pixels = np.load(array_path, mmap_mode="r")
+    assert pixels.shape == (12, 64, 64) and 20 < float(pixels.mean()) < 235
