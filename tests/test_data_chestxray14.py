@@ -265,3 +265,20 @@ def test_a_folder_too_small_for_a_validation_split_is_warned_about(nih_folder):
     if (dataset.table["split"] == "val").any():
         pytest.skip("this selection happens to give a validation image")
     assert any("the val split(s)" in w and "no images" in w for w in dataset.warnings)
+
+
+def test_fingerprint_and_targets_are_unchanged_by_unknown_label_support():
+    """Data without unknown labels keeps the fingerprint that names its stored studies, and no NaN."""
+    import hashlib
+
+    import numpy as np
+
+    dataset = load_dataset()
+    digest = hashlib.sha256()
+    for image, labels, split in zip(dataset.table["image"], dataset.table["labels"], dataset.table["split"]):
+        digest.update(f"{image}\t{'|'.join(labels)}\t{split}\n".encode())
+    assert dataset.fingerprint() == digest.hexdigest()[:12]
+    assert not dataset.has_unknown_labels and "ignored" not in dataset.table.columns
+    for task in ("any", "multilabel", "binary:Effusion"):
+        assert not np.isnan(dataset.targets(dataset.task(task))).any()
+    assert summarize(dataset)["unknown_labels"] == {}
