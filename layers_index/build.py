@@ -116,7 +116,8 @@ def _score_layers(bank, infos, targets: np.ndarray, train: np.ndarray, val: np.n
     from sweep._progress import rate_progress, rate_text
 
     scored = []
-    fitted = [k for k in range(targets.shape[1]) if targets[train, k].min() != targets[train, k].max()]
+    known = [targets[train, k][~np.isnan(targets[train, k])] for k in range(targets.shape[1])]  # NaN: unknown label
+    fitted = [k for k, y in enumerate(known) if len(y) and y.min() != y.max()]
     folds = patient_folds(targets[train], patients, seed=seed)
     with rate_progress() as bar:
         task = bar.add_task("scoring layers", total=len(infos), rate="")

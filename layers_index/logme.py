@@ -19,6 +19,8 @@ direction), so their evidences differ and OCL scores both, as the paper does. A 
 K binary tasks: each output contributes its two one-hot columns, and :func:`logme` is the mean
 over outputs of the mean of each output's two evidences (equivalently, the mean over all 2K
 columns). :func:`logme_fit` fits the columns it is given, as regression targets, unchanged.
+A NaN label is unknown (``Dataset.targets`` under U-Ignore): that output is scored on the rows
+whose label it knows.
 
 No package implements it (``logme`` on PyPI is an unrelated logging tool), hence this module.
 
@@ -132,6 +134,8 @@ def _targets(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
     y = y.reshape(len(y), -1)
     if len(y) != len(features):
         raise ValueError(f"targets: {len(y)} rows, but features has {len(features)}")
+    if np.isnan(y).any():
+        raise ValueError("targets: NaN (unknown) labels; logme and logme_per_output leave them out per output")
     constant = [k for k in range(y.shape[1]) if y[:, k].min() == y[:, k].max()]
     if constant:
         raise ValueError(f"targets: column {constant[0]} is constant; LogME needs both classes")
@@ -171,12 +175,32 @@ def one_hot_columns(targets: np.ndarray) -> np.ndarray:
 def logme_per_output(features: np.ndarray, targets: np.ndarray) -> list[float]:
     """Per 0/1 output, the mean of its two one-hot columns' maximised log evidence per sample.
 
+    A NaN target is an unknown label (U-Ignore): the output is scored on the rows whose label it
+    knows, and outputs that know the same rows share one decomposition of the features.
+
     Raises:
-        ValueError: for mismatched rows, a constant output or a target that is not 0 or 1.
+        ValueError: for mismatched rows, a constant output (on its known rows) or a target that is
+            not 0, 1 or NaN.
     """
-    _targets(features, targets)  # rows and constant outputs, named by output
-    values = [fitted.value for fitted in logme_fit(features, one_hot_columns(targets))]
-    return [float((values[2 * k] + values[2 * k + 1]) / 2) for k in range(len(values) // 2)]
+    y = np.asarray(targets, dtype=np.float64)
+    y = y.reshape(len(y), -1)
+    if len(y) != len(features):
+        raise ValueError(f"targets: {len(y)} rows, but features has {len(features)}")
+    known = ~np.isnan(y)
+    values = np.full(y.shape[1], np.nan)
+    by_rows: dict[bytes, list[int]] = {}
+    for k in range(y.shape[1]):
+        by_rows.setdefault(np.packbits(known[:, k]).tobytes(), []).append(k)
+    for outputs in by_rows.values():
+        rows = known[:, outputs[0]]
+        columns = one_hot_columns(y[rows][:, outputs])
+        constant = [k for k in outputs if y[rows, k].min() == y[rows, k].max()] if rows.any() else outputs
+        if constant:
+            raise ValueError(f"targets: column {constant[0]} is constant; LogME needs both classes")
+        fitted = logme_fit(np.asarray(features)[rows], columns)
+        for i, k in enumerate(outputs):
+            values[k] = (fitted[2 * i].value + fitted[2 * i + 1].value) / 2
+    return [float(v) for v in values]
 
 
 def logme(features: np.ndarray, targets: np.ndarray) -> float:

@@ -96,25 +96,26 @@ def patient_folds(
     ``StratifiedGroupKFold`` (shuffled with ``seed``) keeps each patient's images in one fold and
     spreads the positives over the folds. An output gets ``min(n_splits, positive patients,
     negative patients)`` folds, and none when that is below 2. ``groups`` are patient ids
-    (``None`` entries, or ``groups=None``, make each image its own patient).
+    (``None`` entries, or ``groups=None``, make each image its own patient). Rows whose label is
+    NaN (unknown) are in no fold of that output.
 
     Raises:
         ValueError: for ``n_splits`` below 2 or ``groups`` of the wrong length.
     """
     if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 2:
         raise ValueError(f"n_splits={n_splits!r}: expected an integer of at least 2")
-    y = np.asarray(y_train).reshape(len(y_train), -1) > 0
-    ids = _group_ids(groups, len(y))
+    labels = np.asarray(y_train, dtype=np.float64).reshape(len(y_train), -1)
+    ids = _group_ids(groups, len(labels))
     result: list[Folds] = []
-    for k in range(y.shape[1]):
-        positive_patients = len(np.unique(ids[y[:, k]]))
-        negative_patients = len(np.unique(ids[~y[:, k]]))
-        splits = min(int(n_splits), positive_patients, negative_patients)
+    for k in range(labels.shape[1]):
+        rows = np.flatnonzero(~np.isnan(labels[:, k]))
+        y, patients = labels[rows, k] > 0, ids[rows]
+        splits = min(int(n_splits), len(np.unique(patients[y])), len(np.unique(patients[~y])))
         if splits < 2:
             result.append([])
             continue
         splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=seed)
-        result.append([(fit, held) for fit, held in splitter.split(np.zeros(len(y)), y[:, k], ids)])
+        result.append([(rows[fit], rows[held]) for fit, held in splitter.split(np.zeros(len(rows)), y, patients)])
     return result
 
 
@@ -185,7 +186,12 @@ def _fit(z: np.ndarray, y: np.ndarray, c: float, curvature: np.ndarray, start: n
     return fitted.x / scale
 
 
-def _choose_c(z: np.ndarray, lam: np.ndarray, y: np.ndarray, folds: Folds, cs: Sequence[float]) -> tuple[float, float]:
+def _curvature(z: np.ndarray) -> np.ndarray:
+    """The diagonal of ``z^T z``: exactly the eigenvalues for all training rows, nearly for a subset."""
+    return np.einsum("ij,ij->j", z, z)
+
+
+def _choose_c(z: np.ndarray, y: np.ndarray, folds: Folds, cs: Sequence[float]) -> tuple[float, float]:
     """The grid value with the highest mean held-out AUROC over the folds, and that mean."""
     totals, counts = np.zeros(len(cs)), np.zeros(len(cs))
     for fit_rows, held in folds:
@@ -193,7 +199,7 @@ def _choose_c(z: np.ndarray, lam: np.ndarray, y: np.ndarray, folds: Folds, cs: S
         if not _defined(y_fit) or not _defined(y_held):  # a fold without both classes says nothing
             continue
         z_fit, z_held = z[fit_rows], z[held]
-        curvature = np.einsum("ij,ij->j", z_fit, z_fit)  # diagonal of the fold's z^T z
+        curvature = _curvature(z_fit)
         theta = None
         for j, c in enumerate(cs):
             theta = _fit(z_fit, y_fit, c, curvature, theta, GTOL_CV)
@@ -229,13 +235,14 @@ def linear_probe(
 
     An output whose training labels hold one class only is not fitted (no decision to learn) and
     an output whose validation labels hold one class has no AUROC; both count as NaN and are left
-    out of the mean.
+    out of the mean. A NaN label is unknown: that row is left out of that output's folds, fit and
+    AUROC (it still gets a prediction).
 
     Raises:
         ValueError: for mismatched rows, a bad grid or folds of another number of outputs.
     """
-    y_train = np.asarray(y_train).reshape(len(y_train), -1) > 0
-    y_val = np.asarray(y_val).reshape(len(y_val), -1)
+    y_train = np.asarray(y_train, dtype=np.float64).reshape(len(y_train), -1)
+    y_val = np.asarray(y_val, dtype=np.float64).reshape(len(y_val), -1)
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ValueError(f"rows: x_train {len(x_train)} / y_train {len(y_train)}, x_val {len(x_val)} / y_val {len(y_val)}")
     cs = tuple(float(c) for c in cs)
@@ -254,15 +261,20 @@ def linear_probe(
     chosen: list[float] = []
     cv: list[float] = []
     for k in range(y_train.shape[1]):
-        if not _defined(y_train[:, k]):
+        rows = ~np.isnan(y_train[:, k])
+        y = y_train[rows, k] > 0
+        if not rows.any() or not _defined(y):
             aurocs.append(float("nan"))
             chosen.append(float("nan"))
             cv.append(float("nan"))
             continue
-        c, cv_auroc = _choose_c(basis.z, basis.lam, y_train[:, k], folds[k], cs)
-        theta = _fit(basis.z, y_train[:, k], c, basis.lam, None, GTOL_REFIT)
+        c, cv_auroc = _choose_c(basis.z, y_train[:, k] > 0, folds[k], cs)
+        z = basis.z if rows.all() else basis.z[rows]
+        theta = _fit(z, y, c, basis.lam if rows.all() else _curvature(z), None, GTOL_REFIT)
         predictions[:, k] = expit(val @ theta[:-1] + theta[-1])
-        aurocs.append(float(roc_auc_score(y_val[:, k], predictions[:, k])) if _defined(y_val[:, k]) else float("nan"))
+        known = ~np.isnan(y_val[:, k])
+        defined = known.any() and _defined(y_val[known, k])
+        aurocs.append(float(roc_auc_score(y_val[known, k], predictions[known, k])) if defined else float("nan"))
         chosen.append(c)
         cv.append(cv_auroc)
     finite = [a for a in aurocs if not np.isnan(a)]

@@ -16,6 +16,9 @@ output, and :class:`Scores` names the outputs left out of the mean. When no outp
 threshold (a binary task on a small validation split), the mean falls back to every output whose
 AUROC is defined, and says so (``Scores.mean_auroc_fallback``): a task whose AUROC is defined
 always gets a number, never NaN.
+
+A NaN label means unknown (``Dataset.targets`` under U-Ignore): every metric leaves that image
+out for that output only, so each output is scored on the images whose label it knows.
 """
 
 from __future__ import annotations
@@ -61,10 +64,10 @@ def counted_outputs(y_true: np.ndarray, min_positives: int = MIN_POSITIVES) -> t
         ValueError: when ``min_positives`` is not a non-negative integer.
     """
     min_positives = _check_min_positives(min_positives)
-    y = np.asarray(y_true) > 0
-    y = y.reshape(len(y), -1)
-    positives = y.sum(axis=0)
-    negatives = len(y) - positives
+    labels = np.asarray(y_true, dtype=np.float64)
+    labels = labels.reshape(len(labels), -1)
+    positives = (labels > 0).sum(axis=0)
+    negatives = (labels <= 0).sum(axis=0)  # NaN (unknown) is neither
     defined = (positives > 0) & (negatives > 0)
     counted = defined & (positives >= min_positives) & (negatives >= min_positives)
     if counted.any() or not defined.any():
@@ -77,20 +80,27 @@ def mean_auroc(y_true: np.ndarray, scores: np.ndarray, *, min_positives: int = M
 
     This runs after every epoch of every trial, so it uses the rank-sum (Mann-Whitney) form of
     AUROC for all outputs at once, with tied scores counted half as sklearn does; it equals
-    ``roc_auc_score`` (a test checks it) at a fraction of its per-call cost.
+    ``roc_auc_score`` (a test checks it) at a fraction of its per-call cost. Images whose label
+    is NaN (unknown) are left out of that output's AUROC.
     """
-    y = np.asarray(y_true) > 0
-    y = y.reshape(len(y), -1)
-    counted, _ = counted_outputs(y, min_positives)
+    labels = np.asarray(y_true, dtype=np.float64)
+    labels = labels.reshape(len(labels), -1)
+    counted, _ = counted_outputs(labels, min_positives)
     if not counted.any():
         return float("nan")
-    ranks = rankdata(np.asarray(scores, dtype=np.float64).reshape(len(y), -1)[:, counted], axis=0)
-    y = y[:, counted]
+    labels = labels[:, counted]
+    p = np.asarray(scores, dtype=np.float64).reshape(len(labels), -1)[:, counted]
+    known = ~np.isnan(labels)
+    if known.all():
+        return float(np.mean(_rank_auroc(labels > 0, rankdata(p, axis=0))))
+    return float(np.mean([_rank_auroc(labels[m, k] > 0, rankdata(p[m, k])) for k, m in enumerate(known.T)]))
+
+
+def _rank_auroc(y: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUROC of each column from its 0/1 labels and the ranks of its scores."""
     positives = y.sum(axis=0)
     negatives = len(y) - positives
-    rank_sum = (ranks * y).sum(axis=0)
-    auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-    return float(auc.mean())
+    return ((ranks * y).sum(axis=0) - positives * (positives + 1) / 2) / (positives * negatives)
 
 
 def youden_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -104,16 +114,20 @@ def youden_thresholds(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     cut predicts positive and the next lower distinct score. Beyond the ends the neighbour is 0 or 1
     (the range of a sigmoid) when the scores lie strictly inside it, else one unit further out:
     when the best cut predicts nothing positive (``roc_curve``'s first threshold, ``inf``), the
-    threshold lies between the highest score and 1. Outputs with one class only get 0.5.
+    threshold lies between the highest score and 1. Outputs with one class only get 0.5. Images
+    whose label is NaN (unknown) are left out of that output.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    thresholds = np.full(y_true.shape[1], 0.5)
-    for k in range(y_true.shape[1]):
-        if y_true[:, k].min() == y_true[:, k].max():
+    labels = np.asarray(y_true, dtype=np.float64)
+    thresholds = np.full(labels.shape[1], 0.5)
+    for k in range(labels.shape[1]):
+        known = ~np.isnan(labels[:, k])
+        y, p = labels[known, k], scores[known, k]
+        if len(y) == 0 or y.min() == y.max():
             continue
-        fpr, tpr, cut = roc_curve(y_true[:, k], scores[:, k])
+        fpr, tpr, cut = roc_curve(y, p)
         best = int(np.argmax(tpr - fpr))
-        distinct = np.unique(scores[:, k])
+        distinct = np.unique(p)
         below = 0.0 if distinct[0] > 0 else distinct[0] - 1.0
         above = 1.0 if distinct[-1] < 1 else distinct[-1] + 1.0
         edges = np.concatenate([[below], distinct, [above]])
@@ -198,7 +212,12 @@ def score(
         k: [] for k in ("auroc", "auprc", "sensitivity", "specificity", "balanced_accuracy", "accuracy", "majority_accuracy")
     }
     for k in range(y_true.shape[1]):
-        y, p = y_true[:, k].astype(int), scores[:, k]
+        known = ~np.isnan(np.asarray(y_true[:, k], dtype=np.float64))  # unknown labels: left out of this output
+        y, p = y_true[known, k].astype(int), scores[known, k]
+        if len(y) == 0:
+            for values in result.values():
+                values.append(float("nan"))
+            continue
         predicted = (p >= thresholds[k]).astype(int)
         both = y.min() != y.max()
         positives, negatives = (y == 1), (y == 0)

@@ -117,6 +117,24 @@ def test_informative_features_rank_above_noise():
     assert logme(strong, y) > logme(weak, y) > logme(noise, y)
 
 
+def test_unknown_labels_are_left_out_per_output():
+    """NaN is an unknown label: each output is scored on the rows whose label it knows."""
+    features, y0 = problem(80, 10, seed=12)
+    _, y1 = problem(80, 10, seed=13)
+    targets = np.stack([y0, y1], axis=1)
+    targets[::7, 0] = np.nan
+    targets[1::5, 1] = np.nan
+    known0, known1 = ~np.isnan(targets[:, 0]), ~np.isnan(targets[:, 1])
+    expected = [logme(features[known0], y0[known0]), logme(features[known1], y1[known1])]
+    assert logme_per_output(features, targets) == pytest.approx(expected)
+    assert logme(features, targets) == pytest.approx(np.mean(expected))
+    with pytest.raises(ValueError, match="NaN"):
+        logme_fit(features, targets)
+    targets[y1 > 0, 1] = np.nan  # every known label negative: nothing to score
+    with pytest.raises(ValueError, match="column 1 is constant"):
+        logme(features, targets)
+
+
 def test_bad_input_is_refused_with_the_argument_named():
     features, y = problem(20, 4, seed=9)
     with pytest.raises(ValueError, match="targets: 19 rows"):

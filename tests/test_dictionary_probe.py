@@ -127,6 +127,27 @@ def test_rare_outputs_get_fewer_folds_or_the_default_c():
     assert result.c[1] == DEFAULT_C and np.isnan(result.cv_auroc[1]) and not np.isnan(result.cv_auroc[0])
 
 
+def test_unknown_labels_are_left_out_of_that_outputs_folds_fit_and_auroc():
+    """NaN is an unknown label (U-Ignore): the output learns and is scored on the rows it knows."""
+    x_train, y_train, x_val, y_val = data(10, outputs=2)
+    y_train, y_val = y_train.astype(np.float64), y_val.astype(np.float64)
+    y_train[::6, 1] = np.nan
+    y_val[::5, 1] = np.nan
+    known, known_val = ~np.isnan(y_train[:, 1]), ~np.isnan(y_val[:, 1])
+    folds = patient_folds(y_train)
+    assert all(known[fit].all() and known[held].all() for fit, held in folds[1])
+    assert sorted(np.concatenate([held for _, held in folds[1]])) == list(np.flatnonzero(known))
+    result = linear_probe(x_train, y_train, x_val, y_val, cs=(0.1,))
+    assert not np.isnan(result.predictions).any()  # unknown rows still get a prediction
+    # the fit: a balanced L2 logistic regression on the known rows, standardised on all of train
+    scaler = StandardScaler().fit(x_train)
+    reference = LogisticRegression(C=0.1, class_weight="balanced", max_iter=100_000, tol=1e-12)
+    reference.fit(scaler.transform(x_train[known]), y_train[known, 1].astype(int))
+    np.testing.assert_allclose(result.predictions[:, 1], reference.predict_proba(scaler.transform(x_val))[:, 1], rtol=1e-4)
+    assert result.per_output[1] == pytest.approx(roc_auc_score(y_val[known_val, 1], result.predictions[known_val, 1]))
+    assert result.per_output[0] == linear_probe(x_train, y_train[:, :1], x_val, y_val[:, :1], cs=(0.1,)).per_output[0]
+
+
 def test_bad_arguments_are_refused_with_the_argument_named():
     x_train, y_train, x_val, y_val = data(9)
     with pytest.raises(ValueError, match="groups: 3 entries"):

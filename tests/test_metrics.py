@@ -132,3 +132,28 @@ def test_bad_min_positives_is_refused_with_the_argument_named(bad):
     for call in (lambda: mean_auroc(y, p, min_positives=bad), lambda: score(y, p, outputs, min_positives=bad)):
         with pytest.raises(ValueError, match="min_positives="):
             call()
+
+
+def test_unknown_labels_are_left_out_per_output():
+    """NaN is an unknown label (U-Ignore): each output is scored on the images whose label it knows."""
+    y, p = _generated(7, n=200, outputs=3)
+    y = y.astype(np.float64)
+    unknown = np.random.default_rng(107).random(y.shape) < 0.2
+    unknown[:, 0] = False
+    with_nan = np.where(unknown, np.nan, y)
+    outputs = ["a", "b", "c"]
+    scored = score(with_nan, p, outputs)
+    for k in range(3):
+        known = ~unknown[:, k]
+        alone = score(y[known, k : k + 1], p[known, k : k + 1], [outputs[k]])
+        assert scored.auroc[k] == pytest.approx(roc_auc_score(y[known, k], p[known, k]))
+        assert scored.thresholds[k] == alone.thresholds[0]
+        for field in ("auprc", "sensitivity", "specificity", "balanced_accuracy", "accuracy", "majority_accuracy"):
+            assert getattr(scored, field)[k] == pytest.approx(getattr(alone, field)[0]), field
+    expected = np.mean([roc_auc_score(y[~unknown[:, k], k], p[~unknown[:, k], k]) for k in range(3)])
+    assert mean_auroc(with_nan, p, min_positives=1) == pytest.approx(expected)
+    assert scored.mean_auroc == pytest.approx(expected)
+    # an output whose positives are all unknown has no AUROC; its knowns are all negative
+    with_nan[y[:, 2] > 0, 2] = np.nan
+    assert counted_outputs(with_nan, 1)[0].tolist() == [True, True, False]
+    assert np.isnan(score(with_nan, p, outputs).auroc[2]) and score(with_nan, p, outputs).excluded == ["c"]
