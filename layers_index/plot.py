@@ -23,13 +23,19 @@ from layers_index.views import GROUP
 
 __all__ = ["PLOT_METRICS", "BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"]
 
-PLOT_METRICS = ("probe_auroc", "logme", "sweep_best_auroc")
+PLOT_METRICS = ("probe_auroc", "logme", "sweep_auroc", "ft_sweep_auroc")
 TITLES = {
     "probe_auroc": "linear probe AUROC",
     "logme": "LogME",
+    "sweep_auroc": "sweep AUROC, feature extraction (cross-fitted)",
+    "ft_sweep_auroc": "sweep AUROC, fine-tuning (cross-fitted)",
     "sweep_best_auroc": "sweep best AUROC",
     "sweep_mean_auroc": "sweep mean AUROC",
+    "ft_sweep_best_auroc": "sweep best AUROC, fine-tuning",
+    "ft_sweep_mean_auroc": "sweep mean AUROC, fine-tuning",
 }
+PANEL_HEIGHT = 260
+"""Pixels per panel: the figure has a fixed height, so the page never stretches a plot to the window."""
 
 
 class Curve(NamedTuple):
@@ -42,6 +48,8 @@ class Curve(NamedTuple):
     x: tuple[int, ...]  # layer_index
     layers: tuple[str, ...]
     values: tuple[float, ...]
+    low: tuple[float, ...] = ()  # the 95% interval, for scores that have one (else empty)
+    high: tuple[float, ...] = ()
 
 
 class BlockSpan(NamedTuple):
@@ -59,14 +67,25 @@ class PlotData(NamedTuple):
     blocks: tuple[BlockSpan, ...]
 
 
+LABELLED = ("task", "image_size", "fingerprint")
+
+
 def _label(key: dict, varying: list[str]) -> str:
-    """``dataset · weights``, plus task and image size when the dictionary holds several."""
+    """``dataset · weights``, plus task, image size and split when the dictionary holds several."""
     parts = [str(key["dataset"]), str(key["weights"])]
-    parts += [f"{key[c]} px" if c == "image_size" else str(key[c]) for c in ("task", "image_size") if c in varying]
+    for column in (c for c in LABELLED if c in varying):
+        value = key.get(column)
+        parts.append(
+            f"{value} px" if column == "image_size" else f"split {str(value)[:6]}" if column == "fingerprint" else str(value)
+        )
     return " · ".join(parts)
 
 
-def _curve(key: dict, varying: list[str], metric: str, rows: pd.DataFrame, layers, values) -> Curve:
+def _curve(key: dict, varying: list[str], metric: str, rows: pd.DataFrame, layers, values, *, interval: bool = False) -> Curve:
+    low = high = ()
+    if interval and f"{metric}_low" in rows and rows[f"{metric}_low"].notna().all() and rows[f"{metric}_high"].notna().all():
+        low = tuple(float(v) for v in rows[f"{metric}_low"])
+        high = tuple(float(v) for v in rows[f"{metric}_high"])
     return Curve(
         _label(key, varying),
         metric,
@@ -75,19 +94,23 @@ def _curve(key: dict, varying: list[str], metric: str, rows: pd.DataFrame, layer
         tuple(int(v) for v in rows["layer_index"]),
         tuple(layers),
         tuple(float(v) for v in values),
+        low,
+        high,
     )
 
 
 def plot_data(frame: pd.DataFrame, metrics: tuple[str, ...] = PLOT_METRICS) -> PlotData:
     """Curves per (profile, score kind) that has values, gain curves, and the dense blocks' spans."""
     varying = [c for c in ("task", "image_size") if frame[c].nunique() > 1]
+    if "fingerprint" in frame and len(frame) and frame.groupby("dataset")["fingerprint"].nunique().max() > 1:
+        varying.append("fingerprint")  # a dataset split two ways: say which split each curve is
     curves: list[Curve] = []
     for keys, profile in frame.groupby(GROUP, sort=False):
         key = dict(zip(GROUP, keys, strict=True))
         for metric in metrics:
             rows = profile.dropna(subset=[metric]).sort_values("layer_index")
             if len(rows):
-                curves.append(_curve(key, varying, metric, rows, rows["layer"], rows[metric]))
+                curves.append(_curve(key, varying, metric, rows, rows["layer"], rows[metric], interval=True))
     shown = tuple(m for m in metrics if any(c.metric == m for c in curves))
     return PlotData(shown, tuple(curves), tuple(_gains(frame, shown, varying)), tuple(_blocks(frame)))
 
@@ -119,22 +142,40 @@ def _blocks(frame: pd.DataFrame) -> list[BlockSpan]:
 def draw(data: PlotData):
     """A plotly figure of the plot data: one row of panels per score kind, then the gain panel.
 
-    A profile keeps one colour and one legend entry across panels, so its curves read as one.
+    A profile keeps one colour and one legend entry across panels, so its curves read as one;
+    a score with a 95% interval has it as a band. The figure's height is fixed per panel.
     """
     import plotly.graph_objects as go
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    panels = [TITLES[m] for m in data.metrics] + (["transfer gain, imagenet − none"] if data.gains else [])
+    panels = [TITLES.get(m, m) for m in data.metrics] + (["transfer gain, imagenet − none"] if data.gains else [])
     rows = max(len(panels), 1)
-    figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=panels, vertical_spacing=0.06)
+    figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=panels, vertical_spacing=0.24 / rows)
     placed = [(row, c, c.label) for row, m in enumerate(data.metrics, start=1) for c in data.curves if c.metric == m]
-    placed += [(len(panels), c, f"{c.label} ({TITLES[c.metric]})") for c in data.gains]
+    placed += [(len(panels), c, f"{c.label} ({TITLES.get(c.metric, c.metric)})") for c in data.gains]
     palette = qualitative.Plotly
     colours: dict[str, str] = {}
     for row, curve, name in placed:
         first = name not in colours
         colour = colours.setdefault(name, palette[len(colours) % len(palette)])
+        if curve.low and len(curve.x) > 1:
+            figure.add_trace(
+                go.Scatter(
+                    x=list(curve.x) + list(curve.x)[::-1],
+                    y=list(curve.high) + list(curve.low)[::-1],
+                    mode="lines",
+                    fill="toself",
+                    fillcolor=colour,
+                    opacity=0.15,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=name,
+                ),
+                row=row,
+                col=1,
+            )
         figure.add_trace(
             go.Scatter(
                 x=list(curve.x),
@@ -143,6 +184,7 @@ def draw(data: PlotData):
                 name=name,
                 text=list(curve.layers),
                 line_color=colour,
+                marker_size=5,
                 legendgroup=name,
                 showlegend=first,
                 hovertemplate="%{text}: %{y:.4f}<extra>" + name + "</extra>",
@@ -154,7 +196,9 @@ def draw(data: PlotData):
         figure.add_hline(y=0, line_dash="dot", line_color="grey", row=len(panels), col=1)
     for span in data.blocks:  # shaded in every panel, named in the top one
         for row in range(1, rows + 1):
-            label = {"annotation_text": span.block, "annotation_position": "top left"} if row == 1 else {}
+            label = (
+                {"annotation_text": span.block, "annotation_position": "top left", "annotation_font_size": 11} if row == 1 else {}
+            )
             figure.add_vrect(
                 x0=span.first - 0.5,
                 x1=span.last + 0.5,
@@ -167,17 +211,26 @@ def draw(data: PlotData):
             )
     figure.update_xaxes(title_text="position in DenseNet-121 (layer index)", row=rows, col=1)
     figure.update_layout(
-        title="OCL dictionary: layer-wise feature quality",
-        height=320 * rows + 120,
+        title={"text": "OCL dictionary: layer-wise feature quality (dense blocks shaded)", "x": 0, "xanchor": "left"},
+        height=PANEL_HEIGHT * rows + 170,
         hovermode="x unified",
         template="plotly_white",
+        margin={"l": 70, "r": 30, "t": 80, "b": 120},
+        legend={"orientation": "h", "yanchor": "top", "y": -70 / (PANEL_HEIGHT * rows), "x": 0},
     )
     return figure
 
 
 def write_html(figure, output: Path) -> Path:
-    """Write the figure as one self-contained HTML file (plotly.js inside: opens offline)."""
+    """Write the figure as one self-contained HTML file (plotly.js inside: opens offline), at its fixed height."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(output, include_plotlyjs=True, full_html=True)
+    text = figure.to_html(
+        include_plotlyjs=True,
+        full_html=True,
+        div_id="dictionary-plot",
+        config={"displaylogo": False, "responsive": True},
+    )
+    text = text.replace("<head>", "<head>\n    <title>OCL dictionary</title>", 1)
+    output.write_text(text, encoding="utf-8")
     return output
