@@ -165,3 +165,56 @@ def test_fine_tuning_changes_only_weights_from_the_unfreeze_boundary_on(setup):
             else:
                 changed_after += not same
     assert changed_after >= 4  # the conv kernels of conv3_block3 and conv3_block4 trained
+
+
+def _with_unknown(targets: np.ndarray, seed: int) -> np.ndarray:
+    """Targets with ~15% of the cells unknown (NaN), as U-Ignore gives."""
+    y = np.asarray(targets, np.float32).copy()
+    y[np.random.default_rng(seed).random(y.shape) < 0.15] = np.nan
+    return y
+
+
+def test_unknown_labels_add_nothing_to_either_loss():
+    from sweep.training._head import NumpyHead
+    from sweep.training._keras_models import WeightedBinaryCrossentropy
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    y = _with_unknown(rng.integers(0, 2, (40, 3)), 3)
+    known = ~np.isnan(y)
+    pos_weight = np.array([2.0, 0.5, 3.0], np.float32)
+
+    def masked(p: np.ndarray) -> float:
+        y0 = np.where(known, y, 0)
+        weight = np.where(known, np.where(y0 > 0, pos_weight, 1.0), 0.0)
+        return float(-np.mean(weight * (y0 * np.log(p + 1e-7) + (1 - y0) * np.log(1 - p + 1e-7))))
+
+    head = NumpyHead(6, 3, 0, 0.0, "adam", 1e-3, seed=0)
+    before = head.predict(x)
+    assert head.fit_epoch(x, y, pos_weight, batch_size=40) == pytest.approx(masked(before), rel=1e-5)
+    assert all(np.isfinite(p).all() for p in head.params)
+
+    p = rng.uniform(0.05, 0.95, y.shape).astype(np.float32)
+    loss = float(keras.ops.convert_to_numpy(WeightedBinaryCrossentropy(pos_weight.tolist())(y, p)))
+    assert loss == pytest.approx(masked(p), rel=1e-4)
+
+
+def test_a_trial_on_unknown_labels_trains_and_scores_the_known_ones(setup):
+    data, bank = setup
+    unknown = dataclasses.replace(data, targets=_with_unknown(data.targets, 4), min_positives=1)
+    y = unknown.targets[unknown.train]
+    positives, negatives = (y == 1).sum(axis=0), (y == 0).sum(axis=0)
+    np.testing.assert_allclose(unknown.positive_weight(), np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0))
+    result = run_trial(
+        TrialConfig("feature_extraction", "pool3_pool", head_units=16, epochs=2),
+        unknown,
+        bank=bank,
+        backbone_factory=lambda: None,
+    )
+    y_val, p = unknown.targets[unknown.val], result.val_predictions
+    for k in range(y_val.shape[1]):
+        known = ~np.isnan(y_val[:, k])
+        if y_val[known, k].min() != y_val[known, k].max():
+            assert result.val.auroc[k] == pytest.approx(roc_auc_score(y_val[known, k], p[known, k]))
+    assert np.isfinite(result.val.mean_auroc)
+    assert result.history[result.best_epoch] == pytest.approx(mean_auroc(y_val, p, min_positives=1))

@@ -49,7 +49,11 @@ class TrialData:
         return int(self.images.shape[1])
 
     def positive_weight(self) -> np.ndarray:
-        """Per output, negatives / positives on train: balances rare findings in the loss."""
+        """Per output, negatives / positives on train: balances rare findings in the loss.
+
+        Unknown (NaN) labels count as neither; the losses leave those cells out.
+        """
         y = self.targets[self.train]
-        positives = y.sum(axis=0)
-        return np.where(positives > 0, (len(y) - positives) / np.maximum(positives, 1), 1.0).astype(np.float32)
+        positives = (y > 0).sum(axis=0)
+        negatives = (y <= 0).sum(axis=0)
+        return np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0).astype(np.float32)

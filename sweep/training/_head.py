@@ -57,7 +57,10 @@ class _Optimizer:
 
 
 class NumpyHead:
-    """Standardise, [Dense(units, relu), Dropout], Dense(outputs, sigmoid); weighted cross-entropy."""
+    """Standardise, [Dense(units, relu), Dropout], Dense(outputs, sigmoid); weighted cross-entropy.
+
+    Cells whose target is NaN (unknown) have weight 0: they add nothing to the loss or gradient.
+    """
 
     def __init__(
         self, n_inputs: int, n_outputs: int, units: int, dropout: float, optimizer: str, learning_rate: float, seed: int
@@ -109,7 +112,9 @@ class NumpyHead:
             x, y = np.asarray(features[rows], np.float32), targets[rows]
             logits, cache = self._forward(x, train=True)
             p = 1 / (1 + np.exp(-np.clip(logits, -60, 60)))
-            weight = np.where(y > 0, pos_weight, 1.0)
+            known = ~np.isnan(y)  # an unknown label (U-Ignore) adds nothing to the loss
+            y = np.where(known, y, 0.0)
+            weight = np.where(known, np.where(y > 0, pos_weight, 1.0), 0.0)
             eps = 1e-7
             loss = -np.mean(weight * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
             if not np.isfinite(loss):

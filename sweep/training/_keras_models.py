@@ -16,7 +16,10 @@ keras = keras_module()
 
 @keras.saving.register_keras_serializable(package="ocl")
 class WeightedBinaryCrossentropy(keras.losses.Loss):
-    """Binary cross-entropy with positives weighted per output (negatives / positives on train)."""
+    """Binary cross-entropy with positives weighted per output (negatives / positives on train).
+
+    A NaN target is an unknown label (U-Ignore): that cell has weight 0, as in the numpy head.
+    """
 
     def __init__(self, pos_weight: list[float], name: str = "weighted_bce", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
@@ -25,8 +28,11 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops
         y_true = ops.cast(y_true, y_pred.dtype)
+        known = ops.logical_not(ops.isnan(y_true))
+        y_true = ops.where(known, y_true, 0.0)
         p = ops.clip(y_pred, 1e-7, 1 - 1e-7)
         weight = ops.where(y_true > 0, ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype), 1.0)
+        weight = ops.where(known, weight, 0.0)
         return -ops.mean(weight * (y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)), axis=-1)
 
     def get_config(self) -> dict[str, Any]:
