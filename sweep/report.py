@@ -161,7 +161,7 @@ def report_data(
     candidates = answer.candidates
     history = tuple(_history(study))
     headline = _headline(answer)
-    profile = [*_sweep_curves(candidates), *_dictionary_curves(storage_url, settings)]
+    profile = [*_sweep_curves(candidates), *_dictionary_curves(storage_url, settings, info.fingerprint or None)]
     strategies = _comparison(candidates, "strategy", "feature_extraction", "fine_tuning", settings.space.strategies)
     transfer = _comparison(candidates, "weights", "imagenet", "none", settings.space.weights)
     dataset = {
@@ -308,15 +308,18 @@ def _sweep_curves(candidates: Sequence[Candidate]) -> list[ProfileCurve]:
     return curves
 
 
-def _dictionary_curves(storage_url: str, settings: SweepSettings) -> list[ProfileCurve]:
-    """The dictionary's probe AUROC and LogME for this study's dataset, task, size and weights."""
+def _dictionary_curves(storage_url: str, settings: SweepSettings, fingerprint: str | None) -> list[ProfileCurve]:
+    """The dictionary's probe AUROC (with its interval, where stored) and LogME for this study's
+    dataset, task, split, image size and weights."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from layers_index.views import dictionary_frame
     from sweep.errors import OCLError
 
     try:
-        frame = dictionary_frame(storage_url, dataset=settings.dataset, task=settings.task, image_size=settings.image_size)
+        frame = dictionary_frame(
+            storage_url, dataset=settings.dataset, task=settings.task, image_size=settings.image_size, fingerprint=fingerprint
+        )
     except (OCLError, SQLAlchemyError):  # no dictionary there, or one this release cannot read: the sweep alone
         return []
     curves = []
@@ -328,6 +331,8 @@ def _dictionary_curves(storage_url: str, settings: SweepSettings) -> list[Profil
             if rows.empty:
                 continue
             label = name if len(weights_swept) == 1 else f"{name} · weights {_weights_name(weights)}"
+            bounds = [f"{kind}_low", f"{kind}_high"]
+            interval = all(b in rows for b in bounds) and bool(rows[bounds].notna().all().all())
             curves.append(
                 ProfileCurve(
                     label=f"{label} (dictionary)",
@@ -337,6 +342,8 @@ def _dictionary_curves(storage_url: str, settings: SweepSettings) -> list[Profil
                     depth=tuple(int(v) for v in rows["depth"]),
                     layers=tuple(str(v) for v in rows["layer"]),
                     values=tuple(float(v) for v in rows[kind]),
+                    low=tuple(float(v) for v in rows[bounds[0]]) if interval else (),
+                    high=tuple(float(v) for v in rows[bounds[1]]) if interval else (),
                 )
             )
     return curves
@@ -603,12 +610,29 @@ def _profile_figure(data: ReportData) -> Any:
             col=1,
         )
     for curve in probe:
+        if curve.low:
+            figure.add_trace(
+                go.Scatter(
+                    x=list(curve.depth) + list(curve.depth)[::-1],
+                    y=list(curve.high) + list(curve.low)[::-1],
+                    mode="lines",
+                    fill="toself",
+                    fillcolor="rgba(107,114,128,0.10)",
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=curve.label,
+                ),
+                row=1,
+                col=1,
+            )
         figure.add_trace(
             go.Scatter(
                 x=list(curve.depth),
                 y=list(curve.values),
                 mode="lines",
                 name=curve.label,
+                legendgroup=curve.label,
                 line={"color": "#6b7280", "dash": "dash", "width": 1.5},
                 text=list(curve.layers),
                 hovertemplate="%{text} (depth %{x})<br>probe AUROC %{y:.3f}<extra></extra>",

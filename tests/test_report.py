@@ -166,23 +166,26 @@ def test_transfer_and_scratch_are_compared_where_both_weights_were_swept(url):
     assert labels == {"feature extraction · weights imagenet", "feature extraction · weights none"}
 
 
-def test_the_dictionary_adds_probe_and_logme_curves_of_this_study_only(study, url):
+def test_the_dictionary_adds_probe_and_logme_curves_of_this_study_and_split_only(study, url):
     from layers_index import DatasetKey, LayerKey, Score, upsert_scores
 
     def layer(name: str) -> LayerKey:
         return LayerKey(name, CANDIDATES.index(name), 100 + CANDIDATES.index(name), block_of(name), 256, 8)
 
     key = DatasetKey("planted-cxr", "any", "chest x-ray", 400, 250, "f1e2d3c4b5a6")
-    scores = [
-        Score(layer(name), kind, value) for name in CANDIDATES[::3] for kind, value in (("probe_auroc", 0.7), ("logme", -0.4))
-    ]
+    scores = [Score(layer(name), "probe_auroc", 0.7, 0.6, 0.8) for name in CANDIDATES[::3]]
+    scores += [Score(layer(name), "logme", -0.4) for name in CANDIDATES[::3]]
     upsert_scores(url, key, "none", 64, scores)
+    other_split = DatasetKey("planted-cxr", "any", "chest x-ray", 400, 250, "000000000000")  # same name, another split
+    upsert_scores(url, other_split, "none", 64, [Score(layer("relu"), "probe_auroc", 0.9)])
     upsert_scores(url, key, "none", 128, [Score(layer("relu"), "probe_auroc", 0.9)])  # another size: not this study's
     upsert_scores(url, key, "imagenet", 64, [Score(layer("relu"), "probe_auroc", 0.9)])  # weights this study never swept
     curves = {c.kind: c for c in report_data(study, url).profile if c.kind != "sweep"}
     assert set(curves) == {"probe_auroc", "logme"}
     assert curves["probe_auroc"].depth == tuple(range(0, 63, 3)) and set(curves["probe_auroc"].values) == {0.7}
     assert "relu" not in curves["probe_auroc"].layers  # depth 62 is not a multiple of 3: nothing leaked in
+    assert set(curves["probe_auroc"].low) == {0.6} and set(curves["probe_auroc"].high) == {0.8}
+    assert curves["logme"].low == ()
 
 
 def test_split_and_leakage_facts_come_from_the_study(study, url):
