@@ -267,6 +267,16 @@ def test_dicom_is_recognised_by_suffix_or_marker(tmp_path):
     assert has_dicom_marker(plain) and is_dicom(plain)
     assert is_dicom(tmp_path / "missing.DCM")  # the suffix is enough
     assert not is_dicom(SAMPLE_IMAGES / NAMES[0])
+    # A PACS export: files named by UID or without suffix, and a DICOMDIR index that is no image.
+    for label, names in (("normal", sample_names_with("No Finding")[:3]), ("effusion", sample_names_with("Effusion")[:3])):
+        for index, name in enumerate(names):
+            file_name = f"1.2.840.113619.2.55.{index}" if index % 2 else f"IM{index:06d}"
+            (tmp_path / "export" / label).mkdir(parents=True, exist_ok=True)
+            write_dicom(tmp_path / "export" / label / file_name, png(name), patient_id=name[:8])
+    shutil.copyfile(plain, tmp_path / "export" / "normal" / "DICOMDIR")
+    dataset = load_dataset(tmp_path / "export")
+    assert len(dataset) == 6 and not any(p.endswith("DICOMDIR") for p in dataset.paths)
+    assert load_image_cache(dataset.paths, 32).images.shape == (6, 32, 32)
 
 
 # --- real files that pydicom ships ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
-from sweep.data._dicom import dicom_patients, has_dicom_marker, is_dicom
+from sweep.data._dicom import dicom_patients, is_dicom
 from sweep.data._positive import check_positive, choose_positive
 from sweep.data._split import (
     SEEDED_FRACTIONS,
@@ -77,11 +77,11 @@ def patients_from_files(paths: list[str]) -> tuple[list[str | None], str | None]
 
 
 def _is_image(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    # DICOM exports often have no suffix (IM000001); DICOMDIR is their index, not an image
-    return suffix == "" and path.name.upper() != "DICOMDIR" and has_dicom_marker(path)
+    # DICOM exports often have no suffix (IM000001) or a UID as name (1.2.840.113619.2.55); DICOMDIR
+    # is their index, not an image
+    return path.name.upper() != "DICOMDIR" and is_dicom(path)
 
 
 def _images_in(folder: Path) -> list[Path]:
