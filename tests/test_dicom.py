@@ -343,6 +343,22 @@ def test_real_compressed_files_decode(name):
     assert pixels.shape == (64, 64) and pixels.dtype == np.uint8 and pixels.std() > 5
 
 
+@pytest.mark.parametrize(
+    ("name", "tolerance"),
+    [
+        ("SC_rgb_rle_16bit.dcm", 0),
+        ("SC_rgb_rle_32bit.dcm", 0),
+        ("SC_rgb_jpeg_gdcm.dcm", 0),
+        ("SC_ybr_full_422_uncompressed.dcm", 2),  # YBR with halved chroma: luma kept, within rounding
+        ("SC_rgb_dcmtk_+eb+cr.dcm", 1),
+    ],
+)
+def test_real_colour_files_of_one_picture_give_one_luma(name, tolerance):
+    """pydicom ships one colour test picture as 8, 16 and 32-bit RGB, YBR and JPEG: one gray image."""
+    reference = decode_image(shipped("SC_rgb_rle_2frame.dcm"), 100).astype(int)
+    assert np.abs(decode_image(shipped(name), 100).astype(int) - reference).max() <= tolerance
+
+
 def test_real_truncated_and_pixelless_files_are_named():
     with pytest.raises(OCLError, match=r"MR_truncated\.dcm is a truncated DICOM file"):
         decode_image(shipped("MR_truncated.dcm"), 64)
