@@ -17,8 +17,10 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -26,7 +28,9 @@ from threadpoolctl import threadpool_limits
 from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from layers_index.logme import logme
 from layers_index.probe import linear_probe, patient_folds
+from sweep.metrics import counted_outputs
 from sweep.tasks import check_scorable
+from sweep.uncertainty import bootstrap_weights, interval, mean_auroc_resampled, patients_of
 from sweep.weights import parse_weights
 
 __all__ = ["LayerScores", "build_dictionary"]
@@ -52,6 +56,10 @@ def build_dictionary(
     weights: str = "imagenet",
     image_size: int = 224,
     seed: int = 0,
+    *,
+    split: str = "given",
+    positive: str | None = None,
+    on_dataset: Callable[[Any], None] | None = None,
 ) -> list[LayerScores]:
     """Score every candidate layer (probe AUROC and LogME) and upsert the scores; returns them by depth.
 
@@ -62,6 +70,12 @@ def build_dictionary(
         weights: ``imagenet``, ``none`` (random init, seeded) or a weights file.
         image_size: input size in pixels; the image cache and feature bank are keyed by it.
         seed: patient-wise split seed and random-init seed, as in ``ocl sweep``.
+        split: ``given`` or ``patient`` (re-split by patient), as ``ocl sweep --split``.
+        positive: the positive class of a two-class dataset, as ``ocl sweep --positive``.
+        on_dataset: called with the loaded dataset before anything is scored (the CLI prints its
+            warnings, e.g. patients in more than one split, and notes).
+
+    The probe AUROC is stored with its 95% patient-level bootstrap interval on the validation split.
 
     Raises:
         OCLError: for bad input (data, task, weights, image size), or a validation split that
@@ -76,11 +90,13 @@ def build_dictionary(
 
     check_image_size(image_size)
     parsed_weights = parse_weights(weights, seed=seed)
-    dataset = load_dataset(data, seed=seed)
+    dataset = load_dataset(data, seed=seed, split=split, positive=positive)
     parsed_task = dataset.task(task)
     targets = dataset.targets(parsed_task)
     train, val = dataset.split_indices("train"), dataset.split_indices("val")
     check_scorable(targets, train, val, parsed_task)
+    if on_dataset is not None:
+        on_dataset(dataset)
     cache = load_image_cache(dataset.paths, image_size)
     backbone = build_backbone(image_size, parsed_weights)
     infos = candidate_layers(backbone)
@@ -89,9 +105,13 @@ def build_dictionary(
     results: list[LayerScores] = []
     scores: list[Score] = []
     patients = dataset.table["patient"].to_numpy(dtype=object)[train]  # None: unknown, each image its own patient
+    resamples = bootstrap_weights(patients_of(dataset, val), seed=seed)
+    counted, _ = counted_outputs(targets[val])
     for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed):
         key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, info.stride)
-        scores += [Score(key, "probe_auroc", probe.auroc), Score(key, "logme", evidence)]
+        fitted = counted & np.isfinite(probe.predictions).all(axis=0)
+        ci = interval(probe.auroc, mean_auroc_resampled(targets[val], np.nan_to_num(probe.predictions), resamples, fitted))
+        scores += [Score(key, "probe_auroc", probe.auroc, low=ci.low, high=ci.high), Score(key, "logme", evidence)]
         results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe.auroc, evidence, probe.c))
     key = DatasetKey(
         dataset.name,

@@ -26,7 +26,7 @@ from sweep.layers import LayerCatalog
 from sweep.predictions import ValidationSplit
 from sweep.study import SweepSettings
 from sweep.tasks import Task, check_scorable
-from sweep.uncertainty import bootstrap_weights
+from sweep.uncertainty import bootstrap_weights, patients_of
 from sweep.weights import Weights, parse_weights
 
 __all__ = ["SweepContext", "layer_catalog"]
@@ -122,14 +122,8 @@ class SweepContext:
         return ValidationSplit(self.task.outputs, targets, self.patients(rows), self.dataset.fingerprint())
 
     def patients(self, rows: np.ndarray) -> np.ndarray:
-        """The patient of each image row, as the bootstrap resamples them; an unknown patient is the image's own."""
-        table = self.dataset.table.iloc[rows]
-        return np.asarray(
-            [
-                f"image:{image}" if patient is None or patient != patient else str(patient)  # None or NaN: unknown
-                for patient, image in zip(table["patient"], table["image"])
-            ]
-        )
+        """The patient of each image row, as the bootstrap resamples them (:func:`sweep.uncertainty.patients_of`)."""
+        return patients_of(self.dataset, rows)
 
     @functools.cached_property
     def validation_resamples(self) -> np.ndarray:

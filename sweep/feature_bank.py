@@ -48,7 +48,11 @@ class ViewSpec:
 
     @property
     def key(self) -> str:
-        payload = json.dumps([self.count, self.augmentation.as_dict(), self.seed, [int(i) for i in self.indices]])
+        # "seeds-per-layer": views drawn since each augmentation layer got its own seed; the tag keeps
+        # views banked under the earlier shared seed from being reused as if they were the same.
+        payload = json.dumps(
+            [self.count, self.augmentation.as_dict(), self.seed, "seeds-per-layer", [int(i) for i in self.indices]]
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ __all__ = [
     "interval",
     "mean_auroc_point",
     "mean_auroc_resampled",
+    "patients_of",
     "weighted_auroc",
 ]
 
@@ -66,6 +68,18 @@ class ScoreInterval:
 
     def as_dict(self) -> dict[str, float]:
         return {"estimate": self.estimate, "low": self.low, "high": self.high}
+
+
+def patients_of(dataset: Any, rows: np.ndarray) -> np.ndarray:
+    """The patient of each image row of a :class:`sweep.data.Dataset`, as the bootstrap resamples
+    them: an image whose patient is unknown counts as its own patient (as the split treats it)."""
+    table = dataset.table.iloc[rows]
+    return np.asarray(
+        [
+            f"image:{image}" if patient is None or patient != patient else str(patient)  # None or NaN: unknown
+            for patient, image in zip(table["patient"], table["image"])
+        ]
+    )
 
 
 def bootstrap_weights(patients: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -92,9 +106,13 @@ def weighted_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np
     For each positive, the negative weight below its score (and tied with it, counted half) is read
     off one cumulative sum over the sorted negatives, at positions found once by binary search.
     """
-    y = np.asarray(y) > 0
-    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(y, np.float64)
+    known = ~np.isnan(labels)  # NaN: an unknown label (e.g. CheXpert's U-Ignore) leaves the AUROC
     weights = np.atleast_2d(weights)
+    if not known.all():
+        labels, scores, weights = labels[known], np.asarray(scores)[known], weights[:, known]
+    y = labels > 0
+    scores = np.asarray(scores, np.float64)
     result = np.full(len(weights), np.nan)
     if not y.any() or y.all():
         return result

@@ -62,6 +62,11 @@ def test_build_stores_one_probe_and_one_logme_score_per_candidate_layer(built: B
     }
     probe = np.array([s["value"] for s in scores if s["kind"] == "probe_auroc"])
     assert ((probe >= 0) & (probe <= 1)).all() and probe.std() > 0  # real, differing AUROCs
+    for s in scores:  # every probe AUROC carries its 95% patient-level bootstrap interval
+        if s["kind"] == "probe_auroc":
+            assert s["low"] <= s["value"] <= s["high"] and 0.05 < s["high"] - s["low"] < 0.6, s
+        else:
+            assert s["low"] is None and s["high"] is None
     assert np.isfinite([s["value"] for s in scores if s["kind"] == "logme"]).all()
     by_layer = {(s["layer"], s["kind"]): s["value"] for s in scores}
     for row in built.rows:  # what build returned is what it stored

@@ -13,11 +13,16 @@ from layers_index import SCORE_KINDS
 from sweep.cli._common import (
     DataOption,
     ImageSizeOption,
+    PositiveOption,
     SeedOption,
+    SplitMode,
+    SplitOption,
     TableFormat,
     TaskOption,
     console,
+    err_console,
     new_table,
+    warn,
 )
 
 app = typer.Typer(
@@ -85,6 +90,8 @@ def build(
     image_size: ImageSizeOption = 224,
     storage: StorageOption = None,
     seed: SeedOption = 0,
+    split: SplitOption = SplitMode.given,
+    positive: PositiveOption = None,
 ) -> None:
     """Score EVERY candidate layer (linear probe AUROC and LogME) from the feature bank, in one pass.
 
@@ -95,7 +102,17 @@ def build(
 
     storage_url = _storage(storage)
     start = time.perf_counter()
-    rows = build_dictionary(storage_url, data=data, task=task, weights=weights, image_size=image_size, seed=seed)
+    rows = build_dictionary(
+        storage_url,
+        data=data,
+        task=task,
+        weights=weights,
+        image_size=image_size,
+        seed=seed,
+        split=split.value,
+        positive=positive,
+        on_dataset=_print_dataset_facts,
+    )
     best = max(rows, key=lambda r: r.probe_auroc)
     best_logme = max(rows, key=lambda r: r.logme)
     console.print(
@@ -103,6 +120,14 @@ def build(
         f"[bold]{best.probe_auroc:.4f}[/] at [bold]{best.layer}[/] ({best.block}), best LogME at {best_logme.layer}; "
         "see `ocl dictionary show`"
     )
+
+
+def _print_dataset_facts(dataset) -> None:
+    """The dataset's notes and warnings (patients in more than one split, per-image splits), once."""
+    for note in dataset.notes:
+        err_console.print(f"note: {note}", highlight=False)
+    for warning in dataset.warnings:
+        warn(warning)
 
 
 @app.command()
