@@ -366,6 +366,18 @@ def test_real_truncated_and_pixelless_files_are_named():
         decode_image(shipped("rtplan.dcm"), 64)
 
 
+def test_a_file_no_installed_decoder_can_read_is_one_line():
+    """pydicom's JPEG-lossy.dcm (12-bit extended JPEG) defeats pylibjpeg; its several plugin errors become one line."""
+    path = shipped("JPEG-lossy.dcm")
+    try:
+        decode_image(path, 64)
+    except OCLError as failure:
+        message = str(failure)
+        assert message.startswith(f"image {path} cannot be decoded (DICOM ") and "\n" not in message
+    else:
+        pytest.skip("this pylibjpeg decodes JPEG-lossy.dcm")
+
+
 # --- files OCL cannot use: one line that names the file, and nothing in the cache ----------------
 
 

@@ -109,9 +109,12 @@ def _read(path: str | Path, *, pixels: bool):
     return ds
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
+def _first_line(exc: BaseException, limit: int = 240) -> str:
+    """The exception as one line (pydicom lists each plugin's failure on its own line), shortened."""
+    text = " ".join(str(exc).split())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _check_complete(ds, path: Path, size: int) -> None:
@@ -201,6 +204,7 @@ def dicom_gray(path: str | Path) -> np.ndarray:
     try:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         pixels = pixel_array(ds, index=0) if frames > 1 else ds.pixel_array
+        return _to_uint8(ds, np.asarray(pixels))  # a malformed LUT or descriptor fails here
     except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, TypeError, IndexError, EOFError) as exc:
         reason = _first_line(exc)
         if "less than expected" in reason or "truncat" in reason.lower():
@@ -209,7 +213,6 @@ def dicom_gray(path: str | Path) -> np.ndarray:
                 "or remove it (or its row) from the dataset"
             ) from None
         raise OCLError(f"image {path} cannot be decoded (DICOM {reason}); {_FIX}") from None
-    return _to_uint8(ds, np.asarray(pixels))
 
 
 def _to_uint8(ds, pixels: np.ndarray) -> np.ndarray:
