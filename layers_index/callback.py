@@ -55,7 +55,8 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, s
         trials = [t for t in trials if t in stored]
         if trials:
             settings = load_settings(study)
-            point, resampled = CandidateScorer(split, seed=settings.seed).score(trials, stored)
+            scorer = CandidateScorer(split, seed=settings.seed, min_positives=settings.space.min_positives)
+            point, resampled = scorer.score(trials, stored)
             ci = interval(point, resampled)
             scores.append(Score(key, f"{prefix}auroc", ci.estimate, low=ci.low, high=ci.high, **common))
     return scores

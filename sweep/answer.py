@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from sweep.metrics import counted_outputs
+from sweep.metrics import MIN_POSITIVES, counted_outputs
 from sweep.predictions import ValidationSplit, load_predictions, load_validation
+from sweep.study import load_settings
 from sweep.summary import completed_trials
 from sweep.uncertainty import LEVEL, MIN_TRIALS, N_RESAMPLES, bootstrap_weights, confidence_set, interval, mean_auroc_resampled
 
@@ -186,9 +187,11 @@ class CandidateScorer:
     halves and the same patient resamples, so their scores are paired.
     """
 
-    def __init__(self, split: ValidationSplit, *, n_resamples: int = N_RESAMPLES, seed: int = 0) -> None:
+    def __init__(
+        self, split: ValidationSplit, *, n_resamples: int = N_RESAMPLES, seed: int = 0, min_positives: int = MIN_POSITIVES
+    ) -> None:
         self.y = np.asarray(split.targets)
-        self.counted, _ = counted_outputs(self.y)  # the outputs a trial's mean AUROC counts
+        self.counted, _ = counted_outputs(self.y, min_positives)  # the outputs a trial's mean AUROC counts
         half = _halves(split.patients, seed)
         self.rows = [np.flatnonzero(half == side) for side in (0, 1)]
         self.weights = bootstrap_weights(split.patients, n_resamples, seed)
@@ -244,7 +247,7 @@ def study_answer(
     warning = small_validation_warning(split)
     if warning:
         warnings.append(warning)
-    scorer = CandidateScorer(split, n_resamples=n_resamples, seed=seed)
+    scorer = CandidateScorer(split, n_resamples=n_resamples, seed=seed, min_positives=load_settings(study).space.min_positives)
     keys, estimates, resampled, facts = [], [], [], []
     for key, members in groups.items():
         point, boot = scorer.score([t.number for t, _ in members], stored)

@@ -86,7 +86,9 @@ class SweepContext:
         if self._data is None:
             from sweep.training import TrialData
 
-            self._data = TrialData.from_dataset(self.dataset, self.task, self.cache)
+            self._data = TrialData.from_dataset(
+                self.dataset, self.task, self.cache, min_positives=self.settings.space.min_positives
+            )
         return self._data
 
     @functools.cached_property

@@ -93,7 +93,7 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     data = context.data
     y_test = data.targets[data.test]
     p_test = result.predict(data.test)
-    test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds))
+    test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
     patients = context.patients(data.test)
     counted = np.asarray([name not in test.excluded for name in test.outputs])
     resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.seed), counted)

@@ -51,6 +51,7 @@ class SearchSpace:
     bank_views: int = 2
     pruner: str = "median"
     class_weight: bool = True
+    min_positives: int = 5  # outputs with fewer validation positives (or negatives) leave the mean AUROC
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +210,8 @@ def _check(space: SearchSpace, where: str) -> SearchSpace:
         raise bad("dropout", list(space.dropout), "must stay below 1")
     if space.pruner not in PRUNERS:
         raise bad("pruner", space.pruner, f"is unknown; valid: {', '.join(PRUNERS)}")
+    if isinstance(space.min_positives, bool) or not isinstance(space.min_positives, int) or space.min_positives < 0:
+        raise bad("min_positives", space.min_positives, "must be a whole number, 0 or more (5 by default)")
     for key in ("epochs", "fine_tuning_epochs", "patience"):
         if getattr(space, key) < 1:
             raise bad(key, getattr(space, key), "must be at least 1")
