@@ -617,7 +617,7 @@ def _profile_figure(data: ReportData) -> Any:
                     y=list(curve.high) + list(curve.low)[::-1],
                     mode="lines",
                     fill="toself",
-                    fillcolor="rgba(107,114,128,0.10)",
+                    fillcolor="rgba(107,114,128,0.08)",
                     line={"width": 0},
                     hoverinfo="skip",
                     showlegend=False,
@@ -832,6 +832,7 @@ footer{color:var(--muted);font-size:12px;margin-top:28px;border-top:1px solid va
  body{background:#fff;font-size:11pt}main{max-width:none;padding:0}nav{display:none}
  h2{break-after:avoid;page-break-after:avoid}.answer,.facts,table,pre{break-inside:avoid;page-break-inside:avoid}
  .modebar-container{display:none!important}a{color:inherit;text-decoration:none}
+ table{font-size:9pt}th,td{white-space:normal;padding:2px 6px}.scroll{overflow:visible}
 }
 """
 
