@@ -59,6 +59,9 @@ def build_dictionary(
     *,
     split: str = "given",
     positive: str | None = None,
+    labels: str | None = None,
+    uncertain: str | None = None,
+    view: str | None = None,
     on_dataset: Callable[[Any], None] | None = None,
 ) -> list[LayerScores]:
     """Score every candidate layer (probe AUROC and LogME) and upsert the scores; returns them by depth.
@@ -72,6 +75,7 @@ def build_dictionary(
         seed: patient-wise split seed and random-init seed, as in ``ocl sweep``.
         split: ``given`` or ``patient`` (re-split by patient), as ``ocl sweep --split``.
         positive: the positive class of a two-class dataset, as ``ocl sweep --positive``.
+        labels, uncertain, view: how to read a CheXpert-style label table, as in ``ocl sweep``.
         on_dataset: called with the loaded dataset before anything is scored (the CLI prints its
             warnings, e.g. patients in more than one split, and notes).
 
@@ -90,7 +94,7 @@ def build_dictionary(
 
     check_image_size(image_size)
     parsed_weights = parse_weights(weights, seed=seed)
-    dataset = load_dataset(data, seed=seed, split=split, positive=positive)
+    dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
     parsed_task = dataset.task(task)
     targets = dataset.targets(parsed_task)
     train, val = dataset.split_indices("train"), dataset.split_indices("val")

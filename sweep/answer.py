@@ -169,7 +169,7 @@ def small_validation_warning(split: ValidationSplit) -> str | None:
     most layer profiles, so no confidence set can exclude anything.
     """
     y = np.asarray(split.targets)
-    positives, negatives = y.sum(axis=0), len(y) - y.sum(axis=0)
+    positives, negatives = (y == 1).sum(axis=0), (y == 0).sum(axis=0)  # NaN (unknown) is neither
     usable = (positives >= 10) & (negatives >= 10)
     if usable.any():
         return None
@@ -241,7 +241,7 @@ def study_answer(
     validation = {
         "images": int(len(y)),
         "patients": int(len(np.unique(split.patients.astype(str)))),
-        "positives": dict(zip(split.outputs, y.sum(axis=0).astype(int).tolist())),
+        "positives": dict(zip(split.outputs, (y == 1).sum(axis=0).astype(int).tolist())),
         "fingerprint": split.fingerprint,
     }
     warning = small_validation_warning(split)

@@ -119,6 +119,9 @@ def plan_sweep(
     positive: str | None = None,
     cv: int | None = None,
     warm_start_from: str | None = None,
+    labels: str | None = None,
+    uncertain: str | None = None,
+    view: str | None = None,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
@@ -141,6 +144,8 @@ def plan_sweep(
         positive: the positive class of a two-class dataset (default: the one that is not normal).
         warm_start_from: a dataset in the OCL dictionary whose best layers a warm start tries
             first (checked here; :func:`execute_sweep` needs ``warm_start=True`` to use it).
+        labels, uncertain, view: how to read a CheXpert-style label table (``--labels chexpert``,
+            ``--uncertain ones|zeros|ignore``, ``--view frontal|lateral|all``); see ``ocl data info``.
         cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
             (K >= 2) instead of on the validation split alone.
 
@@ -158,7 +163,7 @@ def plan_sweep(
     device_list = parse_devices(devices, workers, visible_gpus())
     on_gpu = any(d.kind == "gpu" for d in device_list)
     space, notes = _search_space(config, strategy, weights, cv, on_gpu=on_gpu, seed=seed)
-    dataset = load_dataset(data, seed=seed, split=split, positive=positive)
+    dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
         data=str(Path(data).expanduser().resolve()) if data else None,
@@ -170,6 +175,9 @@ def plan_sweep(
         split=split,
         positive=positive,
         cv=cv,
+        labels=labels,
+        uncertain=uncertain,
+        view=view,
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
     check_storage(storage_url)

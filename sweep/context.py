@@ -58,7 +58,15 @@ class SweepContext:
     def from_settings(cls, settings: SweepSettings) -> SweepContext:
         """Load and check everything a user can get wrong (data, task, layers, weights) before
         anything is written."""
-        dataset = load_dataset(settings.data, seed=settings.seed, split=settings.split, positive=settings.positive)
+        dataset = load_dataset(
+            settings.data,
+            seed=settings.seed,
+            split=settings.split,
+            positive=settings.positive,
+            labels=settings.labels,
+            uncertain=settings.uncertain,
+            view=settings.view,
+        )
         task = dataset.task(settings.task)
         check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
         if settings.cv and len(np.unique(dataset.table["patient"].astype(str))) < 2 * settings.cv:

@@ -51,7 +51,7 @@ class _ValidationRow(_Base):
     study: Mapped[str] = mapped_column(String(500), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
     outputs: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of output names
-    arrays: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # npz: targets (uint8), patients (str)
+    arrays: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # npz: targets (float32, NaN unknown), patients
 
 
 class _PredictionRow(_Base):
@@ -67,7 +67,7 @@ class ValidationSplit:
     """A study's validation split: what every trial was scored on."""
 
     outputs: tuple[str, ...]
-    targets: np.ndarray  # (images, outputs) 0/1
+    targets: np.ndarray  # (images, outputs) 1, 0, or NaN for an unknown label (CheXpert's U-Ignore)
     patients: np.ndarray  # (images,) patient id per image; an unknown patient is its own id
     fingerprint: str
 
@@ -101,7 +101,7 @@ def store_validation(url: str, study: str, split: ValidationSplit) -> None:
         study=study,
         fingerprint=split.fingerprint,
         outputs=json.dumps(list(split.outputs)),
-        arrays=_pack(targets=np.asarray(split.targets, np.uint8), patients=patients),
+        arrays=_pack(targets=np.asarray(split.targets, np.float32), patients=patients),
     )
     try:
         with Session(_engine(url)) as session, session.begin():

@@ -114,8 +114,8 @@ def check_scorable(targets: np.ndarray, train: np.ndarray, val: np.ndarray, task
         raise OCLError("--data: the validation split has no images; a sweep selects on validation AUROC, use more images")
 
     def both_classes(rows: np.ndarray) -> np.ndarray:
-        y = targets[rows]
-        return (y.min(axis=0) != y.max(axis=0)) if len(y) else np.zeros(targets.shape[1], bool)
+        y = np.asarray(targets[rows], np.float64)  # NaN: an unknown label, on neither side
+        return ((y == 1).any(axis=0) & (y == 0).any(axis=0)) if len(y) else np.zeros(targets.shape[1], bool)
 
     if not (both_classes(train) & both_classes(val)).any():
         raise OCLError(

@@ -15,8 +15,9 @@ DataOption = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="An NIH ChestX-ray14 folder (Data_Entry_2017.csv + images/), a class-folder directory, "
-        "or a path,label CSV. Default: the embedded NIH sample (638 images).",
+        help="An NIH ChestX-ray14 folder (Data_Entry_2017_v2020.csv or Data_Entry_2017.csv + images/), a class-folder "
+        "directory of PNG, JPEG, TIFF, DICOM... images, a path,label[,patient,split] CSV, or a CheXpert-style label "
+        "table. Default: the embedded NIH sample (638 images).",
         show_default=False,
         rich_help_panel="Data",
     ),
@@ -25,8 +26,7 @@ TaskOption = Annotated[
     str | None,
     typer.Option(
         "--task",
-        help="any (finding vs No Finding), binary:FINDING (e.g. binary:Pneumonia) or multilabel. "
-        "Default: any for ChestX-ray14.",
+        help="any (finding vs No Finding), binary:FINDING (e.g. binary:Pneumonia) or multilabel. Default: any for ChestX-ray14.",
         show_default=False,
         rich_help_panel="Data",
     ),

@@ -13,12 +13,15 @@ from layers_index import SCORE_KINDS
 from sweep.cli._common import (
     DataOption,
     ImageSizeOption,
+    LabelsOption,
     PositiveOption,
     SeedOption,
     SplitMode,
     SplitOption,
     TableFormat,
     TaskOption,
+    UncertainOption,
+    ViewOption,
     console,
     err_console,
     new_table,
@@ -92,6 +95,9 @@ def build(
     seed: SeedOption = 0,
     split: SplitOption = SplitMode.given,
     positive: PositiveOption = None,
+    labels: LabelsOption = None,
+    uncertain: UncertainOption = None,
+    view: ViewOption = None,
 ) -> None:
     """Score EVERY candidate layer (linear probe AUROC and LogME) from the feature bank, in one pass.
 
@@ -111,6 +117,9 @@ def build(
         seed=seed,
         split=split.value,
         positive=positive,
+        labels=labels,
+        uncertain=uncertain,
+        view=view,
         on_dataset=_print_dataset_facts,
     )
     best = max(rows, key=lambda r: r.probe_auroc)

@@ -14,12 +14,15 @@ from sweep.cli._common import (
     DataOption,
     FormatOption,
     ImageSizeOption,
+    LabelsOption,
     OutputFormat,
     PositiveOption,
     SeedOption,
     SplitMode,
     SplitOption,
     TaskOption,
+    UncertainOption,
+    ViewOption,
     console,
     err_console,
     new_table,
@@ -117,6 +120,9 @@ def sweep(
     positive: PositiveOption = None,
     cv: CvOption = None,
     warm_start_from: WarmStartFromOption = None,
+    labels: LabelsOption = None,
+    uncertain: UncertainOption = None,
+    view: ViewOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -148,6 +154,9 @@ def sweep(
         positive=positive,
         cv=cv,
         warm_start_from=warm_start_from,
+        labels=labels,
+        uncertain=uncertain,
+        view=view,
     )
     progress = _SweepProgress(plan.finished_before or 0)
     try:
