@@ -8,6 +8,9 @@ their values as arguments, so a function's behaviour shows in its call.
 * ``OCL_GRACE_SECONDS`` is how long a worker may go without a heartbeat before its trial is failed
   and queued again (default 20). The heartbeat interval is derived from it
   (:func:`sweep.storage.heartbeat_interval`), so this one variable sets both.
+* ``OCL_CACHE_MAX_GB`` is the disk budget, in gigabytes, of one spatial bank (the banked frozen
+  prefix of fine-tuning trials, :mod:`sweep.spatial_bank`; default 20). Dense blocks whose tensors
+  do not fit it are computed on the fly instead; ``0`` banks none.
 
 The storage and cache are relative to the working directory, so running ``ocl`` from the
 repository keeps everything a sweep writes in one git-ignored place, ``studies/``.
@@ -22,6 +25,7 @@ from sweep.errors import OCLError
 
 DEFAULT_STORAGE = "sqlite:///studies/ocl.db"
 DEFAULT_GRACE_SECONDS = 20
+DEFAULT_CACHE_MAX_GB = 20.0
 
 
 def cache_dir() -> Path:
@@ -47,3 +51,24 @@ def grace_seconds() -> int:
             f"{DEFAULT_GRACE_SECONDS}"
         )
     return seconds
+
+
+def cache_max_bytes() -> int:
+    """``OCL_CACHE_MAX_GB``: the disk budget of one spatial bank, in bytes (default 20 GB; 0 banks nothing).
+
+    Raises:
+        OCLError: when the variable is set to anything but a number of gigabytes, at least 0.
+    """
+    text = os.environ.get("OCL_CACHE_MAX_GB", "").strip()
+    if not text:
+        return int(DEFAULT_CACHE_MAX_GB * 1e9)
+    try:
+        gigabytes = float(text)
+    except ValueError:
+        gigabytes = -1.0
+    if not gigabytes >= 0 or gigabytes == float("inf"):
+        raise OCLError(
+            f"OCL_CACHE_MAX_GB={text}: expected a number of gigabytes, 0 or more (e.g. 20, or 0 to bank nothing); "
+            f"unset it for the default, {DEFAULT_CACHE_MAX_GB:g}"
+        )
+    return int(gigabytes * 1e9)

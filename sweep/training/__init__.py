@@ -31,6 +31,7 @@ def run_trial(
     backbone_factory: Callable[[], Any],
     bank: FeatureBank | None = None,
     on_epoch: EpochHook | None = None,
+    spatial_bank: Any = None,
 ) -> TrialResult:
     """Train one configuration and score it on the validation split.
 
@@ -41,6 +42,8 @@ def run_trial(
             changes weights, so it must not share a model with other trials).
         bank: the feature bank holding ``config.cut_layer`` (required for feature extraction).
         on_epoch: called with (epoch, validation mean AUROC); raising stops the trial.
+        spatial_bank: a :class:`sweep.spatial_bank.SpatialBank`: fine-tuning trains only the layers
+            from the boundary on, on banked prefix tensors, when it holds the boundary (else on images).
 
     Raises:
         TrainingDiverged: when the loss becomes NaN or infinite.
@@ -53,4 +56,4 @@ def run_trial(
         return train_feature_extraction(config, data, bank, backbone_factory, on_epoch)
     from sweep.training._fine_tuning import train_fine_tuning
 
-    return train_fine_tuning(config, data, backbone_factory, on_epoch)
+    return train_fine_tuning(config, data, backbone_factory, on_epoch, spatial_bank)

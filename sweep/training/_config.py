@@ -77,3 +77,6 @@ class TrialResult:
     """Maps image-table row indices to sigmoid scores (for the test split in ``ocl evaluate``)."""
     export: Callable[[], Any] = field(repr=False)
     """Builds a Keras model that takes raw grayscale images and returns these same scores."""
+    prefix: str | None = None
+    """Fine-tuning from the spatial bank: the banked tensor it trained on (``conv4_block24_concat[:640]``,
+    and whether with the bank's augmented views); None when it trained on images."""

@@ -1,4 +1,17 @@
-"""Fine-tuning: the truncated network, trainable from the unfreeze boundary, on cached images."""
+"""Fine-tuning: the truncated network, trainable from the unfreeze boundary, on cached images.
+
+With a :class:`~sweep.spatial_bank.SpatialBank` holding the trial's boundary (see
+:meth:`SpatialBank.source <sweep.spatial_bank.SpatialBank.source>` for the rule), only the layers
+from the boundary to the cut and the head run: the frozen prefix is read from the bank, as the
+first channels of the banked block tensor. The trainer is a sub-model of the full fine-tuning
+model (the same layer objects, so the same initial weights as without the bank, and training it
+trains the full model): ``TrialResult.export`` returns the whole network, raw X-ray to scores.
+
+With augmentation on, a banked trial trains on the bank's K augmented views (one drawn per image
+and epoch, seeded by the trial), made with the feature bank's augmentation strengths: the
+strengths sampled for the trial cannot be applied to banked tensors after the fact. The result
+says so (``TrialResult.prefix``); ``ocl sweep --no-prefix-cache`` trains on images instead.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +24,13 @@ import numpy as np
 from sweep.metrics import mean_auroc, score
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
-from sweep.training._keras_models import WeightedBinaryCrossentropy, fine_tuning_model, keras, make_optimizer
+from sweep.training._keras_models import (
+    WeightedBinaryCrossentropy,
+    fine_tuning_model,
+    keras,
+    make_optimizer,
+    suffix_model,
+)
 
 
 class CachedImages(keras.utils.PyDataset):
@@ -43,12 +62,82 @@ def predict_rows(model: Any, images: np.ndarray, rows: np.ndarray, batch_size: i
     return np.concatenate(parts) if parts else np.zeros((0, model.output.shape[-1]), np.float32)
 
 
+class BankedTensors(keras.utils.PyDataset):
+    """Shuffled batches of banked prefix tensors (the first ``channels``) and their targets.
+
+    The same row order as :class:`CachedImages` with the same seed. With ``views``
+    (``(K, len(view_rows), h, w, c)``), each epoch draws one of the K views per image.
+    """
+
+    def __init__(
+        self,
+        clean: np.ndarray,
+        channels: int,
+        targets: np.ndarray,
+        rows: np.ndarray,
+        batch_size: int,
+        seed: int,
+        views: np.ndarray | None = None,
+        view_rows: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.clean, self.channels, self.targets, self.rows, self.batch_size = clean, channels, targets, rows, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(rows)
+        self.views = views
+        if views is not None:
+            self.position = np.full(len(targets), -1)
+            self.position[np.asarray(view_rows)] = np.arange(len(view_rows))
+            self.view_rng = np.random.default_rng([seed, 1])
+            self._draw_views()
+
+    def _draw_views(self) -> None:
+        self.pick = self.view_rng.integers(len(self.views), size=len(self.targets))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        c = self.channels
+        if self.views is None:
+            x = self.clean[rows, ..., :c]
+        else:
+            x = np.stack(
+                [
+                    self.views[self.pick[r], self.position[r], ..., :c] if self.position[r] >= 0 else self.clean[r, ..., :c]
+                    for r in rows
+                ]
+            )
+        return np.asarray(x, np.float32), self.targets[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.rows)
+        if self.views is not None:
+            self._draw_views()
+
+
+def predict_banked(model: Any, clean: np.ndarray, channels: int, rows: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Sigmoid scores for image rows from their banked prefix tensors."""
+    parts = [
+        np.asarray(model.predict_on_batch(np.asarray(clean[np.sort(rows[lo : lo + batch_size]), ..., :channels], np.float32)))
+        for lo in range(0, len(rows), batch_size)
+    ]
+    if not parts:
+        return np.zeros((0, model.output.shape[-1]), np.float32)
+    # rows were sorted per batch for the memory map; put the scores back in the rows' order
+    order = np.concatenate([np.argsort(np.argsort(rows[lo : lo + batch_size])) for lo in range(0, len(rows), batch_size)])
+    offsets = np.concatenate([np.full(len(rows[lo : lo + batch_size]), lo) for lo in range(0, len(rows), batch_size)])
+    return np.concatenate(parts)[offsets + order]
+
+
 class _EpochEnd(keras.callbacks.Callback):
     """Scores validation after each epoch, keeps the best weights and predictions, reports to the hook."""
 
-    def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int) -> None:
+    def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int, predict_val: Any = None) -> None:
         super().__init__()
         self.data, self.on_epoch, self.patience = data, on_epoch, patience
+        self.predict_val = predict_val or (lambda model: predict_rows(model, data.images, data.val))
         self.history: list[float] = []
         self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
         self.best_predictions: np.ndarray | None = None
@@ -57,7 +146,7 @@ class _EpochEnd(keras.callbacks.Callback):
         loss = (logs or {}).get("loss", 0.0)
         if not np.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss} after epoch {epoch}")
-        predictions = predict_rows(self.model, self.data.images, self.data.val)
+        predictions = self.predict_val(self.model)
         value = mean_auroc(self.data.targets[self.data.val], predictions, min_positives=self.data.min_positives)
         self.history.append(value)
         if value > self.best:
@@ -69,16 +158,48 @@ class _EpochEnd(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: Any, on_epoch: EpochHook | None) -> TrialResult:
+def train_fine_tuning(
+    config: TrialConfig, data: TrialData, backbone_factory: Any, on_epoch: EpochHook | None, spatial_bank: Any = None
+) -> TrialResult:
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    model = fine_tuning_model(backbone_factory(), config, len(data.outputs))
+    full = fine_tuning_model(backbone_factory(), config, len(data.outputs))
+    boundary = config.unfreeze_from or config.cut_layer
+    block = spatial_bank.source(boundary) if spatial_bank is not None else None
+    views = spatial_bank.view_tensors(block) if block is not None and config.augment else None
+    if config.augment and views is None:
+        block = None  # augmentation without banked views: only the images can give it
+    prefix = None
+    if block is None:
+        model = full
+        batches: Any = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return predict_rows(model, data.images, rows)
+
+    else:
+        model, channels = suffix_model(full, config)
+        clean = spatial_bank.clean(block)
+        batches = BankedTensors(
+            clean,
+            channels,
+            data.targets,
+            data.train,
+            config.batch_size,
+            config.seed,
+            views,
+            np.asarray(spatial_bank.views.indices) if views is not None else None,
+        )
+        prefix = f"{block}[:{channels}]" + (" with the bank's augmented views" if views is not None else "")
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return predict_banked(model, clean, channels, np.asarray(rows))
+
     pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate), loss=WeightedBinaryCrossentropy(pos_weight.tolist())
     )
-    tracker = _EpochEnd(data, on_epoch, config.patience)
-    batches = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
+    tracker = _EpochEnd(data, on_epoch, config.patience, lambda _model: predict(data.val))
     model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
     if tracker.best_weights is not None:
         model.set_weights(tracker.best_weights)
@@ -86,11 +207,8 @@ def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: An
     # defined AUROC, the predictions of the weights as trained.
     val_predictions = tracker.best_predictions
     if val_predictions is None:
-        val_predictions = predict_rows(model, data.images, data.val)
+        val_predictions = predict(data.val)
     val_scores = score(data.targets[data.val], val_predictions, data.outputs, min_positives=data.min_positives)
-
-    def predict(rows: np.ndarray) -> np.ndarray:
-        return predict_rows(model, data.images, rows)
 
     return TrialResult(
         config,
@@ -101,5 +219,6 @@ def train_fine_tuning(config: TrialConfig, data: TrialData, backbone_factory: An
         tracker.history,
         time.perf_counter() - start,
         predict,
-        lambda: model,
+        lambda: full,  # the trainer's layers are the full model's: it holds the trained weights
+        prefix,
     )

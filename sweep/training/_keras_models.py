@@ -66,6 +66,31 @@ def fine_tuning_model(backbone: Any, config: TrialConfig, n_outputs: int) -> Any
     return model
 
 
+def suffix_model(full: Any, config: TrialConfig) -> tuple[Any, int]:
+    """The part of a :func:`fine_tuning_model` from the unfreeze boundary on, and the boundary's channels.
+
+    Its input is the boundary layer's output (a banked prefix tensor); the layers are the full
+    model's own (BatchNormalization still frozen, run in inference mode), so training it trains
+    ``full``, which stays the model to export.
+    """
+    base = full.get_layer(f"densenet121_to_{config.cut_layer}")
+    boundary = config.unfreeze_from or config.cut_layer
+    shape = tuple(base.get_layer(boundary).output.shape[1:])
+    inputs = keras.Input(shape, name="prefix")
+    x = inputs
+    if boundary != config.cut_layer:
+        part = keras.Model(
+            base.get_layer(boundary).output, base.get_layer(config.cut_layer).output, name=f"{boundary}_to_{config.cut_layer}"
+        )
+        x = part(x, training=False)
+    x = full.get_layer("pool")(x)
+    if config.head_units:
+        x = full.get_layer("head_dense")(x)
+        if config.dropout:
+            x = full.get_layer("head_dropout")(x)
+    return keras.Model(inputs, full.get_layer("head_output")(x), name="ocl_fine_tuned_suffix"), int(shape[-1])
+
+
 def feature_extraction_model(backbone: Any, config: TrialConfig, head: Any, n_outputs: int) -> Any:
     """The Keras twin of a numpy-trained head on top of the frozen truncated backbone."""
     base = truncated(backbone, config.cut_layer)

@@ -1,0 +1,354 @@
+"""The spatial bank: the frozen prefix of fine-tuning trials, computed once per image and view.
+
+OCL fine-tunes with BatchNormalization frozen (inference mode), so everything before a trial's
+unfreeze boundary is a fixed function of the image: recomputing it in every epoch of every trial
+is most of a fine-tuning trial's time. This bank stores, once, the LAST concatenation of each
+dense block (``conv3_block12_concat``...) for every image and for the K augmented views of the
+training images the feature bank already uses (the same :class:`~sweep.feature_bank.ViewSpec`).
+
+Why the last concat is enough: inside a DenseNet dense block every ``convK_blockJ_concat`` is the
+concatenation of the block input with the new channels of each layer, so ``convK_blockJ_concat``
+is exactly the first channels of the block's last concat. A boundary anywhere inside block K is a
+channel slice of one banked tensor.
+
+The rule a trial follows (see :meth:`SpatialBank.source`): when its boundary (``unfreeze_from``,
+or the cut layer when that is None) is a ``convK_blockJ_concat`` of a banked block K, it trains
+only the layers from the boundary to the cut (BatchNormalization still frozen, in inference mode)
+and the head, on the first channels of block K's banked tensor. Any other boundary (a transition
+``poolN_*``, a layer inside a dense layer, the stem) trains the whole truncated network on images,
+as without the bank.
+
+What is banked: block 1 (``conv2_block6_concat``) never. Its prefix is the stem and six thin
+layers, a small share of the network's work, while its tensor is the largest (56x56x256 values per
+image at 224 px): reading it back costs about what computing it does. The deeper blocks are banked
+deepest first (smallest and most used) while they fit the disk budget (``OCL_CACHE_MAX_GB``, read by
+:func:`sweep._defaults.cache_max_bytes`, and the free disk space); a block no cut layer of the sweep
+reaches is not banked. Blocks left out are computed on the fly.
+
+On disk (``<cache>/spatial/<weights>/<image cache key>/``): one float16 ``.npy`` per block,
+``(images, h, w, channels)``, and per view set ``(views, training images, h, w, channels)``,
+memory-mapped both when written and when read, so the bank is never held in memory. Files are
+written under temporary names, preallocated (a full disk fails at once, with ENOSPC, instead of
+later inside a memory map), renamed into place and recorded in a checksummed manifest (see
+:mod:`sweep._artifacts`); a file lock makes concurrent workers wait for one build. A killed build
+leaves only temporary files, which nothing reads. When the disk is full, the partial files are
+removed and the bank opens without those blocks (:attr:`SpatialBank.notes` says so): the sweep
+goes on uncached.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweep import _artifacts
+from sweep._defaults import cache_dir as default_cache_dir
+from sweep._progress import rate_progress, rate_text
+from sweep.feature_bank import BATCH_SIZE, ViewSpec, _locked, _read_manifest
+from sweep.image_cache import ImageCache
+
+__all__ = ["BLOCKS", "SpatialBank", "bank_plan", "load_spatial_bank"]
+
+BLOCKS = ("conv2_block6_concat", "conv3_block12_concat", "conv4_block24_concat", "conv5_block16_concat")
+CHANNELS = {"conv2_block6_concat": 256, "conv3_block12_concat": 512, "conv4_block24_concat": 1024, "conv5_block16_concat": 1024}
+NO_PAYOFF = {"conv2_block6_concat": "dense block 1: a small frozen prefix with the largest tensor, computed on the fly"}
+DTYPE = "float16"
+REOPEN_BATCHES = 16  # rewritten pages are let go every this many batches: memory stays flat as the bank grows
+FREE_DISK_MARGIN = 1_000_000_000  # bytes left free on the disk beyond the bank
+
+_CONCAT = re.compile(r"^conv(\d)_block(\d+)_concat$")
+
+
+def _stage(layer: str) -> float:
+    """Where a layer sits, as a number: the stem 1, dense block ``convK`` K, its transition K.5, the end 6."""
+    match = re.match(r"^(conv|pool)(\d)_", layer)
+    if match:
+        return int(match.group(2)) + (0.5 if match.group(1) == "pool" and match.group(2) != "1" else 0)
+    return 6.0 if layer in ("bn", "relu") else 1.0
+
+
+def block_shape(image_size: int, block: str) -> tuple[int, int, int]:
+    """``(h, w, channels)`` of a block's last concat at ``image_size`` (DenseNet-121's paddings and strides)."""
+    side = math.ceil(math.ceil(image_size / 2) / 2)  # conv1 then pool1: stride 2, padded
+    for _ in range(int(block[4]) - 2):
+        side //= 2  # each transition's 2x2 average pooling, unpadded
+    return side, side, CHANNELS[block]
+
+
+def bank_plan(
+    image_size: int, images: int, view_rows: int, cut_layers: Sequence[str] | None, budget: int, free: int
+) -> tuple[list[str], dict[str, str]]:
+    """Which blocks to bank (deepest first while they fit), and why each other one is not."""
+    chosen, why_not, total = [], {}, 0
+    deepest = max((_stage(c) for c in cut_layers), default=6.0) if cut_layers is not None else 6.0
+    for block in reversed(BLOCKS):
+        if block in NO_PAYOFF:
+            why_not[block] = NO_PAYOFF[block]
+            continue
+        k = int(block[4])
+        if deepest < k:
+            why_not[block] = f"dense block {k - 1}: no cut layer of the sweep reaches it"
+            continue
+        size = int(np.prod(block_shape(image_size, block))) * 2 * (images + view_rows)
+        if total + size > min(budget, free):
+            limit = "OCL_CACHE_MAX_GB" if budget <= free else "the free disk space"
+            why_not[block] = f"dense block {k - 1}: {size / 1e9:.1f} GB would pass {limit}; computed on the fly"
+            continue
+        chosen.append(block)
+        total += size
+    return chosen, why_not
+
+
+@dataclass
+class SpatialBank:
+    """Read access to the banked blocks; ``banked`` is empty when nothing could be banked."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    views: ViewSpec | None
+    banked: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _open: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def source(self, boundary: str) -> str | None:
+        """The banked block whose last concat holds ``boundary`` as its first channels, or None."""
+        match = _CONCAT.match(boundary)
+        if not match:
+            return None
+        block = BLOCKS[int(match.group(1)) - 2] if 2 <= int(match.group(1)) <= 5 else None
+        return block if block in self.banked else None
+
+    def clean(self, block: str) -> np.ndarray:
+        """``(images, h, w, channels)`` float16, memory-mapped."""
+        return self._load(f"blocks/{block}", self.manifest["blocks"][block])
+
+    def view_tensors(self, block: str) -> np.ndarray | None:
+        """``(views, training images, h, w, channels)`` float16, or None when no views were banked."""
+        if self.views is None:
+            return None
+        return self._load(f"views-{self.views.key}/{block}", self.manifest["views"][self.views.key][block])
+
+    def summary(self) -> str:
+        """One line: which blocks are banked and which are computed on the fly."""
+        banked = ", ".join(self.banked) or "none"
+        line = f"prefix cache: banked {banked}"
+        if self.views is not None and self.banked:
+            line += f" (+{self.views.count} augmented views of {len(self.views.indices)} training images)"
+        others = "; ".join(f"{block} not banked ({why})" for block, why in sorted(self.skipped.items()))
+        return f"{line}; {others}" if others else line
+
+    def _load(self, relative: str, entry: dict[str, Any]) -> np.ndarray:
+        if relative not in self._open:
+            array = _artifacts.open_checked(self.directory / f"{relative}.npy", entry, verify_checksum=False)
+            if array is None:
+                raise RuntimeError(f"spatial bank file {self.directory / relative}.npy changed on disk; rerun to rebuild it")
+            self._open[relative] = array
+        return self._open[relative]
+
+
+def _valid(directory: Path, relative: str, entry: dict[str, Any] | None, shape: tuple[int, ...], verify: bool) -> bool:
+    if entry is None:
+        return False
+    array = _artifacts.open_checked(directory / f"{relative}.npy", entry, verify_checksum=verify)
+    return array is not None and tuple(array.shape) == shape
+
+
+def load_spatial_bank(
+    cache: ImageCache,
+    weights: Any,
+    *,
+    views: ViewSpec | None = None,
+    cut_layers: Sequence[str] | None = None,
+    max_bytes: int | None = None,
+    cache_dir: Path | None = None,
+    batch_size: int = BATCH_SIZE,
+    backbone: Any = None,
+    verify_checksum: bool = True,
+) -> SpatialBank:
+    """Open the spatial bank for these images and weights, banking whatever blocks are missing.
+
+    Args:
+        cache: the image cache the tensors are computed from.
+        weights: a :class:`sweep.backbone.Weights`.
+        views: augmented views of the training images to bank as well (the feature bank's).
+        cut_layers: the sweep's cut layers; blocks none of them reaches are not banked (None: all).
+        max_bytes: disk budget of this bank (default: ``OCL_CACHE_MAX_GB``).
+        backbone: an already built backbone to reuse (else built here only if something is missing).
+        verify_checksum: check every file's checksum (the prepare step does; workers trust it).
+    """
+    from sweep._defaults import cache_max_bytes
+
+    budget = cache_max_bytes() if max_bytes is None else max_bytes
+    directory = Path(cache_dir or default_cache_dir()) / "spatial" / weights.identity / cache.key
+    n, size = len(cache.images), int(cache.images.shape[1])
+    view_rows = views.count * len(views.indices) if views else 0
+    with _locked(directory):
+        manifest = _read_manifest(directory)
+        manifest.setdefault("blocks", {})
+        entries = manifest["views"].get(views.key, {}) if views else {}
+
+        def complete(block: str) -> bool:
+            shape = block_shape(size, block)
+            clean = _valid(directory, f"blocks/{block}", manifest["blocks"].get(block), (n, *shape), verify_checksum)
+            return clean and (
+                views is None
+                or _valid(
+                    directory,
+                    f"views-{views.key}/{block}",
+                    entries.get(block),
+                    (views.count, len(views.indices), *shape),
+                    verify_checksum,
+                )
+            )
+
+        present = sum(_bytes_on_disk(directory, block, views) for block in BLOCKS if complete(block))
+        free = shutil.disk_usage(directory).free - FREE_DISK_MARGIN + present
+        chosen, skipped = bank_plan(size, n, view_rows, cut_layers, budget, max(free, 0))
+        missing = [block for block in chosen if not complete(block)]
+        notes: list[str] = []
+        if missing:
+            try:
+                _build(cache, weights, backbone, views, missing, directory, manifest, batch_size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                for block in missing:
+                    skipped[block] = "the disk filled up while banking it; computed on the fly"
+                chosen = [block for block in chosen if block not in missing]
+                notes.append(
+                    f"disk full while banking {', '.join(missing)} under {directory}: the partial files were removed and "
+                    "fine-tuning trials compute that prefix on the fly (uncached); free some space or lower OCL_CACHE_MAX_GB"
+                )
+    banked = tuple(block for block in BLOCKS if block in chosen)
+    return SpatialBank(directory, manifest, views, banked, skipped, notes)
+
+
+def _bytes_on_disk(directory: Path, block: str, views: ViewSpec | None) -> int:
+    paths = [directory / "blocks" / f"{block}.npy"] + ([directory / f"views-{views.key}" / f"{block}.npy"] if views else [])
+    return sum(p.stat().st_size for p in paths if p.exists())
+
+
+def _build(
+    cache: ImageCache,
+    weights: Any,
+    backbone: Any,
+    views: ViewSpec | None,
+    blocks: Sequence[str],
+    directory: Path,
+    manifest: dict[str, Any],
+    batch_size: int,
+) -> None:
+    """Bank ``blocks`` (clean images, then views): every file lands, or none of this call's does."""
+    from sweep._keras import keras_module
+    from sweep.backbone import build_backbone
+
+    keras = keras_module()
+    model = backbone or build_backbone(cache.size, weights)
+    multi = keras.Model(model.input, [model.get_layer(block).output for block in blocks], name="spatial_bank")
+    for block, output in zip(blocks, multi.outputs):
+        expected = block_shape(cache.size, block)
+        if tuple(output.shape[1:]) != expected:
+            raise RuntimeError(f"{block}: the network gives {tuple(output.shape[1:])}, the bank expected {expected}")
+    targets = [("blocks", None)] + ([(f"views-{views.key}", views)] if views else [])
+    with ExitStack() as stack:
+        finished = []
+        for folder, spec in targets:
+            lead = (len(cache.images),) if spec is None else (spec.count, len(spec.indices))
+            paths = [directory / folder / f"{block}.npy" for block in blocks]
+            writer = stack.enter_context(_new_arrays(paths, [(*lead, *block_shape(cache.size, b)) for b in blocks]))
+            what = "banking the frozen prefix" if spec is None else f"banking the prefix of {spec.count} augmented views"
+            _compute(multi, cache.images, spec, writer, batch_size, what)
+            finished.append((spec, paths))
+        # Every file is complete: move them all into place, then record them (manifest written last).
+        stack.close()
+    for spec, paths in finished:
+        entries = manifest["blocks"] if spec is None else manifest["views"].setdefault(spec.key, {})
+        for block, path in zip(blocks, paths):
+            entries[block] = _artifacts.describe(path)
+    _artifacts.write_json_atomic(directory / "manifest.json", manifest)
+
+
+class _Writer:
+    """Memory-mapped temporary arrays, reopened every few batches so written pages leave memory."""
+
+    def __init__(self, temps: list[Path]) -> None:
+        self.temps, self.arrays, self.writes = temps, [], 0
+        self.reopen()
+
+    def reopen(self) -> None:
+        for array in self.arrays:
+            array.flush()
+        self.arrays = [np.load(path, mmap_mode="r+") for path in self.temps]
+
+    def write(self, view: int | None, lo: int, values: Sequence[np.ndarray]) -> None:
+        for array, value in zip(self.arrays, values):
+            target = array if view is None else array[view]
+            target[lo : lo + len(value)] = value
+        self.writes += 1
+        if self.writes % REOPEN_BATCHES == 0:
+            self.reopen()
+
+    def close(self) -> None:
+        for array in self.arrays:
+            array.flush()
+        self.arrays = []
+
+
+@contextmanager
+def _new_arrays(paths: Sequence[Path], shapes: Sequence[tuple[int, ...]]) -> Iterator[_Writer]:
+    """Preallocated temporary ``.npy`` files, renamed into place only if the block exits cleanly."""
+    temps = [_artifacts.temp_name(path) for path in paths]
+    try:
+        for path, temp, shape in zip(paths, temps, shapes):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _artifacts.remove_stale_temps(path)
+            header = np.lib.format.open_memmap(temp, mode="w+", dtype=DTYPE, shape=shape)
+            del header
+            with open(temp, "r+b") as handle:  # reserve the blocks now: a full disk is ENOSPC here, not SIGBUS later
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        writer = _Writer(temps)
+        yield writer
+        writer.close()
+        for path, temp in zip(paths, temps):
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _compute(model: Any, images: np.ndarray, views: ViewSpec | None, writer: _Writer, batch_size: int, what: str) -> None:
+    """Run the multi-output model over the images (or K augmented copies) and write each block."""
+    if views is None:
+        rows, passes, indices = len(images), 1, np.arange(len(images))
+    else:
+        from sweep.augment import build_augmentation
+
+        # The same augmentation, seed and batches as the feature bank's views: the same K views.
+        rows, passes, indices = len(views.indices), views.count, np.asarray(views.indices)
+        augment = build_augmentation(views.augmentation, seed=views.seed)
+    with rate_progress() as bar:
+        task = bar.add_task(what, total=rows * passes, rate="")
+        start, done = time.perf_counter(), 0
+        for view in range(passes):
+            for lo in range(0, rows, batch_size):
+                batch = np.asarray(images[indices[lo : lo + batch_size]], dtype=np.float32)[..., None]
+                if views is not None:
+                    batch = np.asarray(augment(batch, training=True))
+                result = model.predict_on_batch(batch)
+                if not isinstance(result, list | tuple):
+                    result = [result]
+                writer.write(None if views is None else view, lo, [np.asarray(r).astype(DTYPE) for r in result])
+                done += len(batch)
+                bar.update(task, advance=len(batch), rate=rate_text(done, time.perf_counter() - start, "img"))

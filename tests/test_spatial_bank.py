@@ -1,0 +1,154 @@
+"""The spatial bank: banked block tensors are the layers' own outputs, and fine-tuning from them
+scores validation (and exports a model) like fine-tuning on images."""
+
+from __future__ import annotations
+
+import errno
+
+import numpy as np
+import pytest
+
+from sweep import spatial_bank as spatial
+from sweep.backbone import Weights, build_backbone
+from sweep.data import load_dataset
+from sweep.errors import OCLError
+from sweep.feature_bank import ViewSpec
+from sweep.image_cache import load_image_cache
+from sweep.spatial_bank import BLOCKS, bank_plan, block_shape, load_spatial_bank
+from sweep.training import TrialConfig, TrialData, run_trial
+from sweep.training._fine_tuning import predict_rows
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    dataset = load_dataset()
+    cache = load_image_cache(dataset.paths, SIZE)
+    data = TrialData.from_dataset(dataset, dataset.task("any"), cache)
+    backbone = build_backbone(SIZE, Weights("none"))
+    bank = load_spatial_bank(cache, Weights("none"), cache_dir=tmp_path_factory.mktemp("spatial"), backbone=backbone)
+    return data, cache, backbone, bank
+
+
+def test_banked_block_slices_are_the_layers_own_outputs(setup):
+    import keras
+
+    data, cache, backbone, bank = setup
+    assert bank.banked == ("conv3_block12_concat", "conv4_block24_concat", "conv5_block16_concat")
+    assert "conv2_block6_concat" in bank.skipped
+    layers = ["conv3_block5_concat", "conv4_block20_concat", "conv4_block24_concat", "conv5_block1_concat"]
+    model = keras.Model(backbone.input, [backbone.get_layer(name).output for name in layers])
+    rows = np.arange(8)
+    outputs = model.predict_on_batch(np.asarray(cache.images[rows], np.float32)[..., None])
+    for name, output in zip(layers, outputs):
+        block = bank.source(name)
+        assert block == BLOCKS[int(name[4]) - 2]
+        banked = np.asarray(bank.clean(block)[rows, ..., : output.shape[-1]], np.float32)
+        np.testing.assert_allclose(banked, output, rtol=2e-3, atol=1e-3)  # float16 storage
+    assert bank.source("pool3_pool") is None and bank.source("conv4_block3_1_conv") is None
+    assert bank.source("conv2_block3_concat") is None  # block 1 is not banked
+
+
+def test_block_shapes_follow_the_network():
+    for size in (32, 64, 65, 224):
+        backbone = build_backbone(size, Weights("none")) if size != 224 else None
+        for block in BLOCKS:
+            expected = {32: 8, 64: 16, 65: 17, 224: 56}[size] // 2 ** (int(block[4]) - 2)
+            assert block_shape(size, block)[:2] == (expected, expected)
+            if backbone is not None:
+                assert tuple(backbone.get_layer(block).output.shape[1:]) == block_shape(size, block)
+
+
+def _pair(setup, **options):
+    data, _, backbone, bank = setup
+    config = TrialConfig(
+        "fine_tuning",
+        "conv4_block24_concat",
+        unfreeze_from="conv4_block21_concat",
+        epochs=3,
+        batch_size=16,
+        learning_rate=1e-3,
+        **options,
+    )
+    factory = lambda: build_backbone(SIZE, Weights("none"))  # noqa: E731
+    plain = run_trial(config, data, backbone_factory=factory)
+    banked = run_trial(config, data, backbone_factory=factory, spatial_bank=bank)
+    return data, plain, banked
+
+
+def test_fine_tuning_from_the_bank_scores_validation_like_the_images(setup):
+    data, plain, banked = _pair(setup, head_units=16, dropout=0.2)
+    assert plain.prefix is None and banked.prefix == "conv4_block24_concat[:928]"
+    assert banked.best_epoch == plain.best_epoch
+    assert abs(banked.val.mean_auroc - plain.val.mean_auroc) <= 0.002
+    np.testing.assert_allclose(banked.history, plain.history, atol=0.002)
+    # The exported model is the whole network, from raw X-rays, and scores test as the trial does.
+    model = banked.export()
+    assert model.input.shape[1:] == (SIZE, SIZE, 1)
+    test = data.test
+    np.testing.assert_allclose(predict_rows(model, data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
+
+
+def test_a_boundary_outside_a_banked_block_trains_on_images(setup):
+    data, _, _, bank = setup
+    config = TrialConfig("fine_tuning", "pool3_conv", unfreeze_from="pool3_bn", epochs=1, batch_size=32)
+    result = run_trial(config, data, backbone_factory=lambda: build_backbone(SIZE, Weights("none")), spatial_bank=bank)
+    assert result.prefix is None
+
+
+def test_augmented_trials_train_on_the_banked_views(tmp_path):
+    dataset = load_dataset()
+    cache = load_image_cache(dataset.paths, 32)
+    data = TrialData.from_dataset(dataset, dataset.task("any"), cache)
+    views = ViewSpec(2, tuple(int(i) for i in data.train), seed=0)
+    bank = load_spatial_bank(cache, Weights("none"), views=views, cache_dir=tmp_path)
+    tensors = bank.view_tensors("conv5_block16_concat")
+    assert tensors.shape == (2, len(data.train), 1, 1, 1024) and tensors.dtype == np.float16
+    assert not np.array_equal(tensors[0], tensors[1])
+    config = TrialConfig(
+        "fine_tuning", "conv5_block16_concat", unfreeze_from="conv5_block14_concat", augment=True, epochs=2, batch_size=32
+    )
+    result = run_trial(config, data, backbone_factory=lambda: build_backbone(32, Weights("none")), spatial_bank=bank)
+    assert result.prefix == "conv5_block16_concat[:960] with the bank's augmented views"
+    # Reopening finds everything banked: nothing is rebuilt.
+    again = load_spatial_bank(cache, Weights("none"), views=views, cache_dir=tmp_path, backbone=object())
+    assert again.banked == bank.banked
+
+
+def test_the_budget_banks_the_deepest_blocks_that_fit():
+    per_image = {b: int(np.prod(block_shape(224, b))) * 2 for b in BLOCKS}
+    chosen, skipped = bank_plan(224, 1000, 0, None, budget=per_image["conv5_block16_concat"] * 1000 + 1, free=10**15)
+    assert chosen == ["conv5_block16_concat"]
+    assert "OCL_CACHE_MAX_GB" in skipped["conv4_block24_concat"]
+    chosen, skipped = bank_plan(224, 1000, 0, ["conv3_block4_concat"], budget=10**15, free=10**15)
+    assert chosen == ["conv3_block12_concat"] and "no cut layer" in skipped["conv5_block16_concat"]
+    assert bank_plan(224, 1000, 0, None, budget=0, free=10**15)[0] == []
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "nan"])
+def test_a_bad_cache_budget_is_one_line_naming_the_variable(monkeypatch, value):
+    from sweep._defaults import cache_max_bytes
+
+    monkeypatch.setenv("OCL_CACHE_MAX_GB", value)
+    with pytest.raises(OCLError, match=f"^OCL_CACHE_MAX_GB={value}: expected a number of gigabytes") as info:
+        cache_max_bytes()
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("OCL_CACHE_MAX_GB", "0.5")
+    assert cache_max_bytes() == 500_000_000
+
+
+def test_a_full_disk_leaves_nothing_and_goes_on_uncached(tmp_path, monkeypatch):
+    dataset = load_dataset()
+    cache = load_image_cache(dataset.paths, 32)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spatial.os, "posix_fallocate", full)
+    bank = load_spatial_bank(cache, Weights("none"), cache_dir=tmp_path / "bank")
+    assert bank.banked == ()
+    assert "disk full" in bank.notes[0] and "uncached" in bank.notes[0]
+    assert not [p for p in (tmp_path / "bank").rglob("*.npy*")]
+    assert not (bank.directory / "manifest.json").exists()
+    assert "banked none" in bank.summary()
