@@ -248,6 +248,12 @@ def _headline(answer: StudyAnswer) -> dict[str, Any] | None:
         "judged": chosen.judged,
         "distinguishable": answer.distinguishable,
         "set_size": len(answer.confidence_set),
+        "at_chance": bool(chosen.low <= 0.5),  # its interval reaches guessing
+        "higher_unjudged": [  # too few trials to judge, yet scoring above it: the answer may change
+            {"name": c.name, "score": c.score, "low": c.low, "high": c.high, "n_trials": c.n_trials}
+            for c in answer.candidates
+            if not c.judged and c is not chosen and math.isfinite(c.score) and c.score > chosen.score
+        ],
     }
 
 
@@ -896,8 +902,29 @@ def _answer_html(data: ReportData) -> str:
         f"<div class='auroc'>validation AUROC <b>{_fmt(head['score'])}</b> "
         f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, cross-fitted, patient-level bootstrap; "
         f"{head['n_trials']} trial(s), best is trial #{head['best_trial']}</span></div>"
-        f"{confidence}<p class='sentence'>{sentence}</p></section>"
+        f"{confidence}<p class='sentence'>{sentence}</p>{_caveats(head, answer['min_trials'])}</section>"
     )
+
+
+def _caveats(head: dict[str, Any], min_trials: int) -> str:
+    """What a reader must know before acting on the answer: chance, and better candidates not yet judged."""
+    parts = []
+    if head.get("at_chance"):
+        parts.append(
+            f"Its 95% interval reaches 0.5: on this validation split, {html.escape(head['layer'])} cannot be told from guessing."
+        )
+    higher = head.get("higher_unjudged") or []
+    if higher:
+        listed = "; ".join(
+            f"{html.escape(c['name'])} {_fmt(c['score'])} [{_fmt(c['low'])}, {_fmt(c['high'])}] from {c['n_trials']} trial(s)"
+            for c in higher[:3]
+        )
+        more = f" and {len(higher) - 3} more" if len(higher) > 3 else ""
+        parts.append(
+            f"{len(higher)} candidate(s) score higher but have fewer than {min_trials} completed trials, so they are not "
+            f"judged yet: {listed}{more}. Run more trials before trusting this answer."
+        )
+    return "".join(f"<div class='warn caveat'>{p}</div>" for p in parts)
 
 
 def _comparison_html(comparison: Comparison, swept_other: Sequence[str]) -> str:

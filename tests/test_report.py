@@ -50,6 +50,7 @@ def planted_study(
     weights: tuple[str, ...] = ("none",),
     trials_per_candidate: int = 3,
     signal: dict[tuple[str, str, str], float] | None = None,
+    trials: dict[tuple[str, str, str], int] | None = None,
 ) -> optuna.Study:
     """A study whose candidates' validation scores carry ``signal[(strategy, layer, weights)]`` of the label.
 
@@ -73,7 +74,7 @@ def planted_study(
                 strength = (signal or {}).get(
                     (strategy, layer, label), 2.5 if (strategy, layer) == ("feature_extraction", BEST) else 0.4
                 )
-                for _ in range(trials_per_candidate):
+                for _ in range((trials or {}).get((strategy, layer, label), trials_per_candidate)):
                     scores = (strength * y + rng.normal(0, 1, y.shape)).astype(np.float32)
                     record = TrialRecord(
                         strategy=strategy,
@@ -186,6 +187,31 @@ def test_the_dictionary_adds_probe_and_logme_curves_of_this_study_and_split_only
     assert "relu" not in curves["probe_auroc"].layers  # depth 62 is not a multiple of 3: nothing leaked in
     assert set(curves["probe_auroc"].low) == {0.6} and set(curves["probe_auroc"].high) == {0.8}
     assert curves["logme"].low == ()
+
+
+def test_the_answer_box_warns_of_chance_and_of_better_candidates_not_yet_judged(url):
+    """As a tiny CPU sweep leaves it: the only judged candidate is poor, a better one has two trials."""
+    weak = {(strategy, layer, "none"): 0.0 for strategy in ("feature_extraction", "fine_tuning") for layer in LAYERS}
+    study = planted_study(
+        url,
+        signal={**weak, ("feature_extraction", BEST, "none"): 2.5},
+        trials_per_candidate=1,
+        trials={("fine_tuning", "relu", "none"): 3, ("feature_extraction", BEST, "none"): 2},
+    )
+    data = report_data(study, url)
+    head = data.headline
+    assert (head["layer"], head["strategy"], head["judged"]) == ("relu", "fine_tuning", True)
+    assert head["at_chance"] and head["low"] <= 0.5
+    assert [c["name"] for c in head["higher_unjudged"]][0] == f"{BEST} (feature extraction, weights none)"
+    page = render_html(data)
+    assert "cannot be told from guessing" in page and "Run more trials before trusting this answer" in page
+    assert f"{BEST} (feature extraction, weights none)" in page.split("id='profile'")[0]  # in the answer box
+
+
+def test_a_clear_answer_carries_no_caveat(study, url):
+    head = report_data(study, url).headline
+    assert not head["at_chance"] and head["higher_unjudged"] == []
+    assert "class='warn caveat'" not in render_html(report_data(study, url))
 
 
 def test_split_and_leakage_facts_come_from_the_study(study, url):
