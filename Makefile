@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TRIALS ?= 200
 ARGS ?=
 
-.PHONY: install test test-fast sweep dashboard bench lint
+.PHONY: install test test-fast sweep dashboard bench lint screenshots
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ dashboard: install
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(ARGS)
+
+# PNGs of the report, the dictionary plot and optuna-dashboard into docs/, from a small real sweep
+# (needs Debian's chromium and chromium-driver; about three minutes on two cores).
+screenshots: install
+	$(BIN)/python scripts/screenshots.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check sweep layers_index tests benchmarks
