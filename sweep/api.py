@@ -122,6 +122,7 @@ def plan_sweep(
     labels: str | None = None,
     uncertain: str | None = None,
     view: str | None = None,
+    prefix_cache: bool = True,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
@@ -148,6 +149,9 @@ def plan_sweep(
             ``--uncertain ones|zeros|ignore``, ``--view frontal|lateral|all``); see ``ocl data info``.
         cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
             (K >= 2) instead of on the validation split alone.
+        prefix_cache: fine-tuning trials read the frozen part before their unfreeze boundary from
+            the spatial bank (:mod:`sweep.spatial_bank`; disk budget ``OCL_CACHE_MAX_GB``) instead of
+            recomputing it every epoch; False (``--no-prefix-cache``) trains on images.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
@@ -163,6 +167,10 @@ def plan_sweep(
     device_list = parse_devices(devices, workers, visible_gpus())
     on_gpu = any(d.kind == "gpu" for d in device_list)
     space, notes = _search_space(config, strategy, weights, cv, on_gpu=on_gpu, seed=seed)
+    if prefix_cache and "fine_tuning" in space.strategies:
+        from sweep._defaults import cache_max_bytes
+
+        cache_max_bytes()  # a bad OCL_CACHE_MAX_GB is a user mistake, found before anything is written
     dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
     parsed_task = dataset.task(task)
     settings = SweepSettings(
@@ -178,6 +186,7 @@ def plan_sweep(
         labels=labels,
         uncertain=uncertain,
         view=view,
+        prefix_cache=prefix_cache,
     )
     name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
     check_storage(storage_url)

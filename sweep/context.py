@@ -53,6 +53,7 @@ class SweepContext:
     _cache: Any = field(default=None, repr=False)
     _data: Any = field(default=None, repr=False)
     _banks: dict[str, Any] = field(default_factory=dict, repr=False)
+    _spatial: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: SweepSettings) -> SweepContext:
@@ -147,26 +148,67 @@ class SweepContext:
 
         return build_backbone(self.settings.image_size, self.weights[label])
 
+    def _views(self) -> Any:
+        """The augmented views of the training images both banks hold (None without augmentation)."""
+        from sweep.feature_bank import ViewSpec
+
+        space = self.settings.space
+        if space.bank_views and True in space.augment:
+            train = tuple(int(i) for i in np.asarray(self.data.train))
+            return ViewSpec(space.bank_views, train, seed=self.settings.seed)
+        return None
+
     def bank(self, label: str, backbone: Any = None) -> Any:
         """The feature bank for one weights choice (built on first use, under a file lock)."""
         if label not in self._banks:
-            from sweep.feature_bank import ViewSpec, load_feature_bank
+            from sweep.feature_bank import load_feature_bank
 
-            space = self.settings.space
-            views = None
-            if space.bank_views and True in space.augment:
-                train = tuple(int(i) for i in np.asarray(self.data.train))
-                views = ViewSpec(space.bank_views, train, seed=self.settings.seed)
             self._banks[label] = load_feature_bank(
-                self.cache, self.weights[label], self.cut_layers, views=views, backbone=backbone
+                self.cache, self.weights[label], self.cut_layers, views=self._views(), backbone=backbone
             )
         return self._banks[label]
 
-    def prepare(self) -> None:
+    def spatial_bank(self, label: str, backbone: Any = None, *, verify_checksum: bool = False) -> Any:
+        """The spatial bank (banked frozen prefix of fine-tuning trials) for one weights choice, or
+        None with ``--no-prefix-cache``; built on first use, under a file lock. Checksums are
+        checked by :meth:`prepare`, before any worker starts; a worker checks sizes and shapes."""
+        if not self.settings.prefix_cache:
+            return None
+        if label not in self._spatial:
+            from sweep.spatial_bank import load_spatial_bank
+
+            self._spatial[label] = load_spatial_bank(
+                self.cache,
+                self.weights[label],
+                views=self._views(),
+                cut_layers=self.cut_layers,
+                backbone=backbone,
+                verify_checksum=verify_checksum,
+            )
+        return self._spatial[label]
+
+    def prepare(self) -> list[str]:
         """Load every weights file first (so a wrong one fails before any cache is written), then
-        build the image cache and, for feature extraction, the feature banks."""
+        build the image cache and, for feature extraction, the feature banks; for fine-tuning
+        (unless ``--no-prefix-cache``), the spatial banks.
+
+        Returns:
+            Lines for the user: which blocks each spatial bank holds, and a full disk's note.
+        """
+        space = self.settings.space
+        if "fine_tuning" in space.strategies and self.settings.prefix_cache:
+            from sweep._defaults import cache_max_bytes
+
+            cache_max_bytes()  # a bad OCL_CACHE_MAX_GB fails here, before any cache is written
         backbones = {label: self.backbone(label) for label in self.weights}
         self.cache  # noqa: B018  (builds the image cache)
-        if "feature_extraction" in self.settings.space.strategies:
+        if "feature_extraction" in space.strategies:
             for label, backbone in backbones.items():
                 self.bank(label, backbone)
+        lines: list[str] = []
+        if "fine_tuning" in space.strategies and self.settings.prefix_cache:
+            for label, backbone in backbones.items():
+                bank = self.spatial_bank(label, backbone, verify_checksum=True)
+                lines.append(bank.summary() + (f" (weights {label})" if len(self.weights) > 1 else ""))
+                lines += [f"note: {note}" for note in bank.notes]
+        return lines

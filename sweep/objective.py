@@ -30,6 +30,8 @@ from sweep.uncertainty import interval, mean_auroc_resampled
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
+PREFIX_ATTR = records.PREFIX + "prefix_cache"  # fine-tuning: the banked tensor trained on, or "images"
+
 
 class SurplusTrial(RuntimeError):
     """Another worker already started the trial that reaches the target; this one is not run."""
@@ -83,6 +85,7 @@ class Objective:
                     backbone_factory=lambda: context.backbone(weights_label),
                     bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
                     on_epoch=on_epoch,
+                    spatial_bank=context.spatial_bank(weights_label) if config.strategy == "fine_tuning" else None,
                 )
         except TrainingDiverged as exc:
             trial.set_user_attr(records.FAIL_REASON, f"diverged: {exc} (learning rate {config.learning_rate:.3g})")
@@ -107,6 +110,10 @@ class Objective:
         for key, value in with_outcome(record, result, low, high).to_user_attrs().items():
             if key not in record.description_attrs():
                 trial.set_user_attr(key, value)
+        if config.strategy == "fine_tuning":
+            # What the trial trained on: a banked prefix tensor (an augmented one trained on the bank's
+            # views, made with the feature bank's strengths, not its own sampled ones) or images.
+            trial.set_user_attr(PREFIX_ATTR, result.prefix or "images")
         return float(result.val.mean_auroc)
 
     def _cross_validate(self, config: TrialConfig, weights_label: str) -> TrialResult:

@@ -48,6 +48,7 @@ class SweepSettings:
     split: str = "given"  # or "patient": re-split a given split by patient (--split)
     positive: str | None = None  # the positive class of a two-class dataset (--positive)
     cv: int | None = None  # K: feature-extraction trials score K-fold out-of-fold predictions over train+val (--cv)
+    prefix_cache: bool = True  # fine-tuning trials read their frozen prefix from the spatial bank (--no-prefix-cache)
     labels: str | None = None  # a label table's format: chexpert or generic (--labels); None: detected
     uncertain: str | None = None  # CheXpert's -1 labels: ones, zeros or ignore (--uncertain)
     view: str | None = None  # frontal, lateral or all (--view)

@@ -152,3 +152,30 @@ def test_a_full_disk_leaves_nothing_and_goes_on_uncached(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "bank").rglob("*.npy*")]
     assert not (bank.directory / "manifest.json").exists()
     assert "banked none" in bank.summary()
+
+
+@pytest.mark.parametrize("value", ["-1", "abc"])
+def test_ocl_sweep_refuses_a_bad_cache_budget_writing_nothing(ocl, tmp_path, cache_files, monkeypatch, value):
+    monkeypatch.setenv("OCL_CACHE_MAX_GB", value)
+    result = ocl("sweep", "--trials", "1", "--strategy", "fine_tuning", "--image-size", "32", "--weights", "none")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "OCL_CACHE_MAX_GB" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert cache_files() == [] and not (tmp_path / "studies").exists()
+
+
+def test_the_sweep_context_builds_the_spatial_bank_only_for_fine_tuning(monkeypatch):
+    from sweep.api import plan_sweep
+    from sweep.context import SweepContext
+
+    plan = plan_sweep(1, image_size=32, weights="none", strategy="both", devices="cpu")
+    assert plan.settings.prefix_cache
+    context = SweepContext.from_settings(plan.settings)
+    lines = context.prepare()
+    assert lines[0].startswith("prefix cache: banked conv3_block12_concat, conv4_block24_concat, conv5_block16_concat")
+    assert context.spatial_bank("none").banked
+    off = plan_sweep(1, image_size=32, weights="none", strategy="both", devices="cpu", prefix_cache=False)
+    assert SweepContext.from_settings(off.settings).spatial_bank("none") is None
+    extraction = plan_sweep(1, image_size=32, weights="none", strategy="feature_extraction", devices="cpu")
+    assert SweepContext.from_settings(extraction.settings).prepare() == []

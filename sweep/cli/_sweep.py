@@ -89,6 +89,16 @@ CvOption = Annotated[
         "Search",
     ),
 ]
+PrefixCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--prefix-cache/--no-prefix-cache",
+        help="Fine-tuning trials read the frozen layers before their unfreeze boundary from a one-pass bank "
+        "(disk budget OCL_CACHE_MAX_GB, default 20) instead of recomputing them every epoch; augmented trials then "
+        "train on the bank's augmented views. --no-prefix-cache trains on images.",
+        rich_help_panel="Search",
+    ),
+]
 WarmStartFromOption = Annotated[
     str | None,
     _option(
@@ -123,6 +133,7 @@ def sweep(
     labels: LabelsOption = None,
     uncertain: UncertainOption = None,
     view: ViewOption = None,
+    prefix_cache: PrefixCacheOption = True,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -157,6 +168,7 @@ def sweep(
         labels=labels,
         uncertain=uncertain,
         view=view,
+        prefix_cache=prefix_cache,
     )
     progress = _SweepProgress(plan.finished_before or 0)
     try:
@@ -347,12 +359,14 @@ def prepare_sweep(
     error_file: Annotated[Path | None, typer.Option("--error-file", help="Write a user mistake's message here.")] = None,
 ) -> None:
     """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
+    from sweep.context import SweepContext
     from sweep.errors import OCLError
     from sweep.study import SweepSettings
-    from sweep.worker import prepare
 
     try:
-        prepare(SweepSettings.from_json(settings))
+        # What sweep.worker.prepare does, keeping the lines it returns: which blocks are banked.
+        for line in SweepContext.from_settings(SweepSettings.from_json(settings)).prepare() or []:
+            err_console.print(line, highlight=False)
     except OCLError as exc:
         if error_file is None:
             raise
