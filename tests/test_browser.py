@@ -238,6 +238,27 @@ def test_the_study_report_prints_with_every_plot_on_the_page_width(browser, page
     assert back, "plots stayed at the print width after printing"
 
 
+def test_a_report_with_both_strategies_two_weights_and_a_test_result_draws_every_plot(browser, shots, tmp_path):
+    """Planted (no sweep): the shapes a small CPU sweep does not make, in the same page design."""
+    from test_report import evaluation_of, planted_study
+
+    from sweep.report import write_study_report
+
+    _browser()
+    url = f"sqlite:///{tmp_path / 'ocl.db'}"
+    study = planted_study(url, weights=("imagenet", "none"))
+    page = write_study_report(study, url, tmp_path / "planted.html", evaluation=evaluation_of(study))
+    shot = shots / "report-planted.png"
+    errors = look(browser, page.as_uri(), shot, ready=ALL_PLOTS_DRAWN)
+    assert not errors, f"console errors: {errors}; see {shot}"
+    plots = browser.execute_script(PLOTS)
+    assert_every_plot_drew(plots, shot, at_least=3)
+    assert [p["id"] for p in plots] == ["plot-profile", "plot-roc", "plot-history"]
+    text = browser.execute_script("return document.body.innerText")
+    assert "Held-out test" in text and "ImageNet − scratch" in text and "feature extraction − fine-tuning" in text
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= SCREEN[0]
+
+
 def test_the_dictionary_plot_draws_every_panel(browser, pages, shots):
     shot = shots / "dictionary.png"
     errors = look(browser, pages.dictionary.as_uri(), shot, ready=ALL_PLOTS_DRAWN)
