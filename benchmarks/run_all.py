@@ -11,7 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("bench_image_cache", "bench_feature_bank", "bench_dictionary_build", "bench_sweep", "bench_uncertainty")
+BENCHMARKS = (
+    "bench_image_cache",
+    "bench_feature_bank",
+    "bench_fine_tuning",
+    "bench_spatial_bank",
+    "bench_dictionary_build",
+    "bench_sweep",
+    "bench_uncertainty",
+)
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""How much faster is a fine-tuning epoch from the spatial bank than from images?
+
+Both paths in one run, at 224 px on the embedded NIH sample (random init, no augmentation):
+
+1. A block-4 cut (``conv4_block24_concat``) with unfreeze_back 1 and 3 (``conv4_block23_concat`` or
+   ``conv4_block21_concat`` on): one epoch (training + validation scoring) from images vs from the
+   bank. Goal: at least 10x.
+2. A block-3 cut (``conv3_block12_concat``) with unfreeze_back 1 and 3. Goal: at least 3x.
+
+The bound: the bank saves the frozen forward pass, not the trained layers' forward and backward
+passes. Three trained dense layers of block 2 at 224 px cost about 1.3 GFLOP per image (forward
+and backward) against about 3.5 GFLOP for the whole path to ``conv3_block12_concat``: no more than
+about 2.6x, whatever the implementation. With one trained layer the bound is about 8x.
+3. Building the spatial bank (every banked block, clean images) vs one plain forward pass of
+   DenseNet-121 over the same images. Goal: at most 1.3x.
+4. Unless ``--no-sweep``: the wall time of ``ocl sweep --trials 200 --strategy both --image-size 224
+   --weights none`` on the embedded sample, in a fresh cache and storage. Goal: at most 90 min.
+
+An epoch's time is the time between the ends of the trial's last two epochs (steady state: no
+model building or first-step compilation in it).
+
+Run: .venv/bin/python benchmarks/bench_fine_tuning.py [--no-sweep] [--size 224] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed trial (the last one is timed)")
+    parser.add_argument("--no-sweep", action="store_true", help="print only the three ratios (under 15 minutes)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="ocl-bench-ft-"))
+    os.environ["OCL_CACHE_DIR"] = str(root / "cache")
+    from sweep._progress import configure as configure_progress
+
+    configure_progress(enabled=False)
+
+    from sweep._keras import keras_module
+    from sweep.backbone import Weights, build_backbone
+    from sweep.data import load_dataset
+    from sweep.image_cache import load_image_cache
+    from sweep.spatial_bank import load_spatial_bank
+    from sweep.training import TrialConfig, TrialData, run_trial
+
+    keras = keras_module()
+    dataset = load_dataset()
+    cache = load_image_cache(dataset.paths, args.size)
+    data = TrialData.from_dataset(dataset, dataset.task("any"), cache)
+    weights = Weights("none")
+    backbone = build_backbone(args.size, weights)
+    n = len(cache.images)
+    print(
+        f"{n} images ({len(data.train)} train, {len(data.val)} val) at {args.size} px, {os.cpu_count()} CPU(s), "
+        f"Keras {keras.__version__} on {keras.backend.backend()}",
+        flush=True,
+    )
+
+    start = time.perf_counter()
+    for lo in range(0, n, 32):
+        backbone.predict_on_batch(np.asarray(cache.images[lo : lo + 32], np.float32)[..., None])
+    forward = time.perf_counter() - start
+    start = time.perf_counter()
+    bank = load_spatial_bank(cache, weights, cache_dir=root / "spatial", backbone=backbone)
+    build = time.perf_counter() - start
+    print(bank.summary(), flush=True)
+
+    def epoch_seconds(config: TrialConfig, **options) -> float:
+        ends: list[float] = []
+        run_trial(
+            config,
+            data,
+            backbone_factory=lambda: build_backbone(args.size, weights),
+            on_epoch=lambda epoch, value: ends.append(time.perf_counter()),
+            **options,
+        )
+        keras.backend.clear_session(free_memory=True)
+        return ends[-1] - ends[-2]
+
+    ratios = []
+    for label, cut, boundary, goal in (
+        ("block-4 cut (conv4_block24_concat, unfreeze_back 1)", "conv4_block24_concat", "conv4_block23_concat", 10),
+        ("block-4 cut (conv4_block24_concat, unfreeze_back 3)", "conv4_block24_concat", "conv4_block21_concat", 10),
+        ("block-3 cut (conv3_block12_concat, unfreeze_back 1)", "conv3_block12_concat", "conv3_block11_concat", 3),
+        ("block-3 cut (conv3_block12_concat, unfreeze_back 3)", "conv3_block12_concat", "conv3_block9_concat", 3),
+    ):
+        config = TrialConfig("fine_tuning", cut, unfreeze_from=boundary, epochs=args.epochs, batch_size=32, patience=99)
+        plain = epoch_seconds(config)
+        banked = epoch_seconds(config, spatial_bank=bank)
+        line = f"{label}: epoch {plain:.1f} s from images, {banked:.2f} s from the bank (goal >= {goal}x): "
+        ratios.append(f"{line}epoch speed-up {plain / banked:.1f}x")
+        print(ratios[-1], flush=True)
+    print(
+        f"spatial bank build {build:.1f} s, plain forward {forward:.1f} s, {n} images (goal <= 1.3x): "
+        f"spatial bank build / plain forward {build / forward:.2f}x",
+        flush=True,
+    )
+    if args.no_sweep:
+        return
+    env = {**os.environ, "OCL_CACHE_DIR": str(root / "sweep-cache")}
+    command = [sys.executable, "-m", "sweep", "sweep", "--trials", "200", "--strategy", "both", "--image-size"]
+    command += [str(args.size), "--weights", "none", "--storage", f"sqlite:///{root / 'bench.db'}", "--log-dir", str(root)]
+    start = time.perf_counter()
+    code = subprocess.call(command, env=env, cwd=root)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"ocl sweep --trials 200 --strategy both --image-size {args.size} --weights none: {minutes:.1f} min (goal <= 90 min)")
+    if code:
+        sys.exit(f"ocl sweep exited with {code}")
+
+
+if __name__ == "__main__":
+    main()
