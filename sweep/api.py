@@ -33,7 +33,7 @@ from sweep.errors import OCLError
 from sweep.records import DatasetInfo, TrialRecord
 from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
 from sweep.search_space import SearchSpace, load_search_space
-from sweep.storage import check_storage, open_storage, sqlite_path
+from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
 from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_settings, load_study
 from sweep.summary import LayerSummary, completed_trials, summarize_layers
 
@@ -42,6 +42,8 @@ __all__ = [
     "SweepProgress",
     "SweepResult",
     "evaluate_study",
+    "open_study",
+    "report_path",
     "execute_sweep",
     "plan_sweep",
     "run_sweep",
@@ -98,6 +100,7 @@ class SweepResult:
     best_params: dict[str, Any] = field(default_factory=dict)
     layers: list[LayerSummary] = field(default_factory=list)  # best first
     answer: StudyAnswer | None = None  # the optimal layer with its uncertainty (None when not asked for)
+    report: Path | None = None  # the study's HTML report, written at the end of the sweep
     worker_exits: list[tuple[int, int, Path]] = field(default_factory=list)  # (worker, non-zero exit code, its log)
 
 
@@ -265,6 +268,7 @@ def execute_sweep(
     *,
     warm_start: bool = False,
     log_dir: str | Path = "studies/logs",
+    report_dir: str | Path | None = "studies/reports",
     on_ready: Callable[[], None] | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
     on_warm_start: Callable[[list[str]], None] | None = None,
@@ -275,6 +279,7 @@ def execute_sweep(
         plan: from :func:`plan_sweep`.
         warm_start: first try the layers the OCL dictionary ranks best for this dataset.
         log_dir: where each worker's log goes.
+        report_dir: where the study's HTML report (``ocl report``) is written at the end; None: no report.
         on_ready: called once the caches are built and the study is open, before any trial runs
             (or at once when the study already has its trials).
         on_progress: called about once a second with a :class:`SweepProgress`.
@@ -288,7 +293,8 @@ def execute_sweep(
     if plan.finished_before is not None and plan.finished_before >= plan.trials:
         if on_ready is not None:
             on_ready()
-        return sweep_result(load_study(open_storage(plan.storage_url, heartbeat=False), plan.study_name), plan.storage_url)
+        study = load_study(open_storage(plan.storage_url, heartbeat=False), plan.study_name)
+        return _with_report(sweep_result(study, plan.storage_url), study, report_dir)
     pool = WorkerPool(plan.storage_url, plan.study_name, list(plan.devices), Path(log_dir))
     code, error = pool.prepare(plan.settings.to_json())
     if code != 0:
@@ -325,7 +331,17 @@ def execute_sweep(
             f"(exit codes {codes}); rerun to resume\n{pool.failure_tail()}"
         )
     exits = [(index, code, log) for index, (code, log) in enumerate(zip(codes, pool.logs)) if code != 0]
-    return sweep_result(study, plan.storage_url, worker_exits=exits)
+    result = sweep_result(study, plan.storage_url, worker_exits=exits)
+    return _with_report(result, study, report_dir)
+
+
+def _with_report(result: SweepResult, study: Any, report_dir: str | Path | None) -> SweepResult:
+    if report_dir is None:
+        return result
+    from sweep.report import write_study_report
+
+    path = write_study_report(study, result.storage_url, report_path(result.study_name, folder=report_dir))
+    return dataclasses.replace(result, report=path)
 
 
 def run_sweep(
@@ -386,27 +402,93 @@ def run_worker(
     )
 
 
-def evaluate_study(study_name: str, *, storage: str | None = None, output_dir: str | Path = "studies/reports") -> Any:
-    """Retrain the study's best configuration, score it once on the test split, and write the
-    HTML report and the ``.keras`` model; the summary is stored on the study (``ocl:evaluation``).
+def evaluate_study(
+    study_name: str | None = None, *, storage: str | None = None, output_dir: str | Path = "studies/reports"
+) -> Any:
+    """Retrain the answer's configuration, score it once on the test split, and write the study's
+    report (with a test section) and the ``.keras`` model; the summary is stored on the study
+    (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
 
     Returns:
         ``(evaluation, summary)``: the :class:`sweep.evaluate.Evaluation` and the stored summary dict.
     """
     from sweep import records
     from sweep.evaluate import evaluate_best, evaluation_summary
-    from sweep.report import report_data, write_report
+    from sweep.report import write_study_report
 
-    storage_url = storage or DEFAULT_STORAGE
-    the_study = load_study(open_storage(storage_url, heartbeat=False), study_name)
+    the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url, seed=load_settings(the_study).seed)
     # The recommended candidate's best configuration; the single best trial when nothing is judged yet.
     evaluation = evaluate_best(the_study, answer.best.best_trial if answer.best else None)
-    stem = study_name.replace("/", "_").replace(":", "_")
-    output = Path(output_dir)
-    report = write_report(report_data(evaluation, the_study), output / f"{stem}.html")
-    model_path = output / f"{stem}.keras"
+    report = write_study_report(
+        the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
+    )
+    model_path = report.with_suffix(".keras")
     evaluation.result.export().save(model_path)
     summary = {**evaluation_summary(evaluation, str(report), str(model_path)), "answer": answer.sentence()}
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary
+
+
+def open_study(study: str | None = None, *, storage: str | None = None) -> tuple[Any, str]:
+    """The OCL study to read (default: the only one in the storage) and its storage URL.
+
+    Reads only: a missing SQLite file or one without Optuna's tables is refused, never created.
+
+    Raises:
+        OCLError: no database, no OCL study there, several and none named, or an unknown name.
+    """
+    url = storage or DEFAULT_STORAGE
+    database = parse_storage(url)
+    if database.path is not None and not database.path.exists():
+        raise OCLError(f"--storage {url}: no database at {database.path}; run `ocl sweep` first, or pass the --storage it used")
+    if database.path is not None and not _has_optuna_tables(database.path):  # open_storage would add them
+        raise OCLError(f"--storage {url}: no OCL study there; run `ocl sweep` first, or pass the --storage it used")
+    opened = open_storage(url, heartbeat=False)
+    names = _ocl_studies(opened)
+    if study is None:
+        if not names:
+            raise OCLError(f"--storage {url}: no OCL study there; run `ocl sweep` first, or pass the --storage it used")
+        if len(names) > 1:
+            raise OCLError(f"--study: the storage holds {len(names)} studies; pass one of {_listed(names)}")
+        study = names[0]
+    elif study not in names:
+        if not names:
+            raise OCLError(f"--study {study}: no OCL study in {url}; run `ocl sweep` first, or pass the --storage it used")
+        raise OCLError(f"--study {study}: no such OCL study in this storage (studies: {_listed(names)})")
+    return load_study(opened, study), url
+
+
+def report_path(study_name: str, output: str | Path | None = None, *, folder: str | Path = "studies/reports") -> Path:
+    """Where a study's report goes: the file ``output`` (an existing folder gets ``STUDY.html``),
+    else ``FOLDER/STUDY.html``."""
+    stem = study_name.replace("/", "_").replace(":", "_")
+    path = Path(output) if output is not None else Path(folder) / f"{stem}.html"
+    return path / f"{stem}.html" if path.is_dir() else path
+
+
+def _ocl_studies(storage: Any) -> list[str]:
+    """Names of the studies ``ocl sweep`` made (they carry stored settings), in creation order."""
+    import optuna
+
+    from sweep import records
+
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    return [s.study_name for s in summaries if records.SETTINGS in s.user_attrs]
+
+
+def _has_optuna_tables(path: Path) -> bool:
+    """Whether a SQLite file holds Optuna's tables, read without writing to it."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
+    except sqlite3.Error:
+        return True  # not readable this way: let the storage say what is wrong
+    return found is not None
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")

@@ -156,9 +156,16 @@ def other_study(tmp_path):
     return storage
 
 
-@pytest.mark.parametrize("command", [["worker"], ["evaluate"]])
-def test_an_unknown_study_names_the_studies_there(command, ocl, other_study):
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["worker"], "error: --study nope: no such study in this storage (studies: other)"),
+        (["evaluate"], "error: --study nope: no OCL study in {url}; run `ocl sweep` first, or pass the --storage it used"),
+        (["report"], "error: --study nope: no OCL study in {url}; run `ocl sweep` first, or pass the --storage it used"),
+    ],
+)
+def test_an_unknown_study_names_the_studies_there(command, message, ocl, other_study):
     result = ocl(*command, "--study", "nope", "--storage", other_study)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: --study nope: no such study in this storage (studies: other)"
+    assert result.stderr.strip() == message.format(url=other_study)
     assert [s.study_name for s in optuna.get_all_study_summaries(other_study)] == ["other"]

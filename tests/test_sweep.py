@@ -84,10 +84,14 @@ def test_two_workers_finish_exactly_the_target_and_a_rerun_adds_only_the_missing
     devices = Counter(t.user_attrs["ocl:device"] for t in finished(trials))
     assert set(devices) == {"cpu:0", "cpu:1"}, devices
     assert "best trial #" in swept.result.stdout and "answer:" in swept.result.stdout
+    report = swept.root / "studies" / "reports" / f"{STUDY}.html"
+    assert f"report: studies/reports/{STUDY}.html" in swept.result.stdout and report.stat().st_size > 0
+    assert f"ocl evaluate --study {STUDY} --storage {swept.storage}" in swept.result.stdout  # the next step
 
     root, env, storage = own_copy(swept, tmp_path)
     second = run_ocl(root, env, "sweep", "--trials", "16", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
     assert second.returncode == 0, second.stderr
+    assert f"resuming study {STUDY} at 12/16 finished trials" in second.stdout
     after = trials_of(storage)
     assert len(finished(after)) == 16
     old = {t.number: t.value for t in finished(trials)}
@@ -145,7 +149,7 @@ def test_a_different_setting_under_the_same_study_name_is_refused(swept, tmp_pat
 
 def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(swept, tmp_path):
     root, env, storage = own_copy(swept, tmp_path)
-    result = run_ocl(root, env, "evaluate", "--study", STUDY, "--storage", storage, "--format", "json")
+    result = run_ocl(root, env, "evaluate", "--storage", storage, "--format", "json")  # the only study: no --study
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert Path(summary["report"]).exists() or (root / summary["report"]).exists()

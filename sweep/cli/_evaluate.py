@@ -11,7 +11,12 @@ from sweep.cli._common import FormatOption, OutputFormat, console, new_table, pr
 
 
 def evaluate(
-    study: Annotated[str, typer.Option("--study", help="Name of the study to evaluate.")],
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study", help="Name of the study to evaluate. Default: the only study in the storage.", show_default=False
+        ),
+    ] = None,
     storage: Annotated[
         str | None, typer.Option("--storage", help="Optuna storage URL. Default: sqlite:///studies/ocl.db", show_default=False)
     ] = None,
@@ -20,7 +25,7 @@ def evaluate(
     ),
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Retrain the best trial's configuration and score it once on the test split.
+    """Retrain the answer's configuration and score it once on the test split.
 
     Writes a self-contained HTML report (per-class AUROC, ROC curves, optimisation history,
     layer vs AUROC) and the trained model as .keras. Example: ocl evaluate --study nih-cxr14-sample-any-224px

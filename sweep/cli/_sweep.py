@@ -192,6 +192,22 @@ def sweep(
         print_json(_result_json(result))
         return
     _print_summary(result)
+    _print_next_steps(result)
+
+
+def _print_next_steps(result) -> None:
+    """Where the answer is written, and what to run next."""
+    from sweep._defaults import DEFAULT_STORAGE
+
+    flags = f"--study {result.study_name}" + ("" if result.storage_url == DEFAULT_STORAGE else f" --storage {result.storage_url}")
+    console.print(
+        f"report: {result.report}\n"
+        f"next:   ocl evaluate {flags}   (the answer's configuration, once, on the held-out test split)\n"
+        f"        ocl report {flags}     (rewrite the report)\n"
+        f"        ocl dashboard{'' if result.storage_url == DEFAULT_STORAGE else ' --storage ' + result.storage_url}"
+        "   (browse every trial in optuna-dashboard)",
+        highlight=False,
+    )
 
 
 def _result_json(result) -> dict:
@@ -202,6 +218,7 @@ def _result_json(result) -> dict:
         "failed": result.failed,
         "best_trial": result.best_trial,
         "best_trial_value": result.best_value,
+        "report": str(result.report) if result.report else None,
         **(result.answer.to_dict() if result.answer else {}),
     }
 
@@ -227,6 +244,8 @@ def _print_plan(plan, out) -> None:
         )
     if plan.finished_before is not None and plan.finished_before >= plan.trials:
         out.print(f"{plan.finished_before} trials already finished (target {plan.trials}); nothing to run")
+    elif plan.finished_before is not None:
+        out.print(f"resuming study {plan.study_name} at {plan.finished_before}/{plan.trials} finished trials")
 
 
 def _print_warm_start(enqueued: list[str]) -> None:
