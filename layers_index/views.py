@@ -149,8 +149,17 @@ def _interval(row: Any, kind: str) -> str:
     return f"{value:.3f}" if pd.isna(low) else f"{value:.3f} [{low:.2f}, {high:.2f}]"
 
 
-def format_tables(frame: pd.DataFrame) -> list[Table]:
-    """One rich table per profile; the best layer is starred and bold; scores with their 95% intervals."""
+NARROW = 120
+"""Terminals narrower than this get the compact table: the ranked score with its interval only."""
+
+
+def format_tables(frame: pd.DataFrame, width: int | None = None) -> list[Table]:
+    """One rich table per profile; the best layer is starred and bold; scores with their 95% intervals.
+
+    Below :data:`NARROW` columns (an 80-column terminal) the table keeps what the ranking needs:
+    star, depth, layer, the ranked score with its interval, trials and rank.
+    """
+    narrow = width is not None and width < NARROW
     tables = []
     for (dataset, task, fingerprint, weights, image_size), profile in frame.groupby(GROUP, sort=False):
         by = profile["best_by"].iloc[0]
@@ -166,29 +175,33 @@ def format_tables(frame: pd.DataFrame) -> list[Table]:
             title=f"{dataset} · task {task} · split {fingerprint} · weights {weights} · {image_size} px",
             caption=caption,
             title_justify="left",
+            caption_justify="left",
         )
-        columns = [("", True), ("depth", False), ("layer", True), ("block", True), ("probe AUROC [95% CI]", False)]
-        columns += [("LogME", False), ("sweep FE [95% CI]", False), ("trials", False)]
-        has_ft = bool(profile["ft_sweep_auroc"].notna().any())
-        if has_ft:
-            columns += [("sweep FT [95% CI]", False), ("FT trials", False)]
-        columns += [("rank", False)]
-        for name, left in columns:
-            table.add_column(name, justify="left" if left else "right", no_wrap=True)
+        has_ft = bool(profile["ft_sweep_auroc"].notna().any()) and not narrow
+        cells_of = {
+            "": lambda row: "★" if row.best else "",
+            "depth": lambda row: "-" if pd.isna(row.depth) else str(row.depth),
+            "layer": lambda row: row.layer,
+            "block": lambda row: row.block,
+            "probe AUROC [95% CI]": lambda row: _interval(row, "probe_auroc"),
+            "LogME": lambda row: _number(row.logme, 4),
+            "sweep FE [95% CI]": lambda row: _interval(row, "sweep_auroc"),
+            "trials": lambda row: str(row.n_trials),
+            "sweep FT [95% CI]": lambda row: _interval(row, "ft_sweep_auroc"),
+            "FT trials": lambda row: str(row.ft_n_trials),
+            "rank": lambda row: "-" if pd.isna(row.rank) else str(row.rank),
+        }
+        if narrow:
+            ranked = "probe AUROC [95% CI]" if by == "probe_auroc" else "sweep FE [95% CI]"
+            names = ["", "depth", "layer", ranked, "trials", "rank"]
+        else:
+            names = ["", "depth", "layer", "block", "probe AUROC [95% CI]", "LogME", "sweep FE [95% CI]", "trials"]
+            names += ["sweep FT [95% CI]", "FT trials"] if has_ft else []
+            names += ["rank"]
+        for name in names:
+            left = name in ("", "layer", "block")
+            table.add_column(name, justify="left" if left else "right", no_wrap=True, min_width=len(name) if name else 1)
         for row in profile.itertuples(index=False):
-            cells = [
-                "★" if row.best else "",
-                "-" if pd.isna(row.depth) else str(row.depth),
-                row.layer,
-                row.block,
-                _interval(row, "probe_auroc"),
-                _number(row.logme, 4),
-                _interval(row, "sweep_auroc"),
-                str(row.n_trials),
-            ]
-            if has_ft:
-                cells += [_interval(row, "ft_sweep_auroc"), str(row.ft_n_trials)]
-            cells.append("-" if pd.isna(row.rank) else str(row.rank))
-            table.add_row(*cells, style="bold" if row.best else None)
+            table.add_row(*(cells_of[name](row) for name in names), style="bold" if row.best else None)
         tables.append(table)
     return tables

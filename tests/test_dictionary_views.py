@@ -299,3 +299,22 @@ def test_a_version_1_dictionary_is_upgraded_in_place(tmp_path: Path):
         url, DatasetKey("chest", "any", "chest x-ray", 100, 50, "b" * 12), "none", 64, [Score(layer_key(9), "probe_auroc", 0.5)]
     )
     assert len(set(dictionary_frame(url)["fingerprint"])) == 2  # the new unique key holds
+
+
+def test_show_reads_in_an_80_column_terminal(url: str):
+    from rich.console import Console
+
+    from layers_index import format_tables
+
+    write_profile(url, "chest", PROFILE)
+    console = Console(width=80, record=True, color_system=None)
+    for table in format_tables(dictionary_frame(url), width=console.width):
+        console.print(table)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for position, (name, _) in enumerate(LAYERS):  # every name, depth and rank whole, the best starred
+        line = next(line for line in text.splitlines() if f" {name} " in line)
+        assert f" {position} " in line
+    best = next(line for line in text.splitlines() if "★" in line and "relu" in line)
+    assert best.rstrip().rstrip("│").split()[-1] == "1"  # relu has the best probe AUROC: rank 1
+    assert "…" not in text

@@ -185,7 +185,7 @@ def show(
     elif frame.empty:
         console.print("the dictionary is empty; run `ocl dictionary build` or `ocl sweep` to fill it")
     else:
-        for table in format_tables(frame):
+        for table in format_tables(frame, width=console.width):
             console.print(table)
 
 
