@@ -28,15 +28,19 @@ def progress_enabled() -> bool:
 
 
 def rate_progress() -> Progress:
-    """A progress bar that shows done/total, a rate such as ``153 img/s`` (from :func:`rate_text`), elapsed time and ETA."""
+    """A progress bar: done/total, ETA, a short bar, then a rate such as ``153 img/s`` (:func:`rate_text`).
+
+    What a person needs most comes first, so an 80-column terminal still shows the count and the
+    ETA; the bar is short, and the free-text rate (which a sweep extends with its best so far) goes last.
+    """
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        BarColumn(bar_width=16),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[rate]}"),
         console=Console(stderr=True),
         disable=not progress_enabled(),
         transient=False,

@@ -270,8 +270,9 @@ class _SweepProgress:
             self.start = time.perf_counter()
         minutes = (time.perf_counter() - self.start) / 60
         rate = (snapshot.finished - self.already) / minutes if minutes > 0 else 0.0
-        best = f"best {snapshot.best_value:.4f} @ {snapshot.best_layer}" if snapshot.best_value is not None else ""
-        self.bar.update(self.task, completed=snapshot.finished, rate=f"{rate:.1f} trials/min  {best}  failed {snapshot.failed}")
+        best = f" · best {snapshot.best_value:.3f} @ {snapshot.best_layer}" if snapshot.best_value is not None else ""
+        failed = f" · {snapshot.failed} failed" if snapshot.failed else ""
+        self.bar.update(self.task, completed=snapshot.finished, rate=f"{rate:.1f}/min{best}{failed}")
 
     def close(self) -> None:
         if self.bar is not None:
