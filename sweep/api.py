@@ -21,6 +21,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,7 @@ __all__ = [
     "SweepPlan",
     "SweepProgress",
     "SweepResult",
+    "default_study_name",
     "evaluate_study",
     "open_study",
     "report_path",
@@ -191,7 +194,7 @@ def plan_sweep(
         view=view,
         prefix_cache=prefix_cache,
     )
-    name = study or f"{dataset.name}-{parsed_task.name}-{image_size}px"
+    name = study or default_study_name(settings)
     check_storage(storage_url)
     if warm_start_from is not None:
         from layers_index.warm_start import check_source
@@ -212,6 +215,34 @@ def plan_sweep(
         warm_start_from,
         cpu_default,
     )
+
+
+def default_study_name(settings: SweepSettings) -> str:
+    """``DATASET-TASK-SIZEpx-STRATEGIES-WEIGHTS``, plus a short hash when any other setting differs
+    from its default, e.g. ``nih-cxr14-sample-any-224px-fe-imagenet`` or ``...-fe+ft-none-3f9a1c``.
+
+    Trials are comparable only under one set of settings, so settings that cannot share a study
+    get different default names: rerunning with ``--strategy both`` or other weights starts its
+    own study instead of being refused.
+    """
+    space = settings.space
+    strategies = "+".join({"feature_extraction": "fe", "fine_tuning": "ft"}[s] for s in space.strategies)
+    weights = "+".join(label if label in ("imagenet", "none") else Path(label).stem for label in space.weights)
+    name = f"{settings.dataset}-{settings.task}-{settings.image_size}px-{strategies}-{weights}"
+    rest = json.loads(settings.to_json())
+    for key in ("data", "dataset", "task", "image_size"):
+        rest.pop(key)
+    for key in ("strategies", "weights"):
+        rest["space"].pop(key)
+    defaults = SweepSettings(None, settings.dataset, settings.task, settings.image_size, 0, SearchSpace())
+    expected = json.loads(defaults.to_json())
+    for key in ("data", "dataset", "task", "image_size"):
+        expected.pop(key)
+    for key in ("strategies", "weights"):
+        expected["space"].pop(key)
+    if rest != expected:
+        name += "-" + hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
+    return name
 
 
 def _search_space(

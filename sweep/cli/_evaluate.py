@@ -28,7 +28,7 @@ def evaluate(
     """Retrain the answer's configuration and score it once on the test split.
 
     Writes a self-contained HTML report (per-class AUROC, ROC curves, optimisation history,
-    layer vs AUROC) and the trained model as .keras. Example: ocl evaluate --study nih-cxr14-sample-any-224px
+    layer vs AUROC) and the trained model as .keras. Example: ocl evaluate --study nih-cxr14-sample-any-224px-fe-imagenet
     """
     from sweep.api import evaluate_study
 

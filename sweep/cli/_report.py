@@ -32,7 +32,7 @@ def report(
     The optimal cut-off layer and strategy with its 95% interval and confidence set, the layer
     profile against depth, feature extraction vs fine-tuning, transfer vs scratch, the search
     history, the split and leakage facts, and the command that reproduces the study.
-    Example: ocl report --study nih-cxr14-sample-any-224px --output answer.html
+    Example: ocl report --study nih-cxr14-sample-any-224px-fe-imagenet --output answer.html
     """
     from sweep.api import open_study, report_path
     from sweep.errors import OCLError

@@ -69,7 +69,16 @@ DevicesOption = Annotated[
 ]
 WorkersOption = Annotated[int | None, _option("--workers", "Number of CPU workers (same as --devices cpu,...).", "Devices")]
 StorageOption = Annotated[str | None, _option("--storage", STORAGE_HELP + " Default: sqlite:///studies/ocl.db", "Storage")]
-StudyOption = Annotated[str | None, _option("--study", "Study name. Default: DATASET-TASK-SIZEpx.", "Storage")]
+StudyOption = Annotated[
+    str | None,
+    _option(
+        "--study",
+        "Study name. Default: DATASET-TASK-SIZEpx-STRATEGIES-WEIGHTS (e.g. nih-cxr14-sample-any-224px-fe-imagenet), "
+        "plus a short hash when other settings differ from the defaults, so settings that cannot share a study "
+        "never collide.",
+        "Storage",
+    ),
+]
 ConfigOption = Annotated[
     Path | None, _option("--config", "Study file (TOML) with a \\[space] table; see studies/default.toml.", "Search")
 ]
@@ -353,7 +362,7 @@ def worker(
 ) -> None:
     """Join a running study from another shell or machine; runs until the study has its trials.
 
-    Example: ocl worker --study nih-cxr14-sample-any-224px --storage postgresql://ocl@db/ocl --device 0
+    Example: ocl worker --study nih-cxr14-sample-any-224px-fe+ft-imagenet --storage postgresql://ocl@db/ocl --device 0
     """
     label = f"cpu:{worker_index}"
     if device is not None and device.lower() not in ("cpu",):
