@@ -15,6 +15,8 @@ layer repeats it to three channels and applies exactly
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,12 @@ def preprocessing_layer() -> XrayPreprocessing:
 
 
 def _imagenet_file() -> str:
+    """Keras' cached ImageNet file, downloaded once. Keras prints "Downloading data from URL" and a
+    progress bar on stdout; that line read as a stray message right before our offline error (and
+    stdout may carry JSON), so it is kept off stdout."""
     try:
-        return keras.utils.get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_MD5)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return keras.utils.get_file(IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_MD5)
     except Exception as exc:  # get_file wraps every network failure in a plain Exception
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         reason = reason.split(" -- ", 1)[-1][:120]  # keep "[Errno -3] Temporary failure in name resolution"

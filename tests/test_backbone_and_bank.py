@@ -142,3 +142,21 @@ def test_ocl_layers_lists_the_candidates_as_json(ocl):
     rows = json.loads(result.stdout)
     assert len(rows) == 63 and rows[0]["name"] == "conv1_relu" and rows[0]["height"] == 32
     assert {"depth", "block", "channels", "flops_fraction", "height", "width"} <= set(rows[0])
+
+
+def test_offline_imagenet_is_one_line_without_keras_download_chatter(monkeypatch, capsys):
+    """Keras prints "Downloading data from ..." before it fails; the user sees only OCL's one line."""
+    import keras
+
+    from sweep import backbone
+    from sweep.errors import OCLError
+
+    def offline(*args, **kwargs):
+        print("Downloading data from https://storage.googleapis.com/...")
+        raise Exception("URL fetch failure on https://example/... -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(OCLError) as error:
+        backbone._imagenet_file()
+    assert "[Errno -3] Temporary failure in name resolution" in str(error.value) and "--weights none" in str(error.value)
+    assert capsys.readouterr().out == ""

@@ -117,6 +117,10 @@ CASES = {
         lambda t: ["--warm-start-from", "chexpert"],
         r"--warm-start-from chexpert: the OCL dictionary in .* has no such dataset \(datasets: none yet\)",
     ),
+    "unknown strategy": (
+        lambda t: ["--strategy", "sideways"],
+        r"^error: Invalid value for '--strategy': 'sideways' is not one of 'feature_extraction', 'fine_tuning', 'both'",
+    ),
     "one fold": (lambda t: ["--cv", "1"], r"--cv 1: K-fold cross-validation needs 2 or more folds"),
     "zero folds": (lambda t: ["--cv", "0"], r"--cv 0: K-fold cross-validation needs 2 or more folds"),
     "folds with fine-tuning": (

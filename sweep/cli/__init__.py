@@ -83,7 +83,9 @@ def main() -> None:
             typer.echo(exc.format_message(), err=True)
         else:
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            # Typer words an Enum refusal "Invalid value for '--x': Value error, 'y' is not one of ..."
+            message = exc.format_message().replace(": Value error, ", ": ")
+            typer.echo(f"error: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
