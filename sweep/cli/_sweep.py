@@ -320,7 +320,7 @@ def answer_table(answer, rows: int = 12):
     table = new_table(
         f"Layers of {answer.study} (validation mean AUROC, cross-fitted, [{answer.level:.0%} CI], trials)",
         *columns,
-        text=("weights",),
+        text=("layer", "weights"),
     )
     table.caption = (
         f"★ best   = not significantly worse than the best ({answer.level:.0%} simultaneous)   "
