@@ -38,5 +38,5 @@ screenshots: install
 	$(BIN)/python scripts/screenshots.py $(ARGS)
 
 lint: install
-	$(BIN)/ruff check sweep layers_index tests benchmarks
-	$(BIN)/ruff format --check sweep layers_index tests benchmarks
+	$(BIN)/ruff check sweep layers_index tests benchmarks scripts
+	$(BIN)/ruff format --check sweep layers_index tests benchmarks scripts
