@@ -9,8 +9,11 @@ failed "surplus" trial without training, so finished trials equal the target exa
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
+from typing import Any
 
 import optuna
 
@@ -72,23 +75,77 @@ def run_worker(
         pruner=make_pruner(space.pruner),
     )
     finished_here = 0
-    while True:
-        optuna.storages.fail_stale_trials(study)
-        counts = count_states(study)
-        if counts["finished"] >= target:
-            return finished_here
-        _stop_on_systematic_failures(study, counts)
-        if counts["finished"] + counts["running"] >= target and counts["waiting"] == 0:
-            time.sleep(POLL_SECONDS)  # the last trials run elsewhere; stay in case one dies
-            continue
-        before = counts["finished"]
-        study.optimize(
-            objective,
-            n_trials=1,
-            catch=(SurplusTrial, TrainingDiverged, OutOfMemory),
-            callbacks=callbacks or [],
-        )
-        finished_here += int(count_states(study)["finished"] > before)
+    with _InterruptOnlyInTrials() as guard:
+        while True:
+            if guard.requested:
+                raise KeyboardInterrupt
+            finished = _one_trial(study, guard.wrap(objective), target, callbacks)
+            if finished is None:
+                return finished_here
+            finished_here += finished
+
+
+def _one_trial(study: optuna.Study, objective: Any, target: int, callbacks: list | None) -> int | None:
+    """Run one trial (or wait while the last ones run elsewhere): 1 if it finished, 0 if not,
+    None when the study has its target."""
+    optuna.storages.fail_stale_trials(study)
+    counts = count_states(study)
+    if counts["finished"] >= target:
+        return None
+    _stop_on_systematic_failures(study, counts)
+    if counts["finished"] + counts["running"] >= target and counts["waiting"] == 0:
+        time.sleep(POLL_SECONDS)  # the last trials run elsewhere; stay in case one dies
+        return 0
+    before = counts["finished"]
+    study.optimize(
+        objective,
+        n_trials=1,
+        catch=(SurplusTrial, TrainingDiverged, OutOfMemory),
+        callbacks=callbacks or [],
+    )
+    return int(count_states(study)["finished"] > before)
+
+
+class _InterruptOnlyInTrials:
+    """Ctrl-C (SIGINT) stops a worker without leaving a trial RUNNING in the storage.
+
+    Python raises KeyboardInterrupt wherever the signal lands. Inside the objective that is safe:
+    Optuna records the trial as FAIL and re-raises. But landing in ``study.ask`` or in ``tell``
+    (database writes before and after the objective) leaves the trial RUNNING, as if its worker
+    were still alive. So the handler raises only while the objective runs; anywhere else it
+    notes the request, and the worker stops right after the trial's bookkeeping is written.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._in_trial = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _InterruptOnlyInTrials:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if self._in_trial:
+            raise KeyboardInterrupt
+
+    def wrap(self, objective: Any) -> Any:
+        def guarded(trial: optuna.Trial) -> float:
+            if self.requested:
+                raise KeyboardInterrupt
+            self._in_trial = True
+            try:
+                return objective(trial)
+            finally:
+                self._in_trial = False
+
+        return guarded
 
 
 MIN_FAILURES_TO_STOP = 10

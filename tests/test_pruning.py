@@ -63,3 +63,27 @@ def test_a_pooled_median_would_have_pruned_the_fine_tuning_trials():
     study.optimize(objective, n_trials=20)
     late = [t for t in study.trials if t.number % 2 == 1 and t.number > 10]
     assert all(t.state == optuna.trial.TrialState.PRUNED for t in late)
+
+
+def test_ctrl_c_outside_the_objective_waits_for_the_trial_bookkeeping():
+    """SIGINT raises only inside the objective (Optuna then records FAIL); elsewhere, e.g. while
+    Optuna writes the trial's result, it is noted and the worker stops after the write."""
+    import os
+    import signal
+
+    from sweep.worker import _InterruptOnlyInTrials
+
+    study = optuna.create_study()
+    with _InterruptOnlyInTrials() as guard:
+        os.kill(os.getpid(), signal.SIGINT)  # between trials: noted, not raised
+        assert guard.requested
+
+        def objective(trial: optuna.Trial) -> float:
+            os.kill(os.getpid(), signal.SIGINT)  # inside the objective: raised
+            return 1.0
+
+        guard.requested = False
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(guard.wrap(objective), n_trials=1)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]  # never left RUNNING
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
