@@ -549,11 +549,10 @@ def _blocks_on(figure: Any, blocks: Sequence[tuple[str, int, int]], rows: int) -
 
 
 def _profile_figure(data: ReportData) -> Any:
-    import plotly.graph_objects as go
+    """The layer profile: sweep candidates with CI bars and bands, the probe, LogME below, the answer starred."""
     from plotly.subplots import make_subplots
 
     sweep = [c for c in data.profile if c.kind == "sweep"]
-    probe = [c for c in data.profile if c.kind == "probe_auroc"]
     logme = [c for c in data.profile if c.kind == "logme"]
     rows = 2 if logme else 1
     figure = make_subplots(
@@ -564,115 +563,14 @@ def _profile_figure(data: ReportData) -> Any:
         vertical_spacing=0.08,
         subplot_titles=["validation AUROC", "LogME (dictionary; higher = better features)"][:rows],
     )
-    best = data.headline
     several_weights = len({c.weights for c in sweep}) > 1
     for curve in sweep:
-        colour = STRATEGY_COLOURS.get(curve.strategy or "", "#555")
-        dash = WEIGHTS_DASH.get(curve.weights, "dashdot") if several_weights else "solid"
-        x, lo, hi = list(curve.depth), list(curve.low), list(curve.high)
-        if len(x) > 1:
-            figure.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=hi + lo[::-1],
-                    mode="lines",
-                    fill="toself",
-                    fillcolor=_rgba(colour, 0.12),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=curve.label,
-                ),
-                row=1,
-                col=1,
-            )
-        symbols = ["circle" if judged else "circle-open" for judged in curve.judged]
-        figure.add_trace(
-            go.Scatter(
-                x=x,
-                y=list(curve.values),
-                mode="lines+markers",
-                name=curve.label,
-                legendgroup=curve.label,
-                line={"color": colour, "dash": dash, "width": 2},
-                marker={"symbol": symbols, "size": 9, "color": colour, "line": {"color": colour, "width": 2}},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [h - v for h, v in zip(hi, curve.values)],
-                    "arrayminus": [v - low for v, low in zip(curve.values, lo)],
-                    "color": _rgba(colour, 0.5),
-                    "thickness": 1,
-                    "width": 3,
-                },
-                customdata=[
-                    [layer, low, high, n, "in the confidence set" if s else ("not judged" if not j else "")]
-                    for layer, low, high, n, s, j in zip(curve.layers, lo, hi, curve.n_trials, curve.in_set, curve.judged)
-                ],
-                hovertemplate="<b>%{customdata[0]}</b> (depth %{x})<br>AUROC %{y:.3f} [%{customdata[1]:.3f}, "
-                "%{customdata[2]:.3f}]<br>%{customdata[3]} trial(s) %{customdata[4]}<extra>" + curve.label + "</extra>",
-            ),
-            row=1,
-            col=1,
-        )
-    for curve in probe:
-        if curve.low:
-            figure.add_trace(
-                go.Scatter(
-                    x=list(curve.depth) + list(curve.depth)[::-1],
-                    y=list(curve.high) + list(curve.low)[::-1],
-                    mode="lines",
-                    fill="toself",
-                    fillcolor="rgba(107,114,128,0.08)",
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=curve.label,
-                ),
-                row=1,
-                col=1,
-            )
-        figure.add_trace(
-            go.Scatter(
-                x=list(curve.depth),
-                y=list(curve.values),
-                mode="lines",
-                name=curve.label,
-                legendgroup=curve.label,
-                line={"color": "#6b7280", "dash": "dash", "width": 1.5},
-                text=list(curve.layers),
-                hovertemplate="%{text} (depth %{x})<br>probe AUROC %{y:.3f}<extra></extra>",
-            ),
-            row=1,
-            col=1,
-        )
+        _add_sweep_curve(figure, curve, several_weights)
+    for curve in (c for c in data.profile if c.kind == "probe_auroc"):
+        _add_probe_curve(figure, curve)
     for curve in logme:
-        figure.add_trace(
-            go.Scatter(
-                x=list(curve.depth),
-                y=list(curve.values),
-                mode="lines",
-                name=curve.label,
-                line={"color": "#2ca02c", "width": 1.5},
-                text=list(curve.layers),
-                hovertemplate="%{text} (depth %{x})<br>LogME %{y:.4f}<extra></extra>",
-            ),
-            row=2,
-            col=1,
-        )
-    if best is not None and best.get("depth") is not None:
-        figure.add_trace(
-            go.Scatter(
-                x=[best["depth"]],
-                y=[best["score"]],
-                mode="markers",
-                name="the answer" if best["judged"] else "best so far (not judged)",
-                marker={"symbol": "star", "size": 18, "color": "#f2b705", "line": {"color": "#333", "width": 1}},
-                hovertemplate=f"<b>{html.escape(best['layer'])}</b><br>AUROC %{{y:.3f}}<extra>answer</extra>",
-            ),
-            row=1,
-            col=1,
-        )
+        _add_line(figure, curve, "#2ca02c", "LogME %{y:.4f}", row=2)
+    _add_answer_star(figure, data.headline)
     figure.add_hline(
         y=0.5,
         line_dash="dot",
@@ -695,6 +593,113 @@ def _profile_figure(data: ReportData) -> Any:
         hovermode="closest",
     )
     return figure
+
+
+def _add_band(figure: Any, x: list, low: list, high: list, fill: str, group: str) -> None:
+    """A shaded interval band under a curve (one closed polygon, no legend entry)."""
+    import plotly.graph_objects as go
+
+    figure.add_trace(
+        go.Scatter(
+            x=x + x[::-1],
+            y=high + low[::-1],
+            mode="lines",
+            fill="toself",
+            fillcolor=fill,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=group,
+        ),
+        row=1,
+        col=1,
+    )
+
+
+def _add_sweep_curve(figure: Any, curve: ProfileCurve, several_weights: bool) -> None:
+    """One strategy's (and weights') candidates: band, markers (open: not judged) with CI bars."""
+    import plotly.graph_objects as go
+
+    colour = STRATEGY_COLOURS.get(curve.strategy or "", "#555")
+    dash = WEIGHTS_DASH.get(curve.weights, "dashdot") if several_weights else "solid"
+    x, lo, hi = list(curve.depth), list(curve.low), list(curve.high)
+    if len(x) > 1:
+        _add_band(figure, x, lo, hi, _rgba(colour, 0.12), curve.label)
+    symbols = ["circle" if judged else "circle-open" for judged in curve.judged]
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(curve.values),
+            mode="lines+markers",
+            name=curve.label,
+            legendgroup=curve.label,
+            line={"color": colour, "dash": dash, "width": 2},
+            marker={"symbol": symbols, "size": 9, "color": colour, "line": {"color": colour, "width": 2}},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [h - v for h, v in zip(hi, curve.values)],
+                "arrayminus": [v - low for v, low in zip(curve.values, lo)],
+                "color": _rgba(colour, 0.5),
+                "thickness": 1,
+                "width": 3,
+            },
+            customdata=[
+                [layer, low, high, n, "in the confidence set" if s else ("not judged" if not j else "")]
+                for layer, low, high, n, s, j in zip(curve.layers, lo, hi, curve.n_trials, curve.in_set, curve.judged)
+            ],
+            hovertemplate="<b>%{customdata[0]}</b> (depth %{x})<br>AUROC %{y:.3f} [%{customdata[1]:.3f}, "
+            "%{customdata[2]:.3f}]<br>%{customdata[3]} trial(s) %{customdata[4]}<extra>" + curve.label + "</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+
+
+def _add_probe_curve(figure: Any, curve: ProfileCurve) -> None:
+    """The dictionary's linear probe AUROC, dashed grey, with its band when stored."""
+    if curve.low:
+        _add_band(figure, list(curve.depth), list(curve.low), list(curve.high), "rgba(107,114,128,0.08)", curve.label)
+    _add_line(figure, curve, "#6b7280", "probe AUROC %{y:.3f}", row=1, dash="dash")
+
+
+def _add_line(figure: Any, curve: ProfileCurve, colour: str, value: str, *, row: int, dash: str = "solid") -> None:
+    import plotly.graph_objects as go
+
+    figure.add_trace(
+        go.Scatter(
+            x=list(curve.depth),
+            y=list(curve.values),
+            mode="lines",
+            name=curve.label,
+            legendgroup=curve.label,
+            line={"color": colour, "dash": dash, "width": 1.5},
+            text=list(curve.layers),
+            hovertemplate="%{text} (depth %{x})<br>" + value + "<extra></extra>",
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def _add_answer_star(figure: Any, best: dict[str, Any] | None) -> None:
+    """A star on the answer (or on the best candidate so far, labelled as not judged)."""
+    import plotly.graph_objects as go
+
+    if best is None or best.get("depth") is None:
+        return
+    figure.add_trace(
+        go.Scatter(
+            x=[best["depth"]],
+            y=[best["score"]],
+            mode="markers",
+            name="the answer" if best["judged"] else "best so far (not judged)",
+            marker={"symbol": "star", "size": 18, "color": "#f2b705", "line": {"color": "#333", "width": 1}},
+            hovertemplate=f"<b>{html.escape(best['layer'])}</b><br>AUROC %{{y:.3f}}<extra>answer</extra>",
+        ),
+        row=1,
+        col=1,
+    )
 
 
 def _rgba(colour: str, alpha: float) -> str:
