@@ -150,7 +150,7 @@ def test_plot_cli_writes_self_contained_html(url: str, ocl, tmp_path: Path):
     write_profile(url, "chest", PROFILE, weights="imagenet")
     result = ocl("dictionary", "plot", "--storage", url, "--output", "out/dictionary.html")
     assert result.returncode == 0, result.stderr
-    assert "2 curve(s), 1 gain curve(s)" in result.stdout
+    assert "2 curve(s), 1 ImageNet-minus-none gain curve(s)" in result.stdout
     html = (tmp_path / "out" / "dictionary.html").read_text()
     assert "plotly.js" in html and "<script src=" not in html  # plotly.js inside, nothing fetched
     assert "dense block 2" in html and "transfer gain" in html

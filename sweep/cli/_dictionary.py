@@ -209,7 +209,12 @@ def plot(
         raise OCLError(f"--storage {_storage(storage)}: the dictionary is empty; run `ocl dictionary build` first")
     data = plot_data(frame)
     path = write_html(draw(data), output)
-    console.print(f"wrote {path}: {len(data.curves)} curve(s), {len(data.gains)} gain curve(s)")
+    gains = (
+        f"{len(data.gains)} ImageNet-minus-none gain curve(s)"
+        if data.gains
+        else "no gain curve (it needs imagenet and none scores of one dataset: build both with --weights)"
+    )
+    console.print(f"wrote {path}: {len(data.curves)} curve(s), {gains}", highlight=False)
 
 
 @app.command()
