@@ -91,6 +91,7 @@ def test_augmented_views_are_banked_per_training_image(backbone, images, cache_d
     assert not np.allclose(stacked[0], bank.features("relu")[:10])
 
 
+@pytest.mark.slow
 def test_a_weights_file_written_here_loads_and_gives_the_same_outputs(tmp_path):
     keras.utils.set_random_seed(7)
     source = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
@@ -125,6 +126,7 @@ def test_offline_imagenet_says_which_file_and_how_to_fix_it(monkeypatch):
     assert "--weights PATH" in message and "--weights none" in message
 
 
+@pytest.mark.slow
 def test_random_initialisation_is_the_same_in_every_process():
     script = (
         "from sweep.backbone import build_backbone, Weights; import numpy as np; "

@@ -28,6 +28,8 @@ from sweep.search_space import SearchSpace
 from sweep.storage import open_storage
 from sweep.study import SweepSettings, create_or_resume
 
+pytestmark = pytest.mark.slow  # DenseNet banks and trainings: minutes on 2 cores, not for the inner loop
+
 SIZE = 32
 
 

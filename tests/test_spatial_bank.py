@@ -18,6 +18,8 @@ from sweep.spatial_bank import BLOCKS, bank_plan, block_shape, load_spatial_bank
 from sweep.training import TrialConfig, TrialData, run_trial
 from sweep.training._fine_tuning import predict_rows
 
+pytestmark = pytest.mark.slow  # DenseNet banks and trainings: minutes on 2 cores, not for the inner loop
+
 SIZE = 64
 
 
