@@ -30,8 +30,6 @@ from sweep.uncertainty import interval, mean_auroc_resampled
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
-PREFIX_ATTR = records.PREFIX + "prefix_cache"  # fine-tuning: the banked tensor trained on, or "images"
-
 
 class SurplusTrial(RuntimeError):
     """Another worker already started the trial that reaches the target; this one is not run."""
@@ -110,10 +108,6 @@ class Objective:
         for key, value in with_outcome(record, result, low, high).to_user_attrs().items():
             if key not in record.description_attrs():
                 trial.set_user_attr(key, value)
-        if config.strategy == "fine_tuning":
-            # What the trial trained on: a banked prefix tensor (an augmented one trained on the bank's
-            # views, made with the feature bank's strengths, not its own sampled ones) or images.
-            trial.set_user_attr(PREFIX_ATTR, result.prefix or "images")
         return float(result.val.mean_auroc)
 
     def _cross_validate(self, config: TrialConfig, weights_label: str) -> TrialResult:
@@ -206,6 +200,9 @@ def with_outcome(record: TrialRecord, result: TrialResult, low: float | None = N
         val_auroc_per_class=dict(zip(val.outputs, val.auroc)),
         val_mean_auroc_low=low,
         val_mean_auroc_high=high,
+        # What a fine-tuning trial trained on: a banked prefix tensor (an augmented one trained on the
+        # bank's views, made with the feature bank's strengths, not its own sampled ones) or images.
+        prefix_cache=(result.prefix or "images") if result.config.strategy == "fine_tuning" else None,
         **summary,
     )
 

@@ -131,3 +131,46 @@ def test_the_default_study_file_equals_the_built_in_search_space():
     # and it spells out every key, so a user copying it sees every setting there is
     missing = {f.name for f in dataclasses.fields(SearchSpace)} - set(document["space"])
     assert missing == {"unfreeze_from"}, missing  # no boundary by default: a TOML file cannot hold None
+
+
+def test_what_a_fine_tuning_trial_trained_on_is_part_of_its_record():
+    import numpy as np
+
+    from sweep.metrics import score
+    from sweep.objective import with_outcome
+    from sweep.training import TrialConfig, TrialResult
+
+    y = np.array([[0], [1], [0], [1], [1], [0]], float)
+    p = np.array([[0.1], [0.8], [0.3], [0.6], [0.9], [0.2]])
+
+    def result(strategy: str, prefix: str | None) -> TrialResult:
+        config = TrialConfig(strategy, "conv4_block24_concat", unfreeze_from="conv4_block20_concat")
+        return TrialResult(config, score(y, p, ["finding"]), p, 1, 2, [0.9, 1.0], 3.0, lambda r: p, lambda: None, prefix)
+
+    base = TrialRecord.from_trial(optuna.trial.create_trial(value=1.0, user_attrs=_record().to_user_attrs()))
+    banked = with_outcome(base, result("fine_tuning", "conv4_block24_concat[:928]")).to_user_attrs()
+    assert banked[records.key_of("prefix_cache")] == "conv4_block24_concat[:928]"
+    assert with_outcome(base, result("fine_tuning", None)).to_user_attrs()[records.key_of("prefix_cache")] == "images"
+    assert records.key_of("prefix_cache") not in with_outcome(base, result("feature_extraction", None)).to_user_attrs()
+
+
+def _record() -> TrialRecord:
+    return TrialRecord(
+        strategy="fine_tuning",
+        cut_layer="conv4_block24_concat",
+        weights="none",
+        layer_depth=44,
+        layer_index=309,
+        block="dense block 3",
+        channels=1024,
+        stride=16,
+        flops_fraction=0.9,
+        unfreeze_from="conv4_block20_concat",
+        augment=False,
+        epochs_budget=4,
+        task="any",
+        dataset="nih-cxr14-sample",
+        device="cpu:0",
+        host="h",
+        pid=1,
+    )
