@@ -222,9 +222,13 @@ def study_answer(
     n_resamples: int = N_RESAMPLES,
     level: float = LEVEL,
     min_trials: int = MIN_TRIALS,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> StudyAnswer:
-    """The answer of a study, from its completed trials and their stored validation predictions."""
+    """The answer of a study, from its completed trials and their stored validation predictions.
+
+    ``seed`` (of the validation halves and the resamples) defaults to the study's own ``--seed``,
+    as the dictionary callback uses it, so every reader of a study gets the same answer.
+    """
     split = load_validation(storage_url, study.study_name)
     pairs = completed_trials(study)
     stored = load_predictions(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else {}
@@ -247,7 +251,13 @@ def study_answer(
     warning = small_validation_warning(split)
     if warning:
         warnings.append(warning)
-    scorer = CandidateScorer(split, n_resamples=n_resamples, seed=seed, min_positives=load_settings(study).space.min_positives)
+    settings = load_settings(study)
+    scorer = CandidateScorer(
+        split,
+        n_resamples=n_resamples,
+        seed=settings.seed if seed is None else seed,
+        min_positives=settings.space.min_positives,
+    )
     keys, estimates, resampled, facts = [], [], [], []
     for key, members in groups.items():
         point, boot = scorer.score([t.number for t, _ in members], stored)

@@ -36,7 +36,7 @@ from sweep.records import DatasetInfo, TrialRecord
 from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
 from sweep.search_space import SearchSpace, load_search_space
 from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
-from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_settings, load_study
+from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_study
 from sweep.summary import LayerSummary, completed_trials, summarize_layers
 
 __all__ = [
@@ -408,7 +408,7 @@ def sweep_result(study: Any, storage_url: str, *, worker_exits: Sequence[tuple[i
         best_params=dict(best[0].params) if best else {},
         layers=summarize_layers(study),
         worker_exits=list(worker_exits),
-        answer=study_answer(study, storage_url, seed=load_settings(study).seed),
+        answer=study_answer(study, storage_url),
     )
 
 
@@ -448,7 +448,7 @@ def evaluate_study(
     from sweep.report import write_study_report
 
     the_study, storage_url = open_study(study_name, storage=storage)
-    answer = study_answer(the_study, storage_url, seed=load_settings(the_study).seed)
+    answer = study_answer(the_study, storage_url)
     # The recommended candidate's best configuration; the single best trial when nothing is judged yet.
     evaluation = evaluate_best(the_study, answer.best.best_trial if answer.best else None)
     report = write_study_report(

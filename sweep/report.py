@@ -154,7 +154,7 @@ def report_data(
         study, evaluation, storage_url = storage_url, study, _url_of(storage_url)
     settings = load_settings(study)
     if answer is None:
-        answer = study_answer(study, storage_url, seed=settings.seed)
+        answer = study_answer(study, storage_url)
     info = DatasetInfo.from_study(study)
     counts = count_states(study)
     counts["target"] = target_of(study)
