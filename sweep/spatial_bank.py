@@ -14,9 +14,11 @@ channel slice of one banked tensor.
 The rule a trial follows (see :meth:`SpatialBank.source`): when its boundary (``unfreeze_from``,
 or the cut layer when that is None) is a ``convK_blockJ_concat`` of a banked block K, it trains
 only the layers from the boundary to the cut (BatchNormalization still frozen, in inference mode)
-and the head, on the first channels of block K's banked tensor. Any other boundary (a transition
-``poolN_*``, a layer inside a dense layer, the stem) trains the whole truncated network on images,
-as without the bank.
+and the head, on the first channels of block K's banked tensor. When the boundary is the output of
+the transition after a banked block (``pool3_pool``, ``pool4_pool``), the trainer starts from the
+block's whole banked tensor and recomputes the frozen transition (BN, ReLU, 1x1 conv, pooling: a
+small share of the prefix). Any other boundary (a layer inside a dense layer or a transition, the
+stem, dense block 1) trains the whole truncated network on images, as without the bank.
 
 What is banked: block 1 (``conv2_block6_concat``) never. Its prefix is the stem and six thin
 layers, a small share of the network's work, while its tensor is the largest (56x56x256 values per
@@ -58,7 +60,7 @@ from sweep._progress import rate_progress, rate_text
 from sweep.feature_bank import BATCH_SIZE, ViewSpec, _locked, _read_manifest
 from sweep.image_cache import ImageCache
 
-__all__ = ["BLOCKS", "SpatialBank", "bank_plan", "load_spatial_bank"]
+__all__ = ["BLOCKS", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
 
 BLOCKS = ("conv2_block6_concat", "conv3_block12_concat", "conv4_block24_concat", "conv5_block16_concat")
 CHANNELS = {"conv2_block6_concat": 256, "conv3_block12_concat": 512, "conv4_block24_concat": 1024, "conv5_block16_concat": 1024}
@@ -68,6 +70,17 @@ REOPEN_BATCHES = 16  # rewritten pages are let go every this many batches: memor
 FREE_DISK_MARGIN = 1_000_000_000  # bytes left free on the disk beyond the bank
 
 _CONCAT = re.compile(r"^conv(\d)_block(\d+)_concat$")
+_TRANSITION = re.compile(r"^pool(\d)_pool$")  # the transition after dense block convK: its input is the block's last concat
+
+
+def entry_layer(boundary: str, block: str) -> str:
+    """The layer whose output a banked trial's trainer takes as input.
+
+    A ``convK_blockJ_concat`` boundary is its own entry (the first channels of ``block``). A
+    transition's output (``poolK_pool``) is entered at ``block``, the transition's input, so the
+    frozen transition is recomputed from the whole banked tensor.
+    """
+    return block if _TRANSITION.match(boundary) else boundary
 
 
 def _stage(layer: str) -> float:
@@ -123,8 +136,8 @@ class SpatialBank:
     _open: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def source(self, boundary: str) -> str | None:
-        """The banked block whose last concat holds ``boundary`` as its first channels, or None."""
-        match = _CONCAT.match(boundary)
+        """The banked block a trial unfrozen from ``boundary`` trains from, or None (see :func:`entry_layer`)."""
+        match = _CONCAT.match(boundary) or _TRANSITION.match(boundary)
         if not match:
             return None
         block = BLOCKS[int(match.group(1)) - 2] if 2 <= int(match.group(1)) <= 5 else None

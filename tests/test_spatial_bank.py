@@ -48,7 +48,8 @@ def test_banked_block_slices_are_the_layers_own_outputs(setup):
         assert block == BLOCKS[int(name[4]) - 2]
         banked = np.asarray(bank.clean(block)[rows, ..., : output.shape[-1]], np.float32)
         np.testing.assert_allclose(banked, output, rtol=2e-3, atol=1e-3)  # float16 storage
-    assert bank.source("pool3_pool") is None and bank.source("conv4_block3_1_conv") is None
+    assert bank.source("pool3_pool") == "conv3_block12_concat"  # the transition is recomputed from it
+    assert bank.source("pool3_conv") is None and bank.source("conv4_block3_1_conv") is None
     assert bank.source("conv2_block3_concat") is None  # block 1 is not banked
 
 
@@ -62,12 +63,12 @@ def test_block_shapes_follow_the_network():
                 assert tuple(backbone.get_layer(block).output.shape[1:]) == block_shape(size, block)
 
 
-def _pair(setup, **options):
+def _pair(setup, cut="conv4_block24_concat", boundary="conv4_block21_concat", **options):
     data, _, backbone, bank = setup
     config = TrialConfig(
         "fine_tuning",
-        "conv4_block24_concat",
-        unfreeze_from="conv4_block21_concat",
+        cut,
+        unfreeze_from=boundary,
         epochs=3,
         batch_size=16,
         learning_rate=1e-3,
@@ -90,6 +91,17 @@ def test_fine_tuning_from_the_bank_scores_validation_like_the_images(setup):
     assert model.input.shape[1:] == (SIZE, SIZE, 1)
     test = data.test
     np.testing.assert_allclose(predict_rows(model, data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
+
+
+def test_a_transition_boundary_trains_from_the_bank_through_the_frozen_transition(setup):
+    data, plain, banked = _pair(setup, cut="conv5_block2_concat", boundary="pool4_pool")
+    assert banked.prefix == "conv4_block24_concat[:1024] through the frozen pool4 transition"
+    assert banked.best_epoch == plain.best_epoch
+    assert abs(banked.val.mean_auroc - plain.val.mean_auroc) <= 0.002
+    # float16 inputs to the recomputed transition: later epochs may swap one pair of 69 images (0.0033)
+    np.testing.assert_allclose(banked.history, plain.history, atol=0.005)
+    test = data.test
+    np.testing.assert_allclose(predict_rows(banked.export(), data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
 
 
 def test_a_boundary_outside_a_banked_block_trains_on_images(setup):
@@ -181,3 +193,50 @@ def test_the_sweep_context_builds_the_spatial_bank_only_for_fine_tuning(monkeypa
     assert SweepContext.from_settings(off.settings).spatial_bank("none") is None
     extraction = plan_sweep(1, image_size=32, weights="none", strategy="feature_extraction", devices="cpu")
     assert SweepContext.from_settings(extraction.settings).prepare() == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 6 MB filesystem (tmpfs), or a skip where this machine cannot mount one (needs root)."""
+    import os
+    import shutil
+    import subprocess
+
+    mount = tmp_path / "tiny-disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_disk_that_fills_up_during_the_bank_build_leaves_nothing_and_the_sweep_goes_on_uncached(
+    ocl, tmp_path, tiny_disk, monkeypatch
+):
+    # The cache lives on a 6 MB filesystem: the image cache fits, the spatial bank (about 40 MB at
+    # 32 px with its views) does not. Another job fills the disk between the bank's free-space check
+    # and its build: the check is told the disk has room (sitecustomize, in every process the sweep
+    # starts); the build then meets the filesystem's real ENOSPC.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import shutil\n"
+        "_real = shutil.disk_usage\n"
+        "shutil.disk_usage = lambda path: _real(path)._replace(free=_real(path).free + 10**12)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("OCL_CACHE_DIR", str(tiny_disk))
+    result = ocl("sweep", "--trials", "2", "--strategy", "fine_tuning", "--image-size", "32", "--weights", "none", timeout=600)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "disk full while banking conv3_block12_concat, conv4_block24_concat, conv5_block16_concat" in output, output
+    assert "uncached" in output and "banked none" in output, output
+    assert "Traceback" not in output
+    spatial_files = sorted(p.name for p in (tiny_disk / "spatial").rglob("*") if p.is_file())
+    assert spatial_files == [".lock"] or not [name for name in spatial_files if ".npy" in name or name == "manifest.json"]
+    assert "2 finished" in output or '"finished": 2' in output, output

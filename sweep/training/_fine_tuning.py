@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sweep.metrics import mean_auroc, score
+from sweep.spatial_bank import entry_layer
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 from sweep.training._keras_models import (
@@ -178,7 +179,7 @@ def train_fine_tuning(
             return predict_rows(model, data.images, rows)
 
     else:
-        model, channels = suffix_model(full, config)
+        model, channels = suffix_model(full, config, entry_layer(boundary, block))
         clean = spatial_bank.clean(block)
         batches = BankedTensors(
             clean,
@@ -190,7 +191,10 @@ def train_fine_tuning(
             views,
             np.asarray(spatial_bank.views.indices) if views is not None else None,
         )
-        prefix = f"{block}[:{channels}]" + (" with the bank's augmented views" if views is not None else "")
+        prefix = f"{block}[:{channels}]"
+        if entry_layer(boundary, block) != boundary:
+            prefix += f" through the frozen {boundary[:5]} transition"
+        prefix += " with the bank's augmented views" if views is not None else ""
 
         def predict(rows: np.ndarray) -> np.ndarray:
             return predict_banked(model, clean, channels, np.asarray(rows))

@@ -66,22 +66,22 @@ def fine_tuning_model(backbone: Any, config: TrialConfig, n_outputs: int) -> Any
     return model
 
 
-def suffix_model(full: Any, config: TrialConfig) -> tuple[Any, int]:
-    """The part of a :func:`fine_tuning_model` from the unfreeze boundary on, and the boundary's channels.
+def suffix_model(full: Any, config: TrialConfig, entry: str | None = None) -> tuple[Any, int]:
+    """The part of a :func:`fine_tuning_model` after the layer ``entry``, and ``entry``'s channels.
 
-    Its input is the boundary layer's output (a banked prefix tensor); the layers are the full
-    model's own (BatchNormalization still frozen, run in inference mode), so training it trains
-    ``full``, which stays the model to export.
+    Its input is ``entry``'s output (a banked prefix tensor; default: the unfreeze boundary). The
+    layers are the full model's own, trainable or frozen as there (BatchNormalization run in
+    inference mode), so training it trains ``full``, which stays the model to export. An ``entry``
+    before the boundary (a transition's input) recomputes the frozen layers between them.
     """
     base = full.get_layer(f"densenet121_to_{config.cut_layer}")
-    boundary = config.unfreeze_from or config.cut_layer
-    shape = tuple(base.get_layer(boundary).output.shape[1:])
+    entry = entry or config.unfreeze_from or config.cut_layer
+    shape = tuple(base.get_layer(entry).output.shape[1:])
     inputs = keras.Input(shape, name="prefix")
     x = inputs
-    if boundary != config.cut_layer:
-        part = keras.Model(
-            base.get_layer(boundary).output, base.get_layer(config.cut_layer).output, name=f"{boundary}_to_{config.cut_layer}"
-        )
+    if entry != config.cut_layer:
+        name = f"{entry}_to_{config.cut_layer}"
+        part = keras.Model(base.get_layer(entry).output, base.get_layer(config.cut_layer).output, name=name)
         x = part(x, training=False)
     x = full.get_layer("pool")(x)
     if config.head_units:
