@@ -1,14 +1,16 @@
-"""Atomic, checked array files: how the image cache and the feature bank reach the disk.
+"""Atomic, checked array files: how the image cache, the feature bank and the spatial bank reach the disk.
 
 A sweep is killed, a disk fills, two workers start at once: none of that may leave a file that a
 later run reads as valid. Each array is written to a temporary name and renamed into place; a
 small JSON manifest, written last and also renamed into place, records each array's shape, dtype,
 size and BLAKE2 checksum. Without a manifest, or when any recorded fact does not match, the
-artifact is treated as absent and rebuilt.
+artifact is treated as absent and rebuilt. A directory's lock makes concurrent workers wait for one
+build instead of racing it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -103,3 +105,26 @@ def open_checked(path: Path, entry: dict[str, Any], *, verify_checksum: bool = T
     if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
         return None
     return array
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold ``directory``'s exclusive lock (created with the directory): one builder at a time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_manifest(directory: Path, *sections: str) -> dict[str, Any]:
+    """``directory``'s manifest, or an empty one when it is missing or unreadable, with ``sections`` present."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    for section in sections:
+        manifest.setdefault(section, {})
+    return manifest

@@ -75,7 +75,7 @@ class SweepPlan:
     dataset_warnings: tuple[str, ...]  # one line each: patients across splits, per-image splits, empty splits
     dataset_notes: tuple[str, ...]  # one line each: e.g. which class is positive
     warm_start_from: str | None  # another dataset of the dictionary to warm-start from
-    cpu_default_strategies: bool  # strategies fell back to feature extraction because no GPU is visible
+    fine_tuning_on_cpu: bool  # fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def plan_sweep(
         task: ``any``, ``binary:<Finding>`` or ``multilabel`` (default: the dataset's).
         image_size: square input size in pixels.
         weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
-        strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: both on GPUs,
-            feature extraction only on a CPU).
+        strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's,
+            both; feature extraction only with ``cv``).
         devices: GPU indices (``"0,1"``) or ``"cpu,cpu"``; one worker each.
         workers: a number of CPU workers instead of ``devices``.
         storage: Optuna storage URL (default ``sqlite:///studies/ocl.db``).
@@ -172,7 +172,7 @@ def plan_sweep(
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
     on_gpu = any(d.kind == "gpu" for d in device_list)
-    space, notes = _search_space(config, strategy, weights, cv, on_gpu=on_gpu, seed=seed)
+    space, notes = _search_space(config, strategy, weights, cv, seed=seed)
     if prefix_cache and "fine_tuning" in space.strategies:
         from sweep._defaults import cache_max_bytes
 
@@ -201,7 +201,7 @@ def plan_sweep(
 
         check_source(storage_url, warm_start_from)
     finished_before = _finished_before(storage_url, name, settings)
-    cpu_default = strategy is None and not on_gpu and space.strategies == ("feature_extraction",)
+    fine_tuning_on_cpu = not on_gpu and "fine_tuning" in space.strategies
     return SweepPlan(
         settings,
         name,
@@ -213,7 +213,7 @@ def plan_sweep(
         tuple(dataset.warnings),
         (*dataset.notes, *notes),
         warm_start_from,
-        cpu_default,
+        fine_tuning_on_cpu,
     )
 
 
@@ -246,12 +246,14 @@ def default_study_name(settings: SweepSettings) -> str:
 
 
 def _search_space(
-    config: str | Path | None, strategy: str | None, weights: str | None, cv: int | None, *, on_gpu: bool, seed: int
+    config: str | Path | None, strategy: str | None, weights: str | None, cv: int | None, *, seed: int
 ) -> tuple[SearchSpace, list[str]]:
     """The study file's search space with the flags applied, and notes on what the flags changed.
 
-    Without a GPU and without ``--strategy``, only feature extraction runs. ``--cv`` scores
-    feature-extraction trials only, on clean banked features (augmented views exist for train only).
+    Both strategies run by default, on GPUs and CPUs alike: with the spatial bank, 200 trials of
+    both at 224 px take minutes on 2 CPU cores (``benchmarks/bench_fine_tuning.py``). ``--cv``
+    scores feature-extraction trials only, on clean banked features (augmented views exist for
+    train only), so with ``--cv`` and no ``--strategy`` only feature extraction runs.
     """
     from sweep.weights import parse_weights, weights_label
 
@@ -265,7 +267,7 @@ def _search_space(
         weights_choice = [weights_label(weights)]
     space = load_search_space(
         Path(config) if config else None,
-        fallbacks={} if on_gpu else {"strategies": ["feature_extraction"]},
+        fallbacks={"strategies": ["feature_extraction"]} if cv is not None else {},
         strategies=STRATEGY_CHOICES[strategy] if strategy is not None else None,
         weights=weights_choice,
     )
@@ -276,6 +278,8 @@ def _search_space(
                 f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
                 "scored on other images; pass --strategy feature_extraction"
             )
+        if strategy is None and space.strategies == ("feature_extraction",):
+            notes.append(f"--cv {cv}: feature extraction only (cross-validation scores feature-extraction trials)")
         if True in space.augment:
             space = dataclasses.replace(space, augment=(False,))
             notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")

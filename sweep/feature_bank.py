@@ -14,7 +14,6 @@ a file lock makes concurrent workers wait for one build instead of racing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import time
@@ -88,27 +87,6 @@ class FeatureBank:
         return self._open[relative]
 
 
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {"layers": {}, "views": {}}
-    manifest.setdefault("layers", {})
-    manifest.setdefault("views", {})
-    return manifest
-
-
 def _valid(directory: Path, relative: str, entry: dict[str, Any] | None, rows: int) -> bool:
     if entry is None:
         return False
@@ -137,8 +115,8 @@ def load_feature_bank(
     """
     directory = Path(cache_dir or default_cache_dir()) / "bank" / weights.identity / cache.key
     n = len(cache.images)
-    with _locked(directory):
-        manifest = _read_manifest(directory)
+    with _artifacts.locked(directory):
+        manifest = _artifacts.read_manifest(directory, "layers", "views")
         missing = [name for name in layers if not _valid(directory, f"layers/{name}", manifest["layers"].get(name), n)]
         view_entries = manifest["views"].get(views.key, {}) if views else {}
         missing_views = [

@@ -385,8 +385,7 @@ def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second
     if first not in swept or second not in swept:
         only = ", ".join(names.get(s, s) for s in swept)
         how = (
-            'add both to strategies = ["feature_extraction", "fine_tuning"] in the study file (on a CPU, ocl sweep '
-            "runs feature extraction only unless the file or --strategy asks for both)"
+            'sweep both (the default; in a study file, strategies = ["feature_extraction", "fine_tuning"])'
             if factor == "strategy"
             else 'sweep weights = ["imagenet", "none"] in the study file'
         )

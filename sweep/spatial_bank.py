@@ -20,12 +20,15 @@ block's whole banked tensor and recomputes the frozen transition (BN, ReLU, 1x1 
 small share of the prefix). Any other boundary (a layer inside a dense layer or a transition, the
 stem, dense block 1) trains the whole truncated network on images, as without the bank.
 
-What is banked: block 1 (``conv2_block6_concat``) never. Its prefix is the stem and six thin
-layers, a small share of the network's work, while its tensor is the largest (56x56x256 values per
-image at 224 px): reading it back costs about what computing it does. The deeper blocks are banked
-deepest first (smallest and most used) while they fit the disk budget (``OCL_CACHE_MAX_GB``, read by
-:func:`sweep._defaults.cache_max_bytes`, and the free disk space); a block no cut layer of the sweep
-reaches is not banked. Blocks left out are computed on the fly.
+What is banked: block 1 (``conv2_block6_concat``) never. Its tensor is the largest (56x56x256
+values per image at 224 px, 1.6 MB in float16, more than the three deeper blocks together), and it
+would not pay: a trial unfrozen inside block 1 trains the rest of block 1 at 56x56, the network's
+most expensive resolution, so the few frozen layers it could skip are a small part of its epoch.
+Only a boundary at the transition after it (``pool2_pool``: about 1 fine-tuning trial in 60 when
+sampled uniformly) would gain much. The deeper blocks are banked deepest first (smallest and most used) while they
+fit the disk budget (``OCL_CACHE_MAX_GB``, read by :func:`sweep._defaults.cache_max_bytes`, and the
+free disk space); a block no cut layer of the sweep reaches is not banked. Blocks left out are
+computed on the fly.
 
 On disk (``<cache>/spatial/<weights>/<image cache key>/``): one float16 ``.npy`` per block,
 ``(images, h, w, channels)``, and per view set ``(views, training images, h, w, channels)``,
@@ -57,14 +60,14 @@ import numpy as np
 from sweep import _artifacts
 from sweep._defaults import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
-from sweep.feature_bank import BATCH_SIZE, ViewSpec, _locked, _read_manifest
+from sweep.feature_bank import BATCH_SIZE, ViewSpec
 from sweep.image_cache import ImageCache
 
 __all__ = ["BLOCKS", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
 
 BLOCKS = ("conv2_block6_concat", "conv3_block12_concat", "conv4_block24_concat", "conv5_block16_concat")
 CHANNELS = {"conv2_block6_concat": 256, "conv3_block12_concat": 512, "conv4_block24_concat": 1024, "conv5_block16_concat": 1024}
-NO_PAYOFF = {"conv2_block6_concat": "dense block 1: a small frozen prefix with the largest tensor, computed on the fly"}
+NO_PAYOFF = {"conv2_block6_concat": "dense block 1: the largest tensor, for trials that mostly train at its resolution anyway"}
 DTYPE = "float16"
 REOPEN_BATCHES = 16  # rewritten pages are let go every this many batches: memory stays flat as the bank grows
 FREE_DISK_MARGIN = 1_000_000_000  # bytes left free on the disk beyond the bank
@@ -207,9 +210,8 @@ def load_spatial_bank(
     directory = Path(cache_dir or default_cache_dir()) / "spatial" / weights.identity / cache.key
     n, size = len(cache.images), int(cache.images.shape[1])
     view_rows = views.count * len(views.indices) if views else 0
-    with _locked(directory):
-        manifest = _read_manifest(directory)
-        manifest.setdefault("blocks", {})
+    with _artifacts.locked(directory):
+        manifest = _artifacts.read_manifest(directory, "blocks", "views")
         entries = manifest["views"].get(views.key, {}) if views else {}
 
         def complete(block: str) -> bool:

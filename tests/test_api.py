@@ -56,12 +56,13 @@ def test_plan_sweep_refuses_bad_input_and_writes_nothing(tmp_path):
     with pytest.raises(OCLError, match="--strategy sideways"):
         sweep.plan_sweep(4, strategy="sideways", storage=storage)
     plan = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage)
-    assert plan.study_name == "nih-cxr14-sample-any-64px-fe-none" and plan.finished_before is None
+    assert plan.study_name == "nih-cxr14-sample-any-64px-fe+ft-none" and plan.finished_before is None
     assert plan.settings.space.weights == ("none",)
-    assert plan.settings.space.strategies == ("feature_extraction",) and plan.cpu_default_strategies  # no GPU here
-    both = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, strategy="both")
-    assert both.settings.space.strategies == ("feature_extraction", "fine_tuning") and not both.cpu_default_strategies
-    assert both.study_name == "nih-cxr14-sample-any-64px-fe+ft-none"  # can't share a study with fe only: own name
+    # both strategies by default, on this CPU too (the spatial bank makes fine-tuning affordable), and the CLI says so
+    assert plan.settings.space.strategies == ("feature_extraction", "fine_tuning") and plan.fine_tuning_on_cpu
+    fe = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, strategy="feature_extraction")
+    assert fe.settings.space.strategies == ("feature_extraction",) and not fe.fine_tuning_on_cpu
+    assert fe.study_name == "nih-cxr14-sample-any-64px-fe-none"  # can't share a study with both: own name
     cv = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, cv=5)
     assert cv.settings.cv == 5 and cv.settings.space.augment == (False,) and any("--cv 5" in n for n in cv.dataset_notes)
     assert cv.study_name.startswith("nih-cxr14-sample-any-64px-fe-none-") and len(cv.study_name.split("-")[-1]) == 6
