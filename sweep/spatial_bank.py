@@ -25,10 +25,12 @@ values per image at 224 px, 1.6 MB in float16, more than the three deeper blocks
 would not pay: a trial unfrozen inside block 1 trains the rest of block 1 at 56x56, the network's
 most expensive resolution, so the few frozen layers it could skip are a small part of its epoch.
 Only a boundary at the transition after it (``pool2_pool``: about 1 fine-tuning trial in 60 when
-sampled uniformly) would gain much. The deeper blocks are banked deepest first (smallest and most used) while they
-fit the disk budget (``OCL_CACHE_MAX_GB``, read by :func:`sweep._defaults.cache_max_bytes`, and the
-free disk space); a block no cut layer of the sweep reaches is not banked. Blocks left out are
-computed on the fly.
+sampled uniformly) would gain much. The deeper blocks are banked deepest first (smallest and most used), each block's
+clean tensors before its augmented views, while they fit the disk budget (``OCL_CACHE_MAX_GB``, read
+by :func:`sweep._defaults.cache_max_bytes`, and the free disk space; see :func:`bank_plan`); a block
+no cut layer of the sweep reaches is not banked. What is left out is computed on the fly: at full
+ChestX-ray14 size and 224 px the default 20 GB holds dense block 4's clean tensors (11 GB), so
+trials without augmentation read it and augmented ones train on images.
 
 On disk (``<cache>/spatial/<weights>/<image cache key>/``): one float16 ``.npy`` per block,
 ``(images, h, w, channels)``, and per view set ``(views, training images, h, w, channels)``,
@@ -63,7 +65,7 @@ from sweep._progress import rate_progress, rate_text
 from sweep.feature_bank import BATCH_SIZE, ViewSpec
 from sweep.image_cache import ImageCache
 
-__all__ = ["BLOCKS", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
+__all__ = ["BLOCKS", "BankPlan", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
 
 BLOCKS = ("conv2_block6_concat", "conv3_block12_concat", "conv4_block24_concat", "conv5_block16_concat")
 CHANNELS = {"conv2_block6_concat": 256, "conv3_block12_concat": 512, "conv4_block24_concat": 1024, "conv5_block16_concat": 1024}
@@ -102,11 +104,28 @@ def block_shape(image_size: int, block: str) -> tuple[int, int, int]:
     return side, side, CHANNELS[block]
 
 
-def bank_plan(
-    image_size: int, images: int, view_rows: int, cut_layers: Sequence[str] | None, budget: int, free: int
-) -> tuple[list[str], dict[str, str]]:
-    """Which blocks to bank (deepest first while they fit), and why each other one is not."""
-    chosen, why_not, total = [], {}, 0
+@dataclass(frozen=True)
+class BankPlan:
+    """What to bank: blocks for the clean images, blocks whose augmented views too, why not the rest."""
+
+    clean: tuple[str, ...]
+    views: tuple[str, ...]  # a subset of ``clean``
+    why_not: dict[str, str]  # "BLOCK" or "BLOCK views" -> why it is computed on the fly
+
+
+def bank_plan(image_size: int, images: int, view_rows: int, cut_layers: Sequence[str] | None, budget: int, free: int) -> BankPlan:
+    """Which blocks to bank, deepest first (smallest, most used), each block's clean tensors before its
+    augmented views, while they fit ``min(budget, free)``; and why each other piece is not banked.
+
+    Clean tensors and views are separate pieces because at full ChestX-ray14 size a budget that
+    cannot hold a block's views can still hold its clean tensors: trials without augmentation
+    (half of them) then read the bank, augmented ones train on images.
+    """
+    clean: list[str] = []
+    views: list[str] = []
+    why_not: dict[str, str] = {}
+    total = 0
+    limit, limit_name = min(budget, free), ("OCL_CACHE_MAX_GB" if budget <= free else "the free disk space")
     deepest = max((_stage(c) for c in cut_layers), default=6.0) if cut_layers is not None else 6.0
     for block in reversed(BLOCKS):
         if block in NO_PAYOFF:
@@ -116,24 +135,40 @@ def bank_plan(
         if deepest < k:
             why_not[block] = f"dense block {k - 1}: no cut layer of the sweep reaches it"
             continue
-        size = int(np.prod(block_shape(image_size, block))) * 2 * (images + view_rows)
-        if total + size > min(budget, free):
-            limit = "OCL_CACHE_MAX_GB" if budget <= free else "the free disk space"
-            why_not[block] = f"dense block {k - 1}: {size / 1e9:.1f} GB would pass {limit}; computed on the fly"
+        per_row = int(np.prod(block_shape(image_size, block))) * 2
+        size = per_row * images
+        if total + size > limit:
+            why_not[block] = f"dense block {k - 1}: {size / 1e9:.1f} GB would pass {limit_name}; computed on the fly"
             continue
-        chosen.append(block)
+        clean.append(block)
         total += size
-    return chosen, why_not
+        if view_rows:
+            size = per_row * view_rows
+            if total + size > limit:
+                why_not[f"{block} views"] = (
+                    f"dense block {k - 1}'s augmented views: {size / 1e9:.1f} GB more would pass {limit_name}; "
+                    "augmented trials compute it on the fly"
+                )
+                continue
+            views.append(block)
+            total += size
+    ordered = lambda blocks: tuple(b for b in BLOCKS if b in blocks)  # noqa: E731
+    return BankPlan(ordered(clean), ordered(views), why_not)
 
 
 @dataclass
 class SpatialBank:
-    """Read access to the banked blocks; ``banked`` is empty when nothing could be banked."""
+    """Read access to the banked blocks; ``banked`` is empty when nothing could be banked.
+
+    ``banked`` holds the blocks banked for the clean images, ``banked_views`` those whose augmented
+    views are banked too (a subset: a tight budget banks a block's clean tensors only).
+    """
 
     directory: Path
     manifest: dict[str, Any]
     views: ViewSpec | None
     banked: tuple[str, ...]
+    banked_views: tuple[str, ...] = ()
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _open: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -151,8 +186,8 @@ class SpatialBank:
         return self._load(f"blocks/{block}", self.manifest["blocks"][block])
 
     def view_tensors(self, block: str) -> np.ndarray | None:
-        """``(views, training images, h, w, channels)`` float16, or None when no views were banked."""
-        if self.views is None:
+        """``(views, training images, h, w, channels)`` float16, or None when this block's views are not banked."""
+        if self.views is None or block not in self.banked_views:
             return None
         return self._load(f"views-{self.views.key}/{block}", self.manifest["views"][self.views.key][block])
 
@@ -160,8 +195,9 @@ class SpatialBank:
         """One line: which blocks are banked and which are computed on the fly."""
         banked = ", ".join(self.banked) or "none"
         line = f"prefix cache: banked {banked}"
-        if self.views is not None and self.banked:
-            line += f" (+{self.views.count} augmented views of {len(self.views.indices)} training images)"
+        if self.views is not None and self.banked_views:
+            line += f" (+{self.views.count} augmented views of {len(self.views.indices)} training images"
+            line += ")" if self.banked_views == self.banked else f" for {', '.join(self.banked_views)})"
         others = "; ".join(f"{block} not banked ({why})" for block, why in sorted(self.skipped.items()))
         return f"{line}; {others}" if others else line
 
@@ -214,45 +250,48 @@ def load_spatial_bank(
         manifest = _artifacts.read_manifest(directory, "blocks", "views")
         entries = manifest["views"].get(views.key, {}) if views else {}
 
-        def complete(block: str) -> bool:
-            shape = block_shape(size, block)
-            clean = _valid(directory, f"blocks/{block}", manifest["blocks"].get(block), (n, *shape), verify_checksum)
-            return clean and (
-                views is None
-                or _valid(
-                    directory,
-                    f"views-{views.key}/{block}",
-                    entries.get(block),
-                    (views.count, len(views.indices), *shape),
-                    verify_checksum,
-                )
-            )
+        def clean_path(block: str) -> Path:
+            return directory / "blocks" / f"{block}.npy"
 
-        present = sum(_bytes_on_disk(directory, block, views) for block in BLOCKS if complete(block))
+        def views_path(block: str) -> Path:
+            return directory / f"views-{views.key}" / f"{block}.npy"
+
+        def has_clean(block: str) -> bool:
+            shape = (n, *block_shape(size, block))
+            return _valid(directory, f"blocks/{block}", manifest["blocks"].get(block), shape, verify_checksum)
+
+        def has_views(block: str) -> bool:
+            if views is None:
+                return False
+            shape = (views.count, len(views.indices), *block_shape(size, block))
+            return _valid(directory, f"views-{views.key}/{block}", entries.get(block), shape, verify_checksum)
+
+        present = sum(clean_path(b).stat().st_size for b in BLOCKS if has_clean(b))
+        present += sum(views_path(b).stat().st_size for b in BLOCKS if has_views(b))
         free = shutil.disk_usage(directory).free - FREE_DISK_MARGIN + present
-        chosen, skipped = bank_plan(size, n, view_rows, cut_layers, budget, max(free, 0))
-        missing = [block for block in chosen if not complete(block)]
+        plan = bank_plan(size, n, view_rows, cut_layers, budget, max(free, 0))
+        clean, banked_views, skipped = plan.clean, plan.views, dict(plan.why_not)
+        missing_clean = [block for block in clean if not has_clean(block)]
+        missing_views = [block for block in banked_views if not has_views(block)]
         notes: list[str] = []
-        if missing:
+        if missing_clean or missing_views:
             try:
-                _build(cache, weights, backbone, views, missing, directory, manifest, batch_size)
+                _build(cache, weights, backbone, views, missing_clean, missing_views, directory, manifest, batch_size)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
+                missing = [block for block in BLOCKS if block in missing_clean or block in missing_views]
                 for block in missing:
-                    skipped[block] = "the disk filled up while banking it; computed on the fly"
-                chosen = [block for block in chosen if block not in missing]
+                    skipped[block if block in missing_clean else f"{block} views"] = (
+                        "the disk filled up while banking it; computed on the fly"
+                    )
+                clean = tuple(block for block in clean if block not in missing_clean)
+                banked_views = tuple(block for block in banked_views if block in clean and block not in missing_views)
                 notes.append(
                     f"disk full while banking {', '.join(missing)} under {directory}: the partial files were removed and "
                     "fine-tuning trials compute that prefix on the fly (uncached); free some space or lower OCL_CACHE_MAX_GB"
                 )
-    banked = tuple(block for block in BLOCKS if block in chosen)
-    return SpatialBank(directory, manifest, views, banked, skipped, notes)
-
-
-def _bytes_on_disk(directory: Path, block: str, views: ViewSpec | None) -> int:
-    paths = [directory / "blocks" / f"{block}.npy"] + ([directory / f"views-{views.key}" / f"{block}.npy"] if views else [])
-    return sum(p.stat().st_size for p in paths if p.exists())
+    return SpatialBank(directory, manifest, views, clean, banked_views, skipped, notes)
 
 
 def _build(
@@ -260,35 +299,38 @@ def _build(
     weights: Any,
     backbone: Any,
     views: ViewSpec | None,
-    blocks: Sequence[str],
+    clean_blocks: Sequence[str],
+    view_blocks: Sequence[str],
     directory: Path,
     manifest: dict[str, Any],
     batch_size: int,
 ) -> None:
-    """Bank ``blocks`` (clean images, then views): every file lands, or none of this call's does."""
+    """Bank ``clean_blocks`` for the clean images and ``view_blocks`` for the augmented views: every
+    file lands, or none of this call's does."""
     from sweep._keras import keras_module
     from sweep.backbone import build_backbone
 
     keras = keras_module()
     model = backbone or build_backbone(cache.size, weights)
-    multi = keras.Model(model.input, [model.get_layer(block).output for block in blocks], name="spatial_bank")
-    for block, output in zip(blocks, multi.outputs):
-        expected = block_shape(cache.size, block)
-        if tuple(output.shape[1:]) != expected:
-            raise RuntimeError(f"{block}: the network gives {tuple(output.shape[1:])}, the bank expected {expected}")
-    targets = [("blocks", None)] + ([(f"views-{views.key}", views)] if views else [])
+    for block in {*clean_blocks, *view_blocks}:
+        expected, actual = block_shape(cache.size, block), tuple(model.get_layer(block).output.shape[1:])
+        if actual != expected:
+            raise RuntimeError(f"{block}: the network gives {actual}, the bank expected {expected}")
+    targets = [("blocks", None, clean_blocks)] if clean_blocks else []
+    targets += [(f"views-{views.key}", views, view_blocks)] if view_blocks else []
     with ExitStack() as stack:
         finished = []
-        for folder, spec in targets:
+        for folder, spec, blocks in targets:
+            multi = keras.Model(model.input, [model.get_layer(block).output for block in blocks], name="spatial_bank")
             lead = (len(cache.images),) if spec is None else (spec.count, len(spec.indices))
             paths = [directory / folder / f"{block}.npy" for block in blocks]
             writer = stack.enter_context(_new_arrays(paths, [(*lead, *block_shape(cache.size, b)) for b in blocks]))
             what = "banking the frozen prefix" if spec is None else f"banking the prefix of {spec.count} augmented views"
             _compute(multi, cache.images, spec, writer, batch_size, what)
-            finished.append((spec, paths))
+            finished.append((spec, blocks, paths))
         # Every file is complete: move them all into place, then record them (manifest written last).
         stack.close()
-    for spec, paths in finished:
+    for spec, blocks, paths in finished:
         entries = manifest["blocks"] if spec is None else manifest["views"].setdefault(spec.key, {})
         for block, path in zip(blocks, paths):
             entries[block] = _artifacts.describe(path)

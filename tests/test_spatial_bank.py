@@ -3,7 +3,9 @@ scores validation (and exports a model) like fine-tuning on images."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import json
 
 import numpy as np
 import pytest
@@ -132,12 +134,44 @@ def test_augmented_trials_train_on_the_banked_views(tmp_path):
 
 def test_the_budget_banks_the_deepest_blocks_that_fit():
     per_image = {b: int(np.prod(block_shape(224, b))) * 2 for b in BLOCKS}
-    chosen, skipped = bank_plan(224, 1000, 0, None, budget=per_image["conv5_block16_concat"] * 1000 + 1, free=10**15)
-    assert chosen == ["conv5_block16_concat"]
-    assert "OCL_CACHE_MAX_GB" in skipped["conv4_block24_concat"]
-    chosen, skipped = bank_plan(224, 1000, 0, ["conv3_block4_concat"], budget=10**15, free=10**15)
-    assert chosen == ["conv3_block12_concat"] and "no cut layer" in skipped["conv5_block16_concat"]
-    assert bank_plan(224, 1000, 0, None, budget=0, free=10**15)[0] == []
+    plan = bank_plan(224, 1000, 0, None, budget=per_image["conv5_block16_concat"] * 1000 + 1, free=10**15)
+    assert plan.clean == ("conv5_block16_concat",) and plan.views == ()
+    assert "OCL_CACHE_MAX_GB" in plan.why_not["conv4_block24_concat"]
+    plan = bank_plan(224, 1000, 0, ["conv3_block4_concat"], budget=10**15, free=10**15)
+    assert plan.clean == ("conv3_block12_concat",) and "no cut layer" in plan.why_not["conv5_block16_concat"]
+    assert bank_plan(224, 1000, 0, None, budget=0, free=10**15).clean == ()
+    plan = bank_plan(224, 1000, 0, None, budget=10**15, free=per_image["conv5_block16_concat"] * 1000 + 1)
+    assert plan.clean == ("conv5_block16_concat",) and "free disk space" in plan.why_not["conv4_block24_concat"]
+
+
+def test_at_full_chestxray14_size_the_budget_decides_clean_tensors_before_views():
+    # 112,120 images at 224 px with 2 augmented views of the 78,468 official-split training images.
+    images, view_rows = 112_120, 2 * 78_468
+    plan = bank_plan(224, images, view_rows, None, budget=20_000_000_000, free=10**15)  # the default budget
+    assert plan.clean == ("conv5_block16_concat",) and plan.views == ()  # 11.3 GB; its views would add 15.7 GB
+    assert "augmented trials compute it on the fly" in plan.why_not["conv5_block16_concat views"]
+    assert "45.0 GB would pass OCL_CACHE_MAX_GB" in plan.why_not["conv4_block24_concat"]
+    plan = bank_plan(224, images, view_rows, None, budget=150_000_000_000, free=10**15)
+    assert plan.clean == ("conv4_block24_concat", "conv5_block16_concat") and plan.views == plan.clean
+    assert "conv3_block12_concat" in plan.why_not
+
+
+def test_a_budget_for_clean_tensors_only_serves_unaugmented_trials_from_the_bank(tmp_path):
+    dataset = load_dataset()
+    cache = load_image_cache(dataset.paths, 32)
+    data = TrialData.from_dataset(dataset, dataset.task("any"), cache)
+    views = ViewSpec(2, tuple(int(i) for i in data.train), seed=0)
+    clean_bytes = len(cache.images) * int(np.prod(block_shape(32, "conv5_block16_concat"))) * 2
+    bank = load_spatial_bank(cache, Weights("none"), views=views, cache_dir=tmp_path, max_bytes=clean_bytes + 4096)
+    assert bank.banked == ("conv5_block16_concat",) and bank.banked_views == ()
+    assert bank.view_tensors("conv5_block16_concat") is None
+    assert bank.summary().startswith("prefix cache: banked conv5_block16_concat;")
+    assert "conv5_block16_concat views not banked (dense block 4's augmented views" in bank.summary()
+    factory = lambda: build_backbone(32, Weights("none"))  # noqa: E731
+    config = TrialConfig("fine_tuning", "conv5_block16_concat", unfreeze_from="conv5_block14_concat", epochs=1, batch_size=64)
+    assert run_trial(config, data, backbone_factory=factory, spatial_bank=bank).prefix == "conv5_block16_concat[:960]"
+    augmented = dataclasses.replace(config, augment=True)
+    assert run_trial(augmented, data, backbone_factory=factory, spatial_bank=bank).prefix is None  # trains on images
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "nan"])
@@ -231,12 +265,15 @@ def test_a_disk_that_fills_up_during_the_bank_build_leaves_nothing_and_the_sweep
     )
     monkeypatch.setenv("PYTHONPATH", str(hook))
     monkeypatch.setenv("OCL_CACHE_DIR", str(tiny_disk))
-    result = ocl("sweep", "--trials", "2", "--strategy", "fine_tuning", "--image-size", "32", "--weights", "none", timeout=600)
+    result = ocl(
+        *("sweep", "--trials", "2", "--strategy", "fine_tuning", "--image-size", "32", "--weights", "none"),
+        *("--format", "json"),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
-    output = result.stdout + result.stderr
-    assert "disk full while banking conv3_block12_concat, conv4_block24_concat, conv5_block16_concat" in output, output
-    assert "uncached" in output and "banked none" in output, output
-    assert "Traceback" not in output
-    spatial_files = sorted(p.name for p in (tiny_disk / "spatial").rglob("*") if p.is_file())
-    assert spatial_files == [".lock"] or not [name for name in spatial_files if ".npy" in name or name == "manifest.json"]
-    assert "2 finished" in output or '"finished": 2' in output, output
+    assert json.loads(result.stdout)["finished"] == 2  # the sweep went on, uncached
+    assert "disk full while banking conv3_block12_concat, conv4_block24_concat, conv5_block16_concat" in result.stderr
+    assert "uncached" in result.stderr and "prefix cache: banked none" in result.stderr
+    assert "Traceback" not in result.stderr
+    left = [p.name for p in (tiny_disk / "spatial").rglob("*") if p.is_file()]
+    assert not [name for name in left if ".npy" in name or name == "manifest.json"], left  # nothing half-written
