@@ -305,6 +305,7 @@ def execute_sweep(
     log_dir: str | Path = "studies/logs",
     report_dir: str | Path | None = "studies/reports",
     on_ready: Callable[[], None] | None = None,
+    on_cache_notes: Callable[[list[str]], None] | None = None,
     on_progress: Callable[[SweepProgress], None] | None = None,
     on_warm_start: Callable[[list[str]], None] | None = None,
 ) -> SweepResult:
@@ -317,6 +318,8 @@ def execute_sweep(
         report_dir: where the study's HTML report (``ocl report``) is written at the end; None: no report.
         on_ready: called once the caches are built and the study is open, before any trial runs
             (or at once when the study already has its trials).
+        on_cache_notes: called right after ``on_ready`` with the caches' lines for the user: which
+            blocks the spatial bank holds and why the others are not, a full disk's note.
         on_progress: called about once a second with a :class:`SweepProgress`.
         on_warm_start: called with the layers enqueued by the warm start.
 
@@ -331,7 +334,7 @@ def execute_sweep(
         study = load_study(open_storage(plan.storage_url, heartbeat=False), plan.study_name)
         return _with_report(sweep_result(study, plan.storage_url), study, report_dir)
     pool = WorkerPool(plan.storage_url, plan.study_name, list(plan.devices), Path(log_dir))
-    code, error = pool.prepare(plan.settings.to_json())
+    code, error, cache_notes = pool.prepare(plan.settings.to_json())
     if code != 0:
         raise OCLError(error or f"preparing the caches failed with exit code {code}")
     storage = open_storage(plan.storage_url)
@@ -340,6 +343,8 @@ def execute_sweep(
         study.set_user_attr(key, value)
     if on_ready is not None:
         on_ready()
+    if on_cache_notes is not None and cache_notes:
+        on_cache_notes(cache_notes)
     if warm_start:
         from layers_index.warm_start import enqueue_top_layers
 

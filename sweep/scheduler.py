@@ -127,27 +127,23 @@ class WorkerPool:
     def _env(self, device: Device) -> dict[str, str]:
         return {**os.environ, **device.environment(self.cpu_workers)}
 
-    def prepare(self, settings_json: str) -> tuple[int, str]:
-        """Check settings and build the image cache and feature banks once, in the foreground
-        (its progress bars show), before the study is touched.
+    def prepare(self, settings_json: str) -> tuple[int, str, list[str]]:
+        """Check settings and build the image cache, feature banks and spatial banks once, in the
+        foreground (its progress bars show), before the study is touched.
 
         Returns:
-            The exit code and, for a user mistake (code 2), its one-line message.
+            The exit code; for a user mistake (code 2), its one-line message; and the lines the
+            caches have for the user (which blocks the spatial bank holds, a full disk's note),
+            for the caller to print after its plan.
         """
         with tempfile.TemporaryDirectory(prefix="ocl-prepare-") as folder:
-            error_file = Path(folder) / "error.txt"
-            command = [
-                sys.executable,
-                "-m",
-                "sweep",
-                "prepare-sweep",
-                "--settings",
-                settings_json,
-                "--error-file",
-                str(error_file),
-            ]
+            error_file, notes_file = Path(folder) / "error.txt", Path(folder) / "notes.txt"
+            command = [sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json]
+            command += ["--error-file", str(error_file), "--notes-file", str(notes_file)]
             code = subprocess.call(command, env=self._env(self.devices[0]))
-            return code, error_file.read_text().strip() if error_file.exists() else ""
+            error = error_file.read_text().strip() if error_file.exists() else ""
+            notes = notes_file.read_text().splitlines() if notes_file.exists() else []
+            return code, error, notes
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

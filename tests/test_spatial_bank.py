@@ -274,6 +274,7 @@ def test_a_disk_that_fills_up_during_the_bank_build_leaves_nothing_and_the_sweep
     assert json.loads(result.stdout)["finished"] == 2  # the sweep went on, uncached
     assert "disk full while banking conv3_block12_concat, conv4_block24_concat, conv5_block16_concat" in result.stderr
     assert "uncached" in result.stderr and "prefix cache: banked none" in result.stderr
+    assert result.stderr.index("study ") < result.stderr.index("prefix cache:")  # the plan first, then what the caches hold
     assert "Traceback" not in result.stderr
     left = [p.name for p in (tiny_disk / "spatial").rglob("*") if p.is_file()]
     assert not [name for name in left if ".npy" in name or name == "manifest.json"], left  # nothing half-written

@@ -191,6 +191,7 @@ def sweep(
             warm_start=warm_start or warm_start_from is not None,
             log_dir=log_dir,
             on_ready=lambda: _print_plan(plan, err_console if format is OutputFormat.json else console),
+            on_cache_notes=_print_cache_notes,
             on_progress=progress.update,
             on_warm_start=_print_warm_start,
         )
@@ -257,6 +258,12 @@ def _print_plan(plan, out) -> None:
         out.print(f"{plan.finished_before} trials already finished (target {plan.trials}); nothing to run")
     elif plan.finished_before is not None:
         out.print(f"resuming study {plan.study_name} at {plan.finished_before}/{plan.trials} finished trials")
+
+
+def _print_cache_notes(lines: list[str]) -> None:
+    """What the caches have to say (which blocks are banked, a full disk), after the plan."""
+    for line in lines:
+        err_console.print(line, highlight=False)
 
 
 def _print_warm_start(enqueued: list[str]) -> None:
@@ -388,6 +395,9 @@ def worker(
 def prepare_sweep(
     settings: Annotated[str, typer.Option("--settings", help="SweepSettings as JSON.")],
     error_file: Annotated[Path | None, typer.Option("--error-file", help="Write a user mistake's message here.")] = None,
+    notes_file: Annotated[
+        Path | None, typer.Option("--notes-file", help="Write the caches' lines for the user here instead of printing them.")
+    ] = None,
 ) -> None:
     """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
     from sweep.context import SweepContext
@@ -396,7 +406,10 @@ def prepare_sweep(
 
     try:
         # What sweep.worker.prepare does, keeping the lines it returns: which blocks are banked.
-        for line in SweepContext.from_settings(SweepSettings.from_json(settings)).prepare() or []:
+        lines = SweepContext.from_settings(SweepSettings.from_json(settings)).prepare() or []
+        if notes_file is not None:
+            notes_file.write_text("".join(f"{line}\n" for line in lines))  # `ocl sweep` prints them after its plan
+        for line in lines if notes_file is None else []:
             err_console.print(line, highlight=False)
     except OCLError as exc:
         if error_file is None:
