@@ -152,6 +152,39 @@ def pooled_model(backbone: Any, layers: Sequence[str]) -> Any:
     return keras.Model(backbone.input, outputs, name="feature_bank")
 
 
+def batch_outputs(
+    model: Any, images: np.ndarray, views: ViewSpec | None, batch_size: int, description: str
+) -> Iterator[tuple[int | None, int, list[np.ndarray]]]:
+    """Run ``model`` over the images, or over the K augmented copies of ``views``' training images,
+    batch by batch under a progress bar.
+
+    Yields ``(view, first row, one array per model output)``; ``view`` is None for the clean images.
+    The feature bank and the spatial bank both read their views through this one loop (the same
+    augmentation, seed and batches), so their K augmented views are the same images.
+    """
+    if views is None:
+        rows, passes, indices = len(images), 1, np.arange(len(images))
+    else:
+        from sweep.augment import build_augmentation
+
+        rows, passes, indices = len(views.indices), views.count, np.asarray(views.indices)
+        augment = build_augmentation(views.augmentation, seed=views.seed)
+    with rate_progress() as bar:
+        task = bar.add_task(description, total=rows * passes, rate="")
+        start, done = time.perf_counter(), 0
+        for view in range(passes):
+            for lo in range(0, rows, batch_size):
+                batch = np.asarray(images[indices[lo : lo + batch_size]], dtype=np.float32)[..., None]
+                if views is not None:
+                    batch = np.asarray(augment(batch, training=True))
+                result = model.predict_on_batch(batch)
+                if not isinstance(result, list | tuple):  # a one-output model returns the array itself
+                    result = [result]
+                yield (None if views is None else view), lo, [np.asarray(r) for r in result]
+                done += len(batch)
+                bar.update(task, advance=len(batch), rate=rate_text(done, time.perf_counter() - start, "img"))
+
+
 def _compute(
     backbone: Any,
     images: np.ndarray,
@@ -161,33 +194,15 @@ def _compute(
     batch_size: int,
     description: str,
 ) -> None:
-    """Run the multi-output model over the images (or K augmented copies) and write each layer."""
+    """Run the pooled multi-output model over the images (or K augmented copies) and write each layer."""
     model = pooled_model(backbone, layers)
     widths = [int(model.outputs[i].shape[-1]) for i in range(len(layers))]
-    if views is None:
-        rows, passes, indices = len(images), 1, np.arange(len(images))
-    else:
-        from sweep.augment import build_augmentation
-
-        rows, passes, indices = len(views.indices), views.count, np.asarray(views.indices)
-        augment = build_augmentation(views.augmentation, seed=views.seed)
-    shape = (lambda w: (rows, w)) if views is None else (lambda w: (passes, rows, w))
-    with _open_all(folder, layers, [shape(w) for w in widths]) as outputs, rate_progress() as bar:
-        task = bar.add_task(description, total=rows * passes, rate="")
-        start, done = time.perf_counter(), 0
-        for view in range(passes):
-            for lo in range(0, rows, batch_size):
-                batch = np.asarray(images[indices[lo : lo + batch_size]], dtype=np.float32)[..., None]
-                if views is not None:
-                    batch = np.asarray(augment(batch, training=True))
-                result = model.predict_on_batch(batch)
-                if len(layers) == 1:  # a one-output model returns the array itself, not a list of one
-                    result = [result]
-                for out, value in zip(outputs, result):
-                    target = out if views is None else out[view]
-                    target[lo : lo + len(batch)] = value
-                done += len(batch)
-                bar.update(task, advance=len(batch), rate=rate_text(done, time.perf_counter() - start, "img"))
+    lead = (len(images),) if views is None else (views.count, len(views.indices))
+    with _open_all(folder, layers, [(*lead, w) for w in widths]) as outputs:
+        for view, lo, result in batch_outputs(model, images, views, batch_size, description):
+            for out, value in zip(outputs, result):
+                target = out if view is None else out[view]
+                target[lo : lo + len(value)] = value
 
 
 @contextmanager

@@ -50,7 +50,6 @@ import math
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -61,8 +60,7 @@ import numpy as np
 
 from sweep import _artifacts
 from sweep._defaults import cache_dir as default_cache_dir
-from sweep._progress import rate_progress, rate_text
-from sweep.feature_bank import BATCH_SIZE, ViewSpec
+from sweep.feature_bank import BATCH_SIZE, ViewSpec, batch_outputs
 from sweep.image_cache import ImageCache
 
 __all__ = ["BLOCKS", "BankPlan", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
@@ -326,7 +324,8 @@ def _build(
             paths = [directory / folder / f"{block}.npy" for block in blocks]
             writer = stack.enter_context(_new_arrays(paths, [(*lead, *block_shape(cache.size, b)) for b in blocks]))
             what = "banking the frozen prefix" if spec is None else f"banking the prefix of {spec.count} augmented views"
-            _compute(multi, cache.images, spec, writer, batch_size, what)
+            for view, lo, result in batch_outputs(multi, cache.images, spec, batch_size, what):
+                writer.write(view, lo, [r.astype(DTYPE) for r in result])
             finished.append((spec, blocks, paths))
         # Every file is complete: move them all into place, then record them (manifest written last).
         stack.close()
@@ -383,29 +382,3 @@ def _new_arrays(paths: Sequence[Path], shapes: Sequence[tuple[int, ...]]) -> Ite
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
-
-
-def _compute(model: Any, images: np.ndarray, views: ViewSpec | None, writer: _Writer, batch_size: int, what: str) -> None:
-    """Run the multi-output model over the images (or K augmented copies) and write each block."""
-    if views is None:
-        rows, passes, indices = len(images), 1, np.arange(len(images))
-    else:
-        from sweep.augment import build_augmentation
-
-        # The same augmentation, seed and batches as the feature bank's views: the same K views.
-        rows, passes, indices = len(views.indices), views.count, np.asarray(views.indices)
-        augment = build_augmentation(views.augmentation, seed=views.seed)
-    with rate_progress() as bar:
-        task = bar.add_task(what, total=rows * passes, rate="")
-        start, done = time.perf_counter(), 0
-        for view in range(passes):
-            for lo in range(0, rows, batch_size):
-                batch = np.asarray(images[indices[lo : lo + batch_size]], dtype=np.float32)[..., None]
-                if views is not None:
-                    batch = np.asarray(augment(batch, training=True))
-                result = model.predict_on_batch(batch)
-                if not isinstance(result, list | tuple):
-                    result = [result]
-                writer.write(None if views is None else view, lo, [np.asarray(r).astype(DTYPE) for r in result])
-                done += len(batch)
-                bar.update(task, advance=len(batch), rate=rate_text(done, time.perf_counter() - start, "img"))
