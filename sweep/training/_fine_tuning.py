@@ -179,7 +179,8 @@ def train_fine_tuning(
             return predict_rows(model, data.images, rows)
 
     else:
-        model, channels = suffix_model(full, config, entry_layer(boundary, block))
+        entry = entry_layer(boundary, block)
+        model, channels = suffix_model(full, config, entry)
         clean = spatial_bank.clean(block)
         batches = BankedTensors(
             clean,
@@ -192,7 +193,7 @@ def train_fine_tuning(
             np.asarray(spatial_bank.views.indices) if views is not None else None,
         )
         prefix = f"{block}[:{channels}]"
-        if entry_layer(boundary, block) != boundary:
+        if entry != boundary:
             prefix += f" through the frozen {boundary[:5]} transition"
         prefix += " with the bank's augmented views" if views is not None else ""
 
