@@ -427,3 +427,26 @@ def html_text(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_sweeps_terminal_table_keeps_each_layer_on_one_line(study, url, monkeypatch, width):
+    """Both strategies side by side used to wrap every score over two lines in an 80-column terminal."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    import sweep.cli._sweep as sweep_cli
+    from sweep.api import sweep_result
+
+    terminal = Console(width=width, record=True, file=io.StringIO())
+    monkeypatch.setattr(sweep_cli, "console", terminal)
+    sweep_cli._print_summary(sweep_result(study, url))
+    lines = terminal.export_text().splitlines()
+    assert max(len(line) for line in lines) <= width
+    score = re.compile(r"\d\.\d{3} \[\d\.\d{2}, \d\.\d{2}\] ×\d+")
+    for layer in LAYERS:
+        (row,) = [line for line in lines if re.search(rf"\b{layer}\b", line) and score.search(line)]
+        assert len(score.findall(row)) == 2, row  # feature extraction and fine-tuning, each whole
+    assert ("depth" in "\n".join(lines)) == (width == 160)  # the narrow table drops the depth column

@@ -314,18 +314,28 @@ def _print_summary(result) -> None:
         return
     for warning in answer.warnings:
         warn(warning)
-    console.print(answer_table(answer))
+    from rich.measure import Measurement
+
+    table = answer_table(answer)
+    if Measurement.get(console, console.options.update(max_width=1000), table).maximum > console.width:
+        table = answer_table(answer, compact=True)  # e.g. 80 columns with both strategies: one line per layer
+    console.print(table)
     console.print(f"[bold]answer:[/] {answer.sentence()}", highlight=False)
 
 
-def answer_table(answer, rows: int = 12):
-    """Candidates by layer, one column per strategy: cross-fitted validation AUROC [95% CI] and trials."""
+def answer_table(answer, rows: int = 12, compact: bool = False):
+    """Candidates by layer, one column per strategy: cross-fitted validation AUROC [95% CI] and trials.
+
+    ``compact`` fits a narrow terminal (80 columns with both strategies) without wrapping a score
+    over two lines: no depth column, no vertical rules.
+    """
     strategies = [s for s in ("feature_extraction", "fine_tuning") if any(c.strategy == s for c in answer.candidates)]
     by_layer: dict[tuple[str, str], dict[str, object]] = {}
     for candidate in answer.candidates:  # best first, so layers come in order of their best candidate
         by_layer.setdefault((candidate.layer, candidate.weights), {})[candidate.strategy] = candidate
     several_weights = len({weights for _, weights in by_layer}) > 1
-    columns = ["", "layer", *(["weights"] if several_weights else []), "depth", *(s.replace("_", " ") for s in strategies)]
+    depth = [] if compact else ["depth"]
+    columns = ["", "layer", *(["weights"] if several_weights else []), *depth, *(s.replace("_", " ") for s in strategies)]
     table = new_table(
         f"Layers of {answer.study} (validation mean AUROC, cross-fitted, [{answer.level:.0%} CI], trials)",
         *columns,
@@ -338,9 +348,14 @@ def answer_table(answer, rows: int = 12):
     for (layer, weights), cells in list(by_layer.items())[:rows]:
         first = next(iter(cells.values()))
         mark = "★" if any(c is answer.best for c in cells.values()) else ""
-        row = [mark, layer, *([weights] if several_weights else []), "-" if first.depth is None else str(first.depth)]
+        row = [mark, layer, *([weights] if several_weights else [])]
+        row += [] if compact else ["-" if first.depth is None else str(first.depth)]
         row += [_cell(cells.get(s), answer) for s in strategies]
         table.add_row(*row)
+    if compact:
+        from rich import box
+
+        table.box, table.show_edge = box.SIMPLE_HEAD, False
     return table
 
 
