@@ -35,7 +35,7 @@ from sweep._progress import configure as configure_progress  # noqa: E402
 
 configure_progress(enabled=False)
 
-from sweep.image_cache import decode_image, load_image_cache  # noqa: E402
+from sweep.caches._image_cache import decode_image, load_image_cache  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

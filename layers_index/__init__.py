@@ -42,7 +42,7 @@ columns of :func:`dictionary_frame` and the CLI's ``--metric`` choices all come 
 ``sweep_*`` are a sweep's feature-extraction trials at the layer, ``ft_sweep_*`` its fine-tuning
 trials, kept apart because the two strategies answer different questions. ``*_auroc`` is the
 candidate's cross-fitted validation AUROC with its 95% interval (``low``/``high``,
-:mod:`sweep.answer`): the comparable sweep score. ``*_best_auroc`` (the maximum over trials, biased
+:mod:`sweep.results._answer`): the comparable sweep score. ``*_best_auroc`` (the maximum over trials, biased
 upward) and ``*_mean_auroc`` are kept for reference, never ranked on."""
 
 _EXPORTS = {

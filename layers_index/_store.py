@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
-from sweep.storage import parse_storage
+from sweep.storage._database import parse_storage
 
 MODEL = "densenet121"
 _engines: dict[str, Engine] = {}
@@ -67,7 +67,7 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
     """An engine on the storage URL with the dictionary's tables created and the version checked.
 
     The URL, engine settings, SQLite pragmas and error messages are the Optuna storage's
-    (:func:`sweep.storage.parse_storage`): one database, opened one way. The version is read before
+    (:func:`sweep.storage._database.parse_storage`): one database, opened one way. The version is read before
     anything is created, so a database written by a newer release is refused untouched.
     ``create=False`` (the read-only commands) refuses a SQLite file that does not exist instead of
     leaving an empty database behind a mistyped path.

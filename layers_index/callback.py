@@ -15,12 +15,12 @@ from collections.abc import Callable
 import optuna
 
 from layers_index._store import DatasetKey, LayerKey, Score, upsert_scores
-from sweep.answer import CandidateScorer
-from sweep.predictions import load_predictions, load_validation
-from sweep.records import DatasetInfo, TrialRecord
-from sweep.study import load_settings
-from sweep.summary import completed_trials, summarize_layers
-from sweep.uncertainty import interval
+from sweep.results._answer import CandidateScorer
+from sweep.results._layer_summary import completed_trials, summarize_layers
+from sweep.stats._uncertainty import interval
+from sweep.storage._predictions import load_predictions, load_validation
+from sweep.study._lifecycle import load_settings
+from sweep.study._records import DatasetInfo, TrialRecord
 
 __all__ = ["dictionary_callback", "sweep_scores"]
 

@@ -10,7 +10,7 @@ on a mix, and never on the maximum over trials (which rewards the layers a sampl
 - ``probe_auroc`` when ``ocl dictionary build`` scored the profile: the same linear probe on every
   candidate layer, so all 63 are ranked;
 - otherwise ``sweep_auroc``: a sweep's cross-fitted feature-extraction score (with its 95%
-  interval, :mod:`sweep.answer`); layers with fewer than ``MIN_TRIALS`` sweep trials, or none, are
+  interval, :mod:`sweep.results._answer`); layers with fewer than ``MIN_TRIALS`` sweep trials, or none, are
   listed but not ranked.
 
 ``best_by`` names the score that ranked the profile.
@@ -31,7 +31,7 @@ from rich.table import Table
 
 from layers_index import SCORE_KINDS
 from layers_index._store import read_scores
-from sweep.uncertainty import MIN_TRIALS
+from sweep.stats._uncertainty import MIN_TRIALS
 
 __all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"]
 

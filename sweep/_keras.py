@@ -5,7 +5,7 @@ probing, oneDNN notes) that bury the tool's own output, and recent versions igno
 ``TF_CPP_MIN_LOG_LEVEL`` for them. So the import and the device set-up run with file descriptor
 2 pointed at a temporary file, whose contents are shown only if the import fails or after
 ``configure(show_logs=True)`` (``ocl --debug``). Modules that need Keras first get it from
-:func:`keras_module`; ``sweep.backbone`` then imports ``keras.applications`` directly.
+:func:`keras_module`; ``sweep.model._backbone`` then imports ``keras.applications`` directly.
 """
 
 from __future__ import annotations

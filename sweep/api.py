@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep._defaults import DEFAULT_STORAGE
-from sweep.answer import StudyAnswer, study_answer
+from sweep._env import DEFAULT_STORAGE
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.records import DatasetInfo, TrialRecord
-from sweep.scheduler import Device, WorkerPool, parse_devices, visible_gpus
-from sweep.search_space import SearchSpace, load_search_space
-from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
-from sweep.study import SweepSettings, check_resumable, count_states, create_or_resume, load_study
-from sweep.summary import LayerSummary, completed_trials, summarize_layers
+from sweep.results._answer import StudyAnswer, study_answer
+from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
+from sweep.storage._database import check_storage, open_storage, parse_storage, sqlite_path
+from sweep.study._lifecycle import SweepSettings, check_resumable, count_states, create_or_resume, load_study
+from sweep.study._records import DatasetInfo, TrialRecord
+from sweep.study._scheduler import Device, WorkerPool, parse_devices, visible_gpus
+from sweep.study._search_space import SearchSpace, load_search_space
 
 __all__ = [
     "SweepPlan",
@@ -156,13 +156,13 @@ def plan_sweep(
         cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
             (K >= 2) instead of on the validation split alone.
         prefix_cache: fine-tuning trials read the frozen part before their unfreeze boundary from
-            the spatial bank (:mod:`sweep.spatial_bank`; disk budget ``OCL_CACHE_MAX_GB``) instead of
+            the spatial bank (:mod:`sweep.caches._spatial_bank`; disk budget ``OCL_CACHE_MAX_GB``) instead of
             recomputing it every epoch; False (``--no-prefix-cache``) trains on images.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    from sweep.image_cache import check_image_size
+    from sweep.caches._image_cache import check_image_size
 
     if trials < 1:
         raise OCLError(f"--trials {trials}: pass 1 or more")
@@ -174,7 +174,7 @@ def plan_sweep(
     on_gpu = any(d.kind == "gpu" for d in device_list)
     space, notes = _search_space(config, strategy, weights, cv, seed=seed)
     if prefix_cache and "fine_tuning" in space.strategies:
-        from sweep._defaults import cache_max_bytes
+        from sweep._env import cache_max_bytes
 
         cache_max_bytes()  # a bad OCL_CACHE_MAX_GB is a user mistake, found before anything is written
     dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
@@ -255,7 +255,7 @@ def _search_space(
     scores feature-extraction trials only, on clean banked features (augmented views exist for
     train only), so with ``--cv`` and no ``--strategy`` only feature extraction runs.
     """
-    from sweep.weights import parse_weights, weights_label
+    from sweep.model._weights import parse_weights, weights_label
 
     if cv is not None and cv < 2:
         raise OCLError(
@@ -378,7 +378,7 @@ def execute_sweep(
 def _with_report(result: SweepResult, study: Any, report_dir: str | Path | None) -> SweepResult:
     if report_dir is None:
         return result
-    from sweep.report import write_study_report
+    from sweep.report._page import write_study_report
 
     path = write_study_report(study, result.storage_url, report_path(result.study_name, folder=report_dir))
     return dataclasses.replace(result, report=path)
@@ -430,7 +430,7 @@ def run_worker(
     GPU with ``CUDA_VISIBLE_DEVICES`` set before the import, as ``ocl worker --device N`` does.
     """
     from layers_index.callback import dictionary_callback
-    from sweep.worker import run_worker as _run_worker
+    from sweep.study._worker import run_worker as _run_worker
 
     return _run_worker(
         storage_url,
@@ -450,11 +450,11 @@ def evaluate_study(
     (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
 
     Returns:
-        ``(evaluation, summary)``: the :class:`sweep.evaluate.Evaluation` and the stored summary dict.
+        ``(evaluation, summary)``: the :class:`sweep.results._evaluate.Evaluation` and the stored summary dict.
     """
-    from sweep import records
-    from sweep.evaluate import evaluate_best, evaluation_summary
-    from sweep.report import write_study_report
+    from sweep.report._page import write_study_report
+    from sweep.results._evaluate import evaluate_best, evaluation_summary
+    from sweep.study import _records as records
 
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
@@ -511,7 +511,7 @@ def _ocl_studies(storage: Any) -> list[str]:
     """Names of the studies ``ocl sweep`` made (they carry stored settings), in creation order."""
     import optuna
 
-    from sweep import records
+    from sweep.study import _records as records
 
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     return [s.study_name for s in summaries if records.SETTINGS in s.user_attrs]

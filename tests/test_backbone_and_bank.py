@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from keras.applications.densenet import preprocess_input
 
-from sweep.backbone import IMAGENET_FILE, Weights, build_backbone, parse_weights, preprocessing_layer
+from sweep.caches._feature_bank import ViewSpec, load_feature_bank
+from sweep.caches._image_cache import load_image_cache
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.feature_bank import ViewSpec, load_feature_bank
-from sweep.image_cache import load_image_cache
-from sweep.layers import candidate_layers, candidate_names, resolve_layer
+from sweep.model._backbone import IMAGENET_FILE, Weights, build_backbone, parse_weights, preprocessing_layer
+from sweep.model._candidates import candidate_layers, candidate_names, resolve_layer
 
 SIZE = 32
 
@@ -129,7 +129,7 @@ def test_offline_imagenet_says_which_file_and_how_to_fix_it(monkeypatch):
 @pytest.mark.slow
 def test_random_initialisation_is_the_same_in_every_process():
     script = (
-        "from sweep.backbone import build_backbone, Weights; import numpy as np; "
+        "from sweep.model._backbone import build_backbone, Weights; import numpy as np; "
         "m = build_backbone(32, Weights('none', seed=5)); "
         "print(float(np.sum(m.get_layer('conv3_block1_1_conv').get_weights()[0])))"
     )
@@ -150,8 +150,8 @@ def test_offline_imagenet_is_one_line_without_keras_download_chatter(monkeypatch
     """Keras prints "Downloading data from ..." before it fails; the user sees only OCL's one line."""
     import keras
 
-    from sweep import backbone
     from sweep.errors import OCLError
+    from sweep.model import _backbone as backbone
 
     def offline(*args, **kwargs):
         print("Downloading data from https://storage.googleapis.com/...")

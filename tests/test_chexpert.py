@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from helpers import SAMPLE_IMAGES, sample_rows
 
+from sweep.caches._image_cache import load_image_cache
 from sweep.data import CHEXPERT_FINDINGS, SPLITS, load_dataset, summarize
 from sweep.errors import OCLError
-from sweep.image_cache import load_image_cache
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_FINDINGS]
 NIH_TO_CHEXPERT = {

@@ -33,10 +33,10 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from sweep.caches._image_cache import decode_image, load_image_cache
 from sweep.data import load_dataset
 from sweep.data._dicom import has_dicom_marker, is_dicom
 from sweep.errors import OCLError
-from sweep.image_cache import decode_image, load_image_cache
 
 NAMES = ["00000003_000.png", "00000001_000.png", "00000013_003.png"]  # full 0..255 range, 0..254, 0..211
 

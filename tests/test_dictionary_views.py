@@ -24,10 +24,10 @@ from layers_index import (
     plot_data,
     upsert_scores,
 )
-from sweep.layers import CANDIDATES
-from sweep.search_space import SearchSpace
-from sweep.storage import open_storage
-from sweep.study import SweepSettings, create_or_resume
+from sweep.model._candidates import CANDIDATES
+from sweep.storage._database import open_storage
+from sweep.study._lifecycle import SweepSettings, create_or_resume
+from sweep.study._search_space import SearchSpace
 
 # (name, block) of ten layers in network order; layer_index grows by 7 as in DenseNet's dense layers
 LAYERS = (

@@ -14,14 +14,14 @@ import numpy as np
 import optuna
 import pytest
 
-from sweep.backbone import Weights
+from sweep.caches._feature_bank import load_feature_bank
+from sweep.caches._image_cache import load_image_cache
 from sweep.data import load_dataset
-from sweep.feature_bank import load_feature_bank
-from sweep.image_cache import load_image_cache
-from sweep.search_space import SearchSpace
-from sweep.storage import open_storage
-from sweep.study import SweepSettings, count_states, create_or_resume
-from sweep.worker import run_worker
+from sweep.model._backbone import Weights
+from sweep.storage._database import open_storage
+from sweep.study._lifecycle import SweepSettings, count_states, create_or_resume
+from sweep.study._search_space import SearchSpace
+from sweep.study._worker import run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +61,9 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path)
 
 
 def test_out_of_memory_fails_that_trial_only(tmp_path, monkeypatch):
-    import sweep.objective
+    import sweep.study._objective
 
-    real = sweep.objective.run_trial
+    real = sweep.study._objective.run_trial
     calls = []
 
     def first_call_runs_out_of_memory(*args, **kwargs):
@@ -72,7 +72,7 @@ def test_out_of_memory_fails_that_trial_only(tmp_path, monkeypatch):
             raise RuntimeError("ResourceExhaustedError: OOM when allocating tensor with shape[64,1024,7,7]")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep.objective, "run_trial", first_call_runs_out_of_memory)
+    monkeypatch.setattr(sweep.study._objective, "run_trial", first_call_runs_out_of_memory)
     space = SearchSpace(**{**FAST_SPACE.as_dict(), "strategies": ("feature_extraction",), "learning_rate": (1e-4, 1e-2)})
     storage, _ = _study(tmp_path, space, target=2)
     run_worker(storage, "faults", device="cpu:0")
@@ -83,14 +83,14 @@ def test_out_of_memory_fails_that_trial_only(tmp_path, monkeypatch):
 
 
 def test_trials_that_all_fail_stop_the_worker_with_the_reason(tmp_path, monkeypatch):
-    import sweep.objective
+    import sweep.study._objective
     from sweep.errors import OCLError
     from sweep.training import TrainingDiverged
 
     def always_diverges(*args, **kwargs):
         raise TrainingDiverged("loss is nan")
 
-    monkeypatch.setattr(sweep.objective, "run_trial", always_diverges)
+    monkeypatch.setattr(sweep.study._objective, "run_trial", always_diverges)
     storage, _ = _study(tmp_path, FAST_SPACE, target=5)
     with pytest.raises(OCLError, match=r"10 trials failed and only 0 finished \(last: diverged: loss is nan"):
         run_worker(storage, "faults", device="cpu:0")
@@ -120,19 +120,19 @@ def test_a_cache_build_killed_midway_is_never_read_and_is_rebuilt(tmp_path, cach
     dataset = load_dataset()
     cache = load_image_cache(dataset.paths, 200)
     assert not list((cache_dir / "images").glob(".*tmp-*")), "the killed build's temporary file was not cleaned up"
-    from sweep.image_cache import decode_image
+    from sweep.caches._image_cache import decode_image
 
     assert np.array_equal(cache.images[-1], decode_image(dataset.paths[-1], 200))
 
 
 BANK_SCRIPT = """
 import sys
-from sweep.backbone import Weights
+from sweep.model._backbone import Weights
 from sweep.data import load_dataset
-from sweep.feature_bank import load_feature_bank
-from sweep.image_cache import load_image_cache
-from sweep.layers import candidate_names
-from sweep.backbone import build_backbone
+from sweep.caches._feature_bank import load_feature_bank
+from sweep.caches._image_cache import load_image_cache
+from sweep.model._candidates import candidate_names
+from sweep.model._backbone import build_backbone
 dataset = load_dataset()
 cache = load_image_cache(dataset.paths, 32)
 backbone = build_backbone(32, Weights("none"))
@@ -141,8 +141,8 @@ load_feature_bank(cache, Weights("none"), candidate_names(backbone), backbone=ba
 
 
 def test_a_feature_bank_killed_midway_is_rebuilt_and_a_corrupted_layer_is_recomputed(tmp_path, cache_dir):
-    from sweep.backbone import build_backbone
-    from sweep.layers import candidate_names
+    from sweep.model._backbone import build_backbone
+    from sweep.model._candidates import candidate_names
 
     dataset = load_dataset()
     load_image_cache(dataset.paths, 32)  # built first, so only the bank is being written when killed

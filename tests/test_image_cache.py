@@ -14,9 +14,9 @@ import pytest
 from helpers import NIH_FULL_DIR, SAMPLE_IMAGES, files_under
 from PIL import Image
 
-from sweep import image_cache
+from sweep.caches import _image_cache as image_cache
+from sweep.caches._image_cache import decode_image, load_image_cache
 from sweep.errors import OCLError
-from sweep.image_cache import decode_image, load_image_cache
 
 SIZE = 224
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from sweep.pruning import may_prune
-from sweep.records import key_of
-from sweep.study import make_pruner
+from sweep.study._lifecycle import make_pruner
+from sweep.study._pruning import may_prune
+from sweep.study._records import key_of
 
 BUDGETS = {"feature_extraction": 30, "fine_tuning": 4}
 
@@ -79,7 +79,7 @@ def test_ctrl_c_outside_the_objective_waits_for_the_trial_bookkeeping():
     import os
     import signal
 
-    from sweep.worker import _InterruptOnlyInTrials
+    from sweep.study._worker import _InterruptOnlyInTrials
 
     study = optuna.create_study()
     with _InterruptOnlyInTrials() as guard:

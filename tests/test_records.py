@@ -1,6 +1,6 @@
 """The typed trial record: what the real objective writes is what every reader reads.
 
-These tests pair the real :class:`~sweep.objective.Objective` with the real dictionary callback
+These tests pair the real :class:`~sweep.study._objective.Objective` with the real dictionary callback
 on a SQLite storage, so renaming or retyping a field on either side fails here.
 """
 
@@ -14,14 +14,14 @@ import optuna
 import pytest
 
 from layers_index import dictionary_callback, read_scores
-from sweep import records
-from sweep.context import SweepContext, layer_catalog
-from sweep.layers import CANDIDATES
-from sweep.objective import Objective
-from sweep.records import DatasetInfo, TrialRecord
-from sweep.search_space import SearchSpace, load_search_space
-from sweep.study import SweepSettings, create_or_resume
-from sweep.summary import summarize_layers
+from sweep.model._candidates import CANDIDATES
+from sweep.results._layer_summary import summarize_layers
+from sweep.study import _records as records
+from sweep.study._lifecycle import SweepSettings, create_or_resume
+from sweep.study._objective import Objective
+from sweep.study._records import DatasetInfo, TrialRecord
+from sweep.study._resources import SweepContext, layer_catalog
+from sweep.study._search_space import SearchSpace, load_search_space
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("pool2_pool", "conv3_block4_concat")
@@ -136,8 +136,8 @@ def test_the_default_study_file_equals_the_built_in_search_space():
 def test_what_a_fine_tuning_trial_trained_on_is_part_of_its_record():
     import numpy as np
 
-    from sweep.metrics import score
-    from sweep.objective import with_outcome
+    from sweep.stats._metrics import score
+    from sweep.study._objective import with_outcome
     from sweep.training import TrialConfig, TrialResult
 
     y = np.array([[0], [1], [0], [1], [1], [0]], float)

@@ -23,18 +23,18 @@ import optuna
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from sweep import records
-from sweep.answer import study_answer
-from sweep.evaluate import Evaluation
-from sweep.layers import CANDIDATES, block_of
-from sweep.metrics import score
-from sweep.predictions import ValidationSplit, store_predictions, store_validation
-from sweep.records import DatasetInfo, TrialRecord
-from sweep.report import render_html, report_data, write_report, write_study_report
-from sweep.search_space import SearchSpace, load_search_space
-from sweep.storage import open_storage
-from sweep.study import SweepSettings, create_or_resume
-from sweep.uncertainty import ScoreInterval
+from sweep.model._candidates import CANDIDATES, block_of
+from sweep.report._page import render_html, report_data, write_report, write_study_report
+from sweep.results._answer import study_answer
+from sweep.results._evaluate import Evaluation
+from sweep.stats._metrics import score
+from sweep.stats._uncertainty import ScoreInterval
+from sweep.storage._database import open_storage
+from sweep.storage._predictions import ValidationSplit, store_predictions, store_validation
+from sweep.study import _records as records
+from sweep.study._lifecycle import SweepSettings, create_or_resume
+from sweep.study._records import DatasetInfo, TrialRecord
+from sweep.study._search_space import SearchSpace, load_search_space
 
 STUDY = "planted"
 LAYERS = ("conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu")
@@ -237,7 +237,7 @@ def test_the_reproduce_command_and_study_file_rebuild_the_same_settings(study, u
 
 def test_a_password_in_the_storage_url_never_reaches_the_page(study, url):
     data = report_data(study, url)
-    from sweep.report import reproduce_command
+    from sweep.report._page import reproduce_command
 
     settings = SweepSettings.from_json(study.user_attrs[records.SETTINGS])
     command = reproduce_command(STUDY, "postgresql://ocl:s3cret@db.example/ocl", settings, 10)

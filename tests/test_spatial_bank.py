@@ -10,13 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from sweep import spatial_bank as spatial
-from sweep.backbone import Weights, build_backbone
+from sweep.caches import _spatial_bank as spatial
+from sweep.caches._feature_bank import ViewSpec
+from sweep.caches._image_cache import load_image_cache
+from sweep.caches._spatial_bank import BLOCKS, bank_plan, block_shape, load_spatial_bank
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.feature_bank import ViewSpec
-from sweep.image_cache import load_image_cache
-from sweep.spatial_bank import BLOCKS, bank_plan, block_shape, load_spatial_bank
+from sweep.model._backbone import Weights, build_backbone
 from sweep.training import TrialConfig, TrialData, run_trial
 from sweep.training._fine_tuning import predict_rows
 
@@ -176,7 +176,7 @@ def test_a_budget_for_clean_tensors_only_serves_unaugmented_trials_from_the_bank
 
 @pytest.mark.parametrize("value", ["-1", "abc", "nan"])
 def test_a_bad_cache_budget_is_one_line_naming_the_variable(monkeypatch, value):
-    from sweep._defaults import cache_max_bytes
+    from sweep._env import cache_max_bytes
 
     monkeypatch.setenv("OCL_CACHE_MAX_GB", value)
     with pytest.raises(OCLError, match=f"^OCL_CACHE_MAX_GB={value}: expected a number of gigabytes") as info:
@@ -215,7 +215,7 @@ def test_ocl_sweep_refuses_a_bad_cache_budget_writing_nothing(ocl, tmp_path, cac
 
 def test_the_sweep_context_builds_the_spatial_bank_only_for_fine_tuning(monkeypatch):
     from sweep.api import plan_sweep
-    from sweep.context import SweepContext
+    from sweep.study._resources import SweepContext
 
     plan = plan_sweep(1, image_size=32, weights="none", strategy="both", devices="cpu")
     assert plan.settings.prefix_cache

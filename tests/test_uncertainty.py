@@ -2,7 +2,7 @@
 
 The planted-signal tests go through the real code path: generated feature banks feed the real
 Objective (numpy heads, real Optuna trials), predictions are kept in a real SQLite storage, and
-:func:`sweep.answer.study_answer` reads them back. The coverage test draws from a binormal
+:func:`sweep.results._answer.study_answer` reads them back. The coverage test draws from a binormal
 generator with patient clusters, whose AUROC is known in closed form.
 """
 
@@ -18,14 +18,21 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from sweep.answer import study_answer
-from sweep.context import SweepContext, layer_catalog
 from sweep.data import Dataset
-from sweep.objective import Objective
-from sweep.search_space import SearchSpace
-from sweep.study import SweepSettings, create_or_resume, make_pruner
+from sweep.results._answer import study_answer
+from sweep.stats._uncertainty import (
+    bootstrap_weights,
+    confidence_set,
+    interval,
+    mean_auroc_point,
+    mean_auroc_resampled,
+    weighted_auroc,
+)
+from sweep.study._lifecycle import SweepSettings, create_or_resume, make_pruner
+from sweep.study._objective import Objective
+from sweep.study._resources import SweepContext, layer_catalog
+from sweep.study._search_space import SearchSpace
 from sweep.training import TrialData
-from sweep.uncertainty import bootstrap_weights, confidence_set, interval, mean_auroc_point, mean_auroc_resampled, weighted_auroc
 
 LAYERS = ("conv2_block2_concat", "pool2_pool", "conv3_block6_concat", "pool3_pool")
 

@@ -20,9 +20,9 @@ def dashboard(
 
     Example: ocl dashboard --port 8080, then open http://127.0.0.1:8080
     """
-    from sweep._defaults import DEFAULT_STORAGE
+    from sweep._env import DEFAULT_STORAGE
     from sweep.errors import OCLError
-    from sweep.storage import open_storage
+    from sweep.storage._database import open_storage
 
     try:
         from optuna_dashboard import run_server

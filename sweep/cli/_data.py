@@ -108,9 +108,9 @@ def prepare(
 
     Reads PNG, JPEG, BMP, TIFF, GIF, WebP and DICOM. Example: ocl data prepare --data ~/ChestX-ray14 --image-size 224
     """
+    from sweep.caches._image_cache import RESIZE_METHODS, load_image_cache
     from sweep.data import load_dataset
     from sweep.errors import OCLError
-    from sweep.image_cache import RESIZE_METHODS, load_image_cache
 
     if method not in RESIZE_METHODS:
         raise OCLError(f"--resize {method}: unknown method; use one of {', '.join(RESIZE_METHODS)}")

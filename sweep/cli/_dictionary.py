@@ -63,7 +63,7 @@ Metric = Enum("Metric", {kind: kind for kind in SCORE_KINDS}, type=str)
 
 
 def _storage(storage: str | None) -> str:
-    from sweep._defaults import DEFAULT_STORAGE
+    from sweep._env import DEFAULT_STORAGE
 
     return storage or DEFAULT_STORAGE
 
@@ -78,7 +78,7 @@ def _dataset_name(data: str | None) -> str | None:
 
 
 def _weights(weights: str | None) -> str | None:
-    from sweep.weights import weights_label
+    from sweep.model._weights import weights_label
 
     return None if weights is None else weights_label(weights)
 

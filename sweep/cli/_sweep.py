@@ -212,7 +212,7 @@ def sweep(
 
 def _print_next_steps(result) -> None:
     """Where the answer is written, and what to run next."""
-    from sweep._defaults import DEFAULT_STORAGE
+    from sweep._env import DEFAULT_STORAGE
 
     flags = f"--study {result.study_name}" + ("" if result.storage_url == DEFAULT_STORAGE else f" --storage {result.storage_url}")
     console.print(
@@ -415,12 +415,12 @@ def prepare_sweep(
     ] = None,
 ) -> None:
     """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
-    from sweep.context import SweepContext
     from sweep.errors import OCLError
-    from sweep.study import SweepSettings
+    from sweep.study._lifecycle import SweepSettings
+    from sweep.study._resources import SweepContext
 
     try:
-        # What sweep.worker.prepare does, keeping the lines it returns: which blocks are banked.
+        # What sweep.study._worker.prepare does, keeping the lines it returns: which blocks are banked.
         lines = SweepContext.from_settings(SweepSettings.from_json(settings)).prepare() or []
         if notes_file is not None:
             notes_file.write_text("".join(f"{line}\n" for line in lines))  # `ocl sweep` prints them after its plan

@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._label_tasks import FINDINGS, NO_FINDING
 from sweep.data._positive import check_positive
 from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_split, resplit_by_patient, split_warnings
 from sweep.errors import OCLError
-from sweep.tasks import FINDINGS, NO_FINDING
 
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 LIST_FILES = ("train_val_list.txt", "test_list.txt")

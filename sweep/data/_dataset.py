@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweep.tasks import Task, parse_task
+from sweep.data._label_tasks import Task, parse_task
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -54,7 +54,7 @@ def empty_split_warnings(table: pd.DataFrame, where: Path, split_source: str) ->
     """The one rule of every adapter for a split without images: a warning, not an error.
 
     ``ocl data info`` must still describe such a dataset (that is how the user finds out), while a
-    sweep refuses it before training (``sweep.tasks.check_scorable``: validation AUROC selects
+    sweep refuses it before training (``sweep.data._label_tasks.check_scorable``: validation AUROC selects
     every trial).
     """
     empty = [split for split in SPLITS if not (table["split"] == split).any()]

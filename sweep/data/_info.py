@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sweep.data._dataset import SPLITS, Dataset, count_patients, patient_overlap
-from sweep.tasks import NO_FINDING
+from sweep.data._label_tasks import NO_FINDING
 
 
 def _majority_accuracy(y: np.ndarray) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sweep.feature_bank import FeatureBank
+from sweep.caches._feature_bank import FeatureBank
 from sweep.training._config import OPTIMIZERS, STRATEGIES, EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 
@@ -42,7 +42,7 @@ def run_trial(
             changes weights, so it must not share a model with other trials).
         bank: the feature bank holding ``config.cut_layer`` (required for feature extraction).
         on_epoch: called with (epoch, validation mean AUROC); raising stops the trial.
-        spatial_bank: a :class:`sweep.spatial_bank.SpatialBank`: fine-tuning trains only the layers
+        spatial_bank: a :class:`sweep.caches._spatial_bank.SpatialBank`: fine-tuning trains only the layers
             from the boundary on, on banked prefix tensors, when it holds the boundary (else on images).
 
     Raises:

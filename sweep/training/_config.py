@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.augment import Augmentation
-from sweep.metrics import Scores
+from sweep.model._augment import Augmentation
+from sweep.stats._metrics import Scores
 
 STRATEGIES = ("feature_extraction", "fine_tuning")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")

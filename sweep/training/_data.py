@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweep.caches._image_cache import ImageCache
 from sweep.data import Dataset
-from sweep.image_cache import ImageCache
-from sweep.metrics import MIN_POSITIVES
-from sweep.tasks import Task
+from sweep.data._label_tasks import Task
+from sweep.stats._metrics import MIN_POSITIVES
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class TrialData:
     """Images (the cache), targets and split rows for one dataset and task.
 
     ``min_positives``: outputs with fewer validation positives (or negatives) are left out of the
-    validation mean AUROC, per epoch and in the final scores (see :func:`sweep.metrics.counted_outputs`).
+    validation mean AUROC, per epoch and in the final scores (see :func:`sweep.stats._metrics.counted_outputs`).
     """
 
     images: np.ndarray  # (n, size, size) uint8, memory-mapped

@@ -1,7 +1,7 @@
 """Fine-tuning: the truncated network, trainable from the unfreeze boundary, on cached images.
 
-With a :class:`~sweep.spatial_bank.SpatialBank` holding the trial's boundary (see
-:meth:`SpatialBank.source <sweep.spatial_bank.SpatialBank.source>` for the rule), only the layers
+With a :class:`~sweep.caches._spatial_bank.SpatialBank` holding the trial's boundary (see
+:meth:`SpatialBank.source <sweep.caches._spatial_bank.SpatialBank.source>` for the rule), only the layers
 from the boundary to the cut and the head run: the frozen prefix is read from the bank, as the
 first channels of the banked block tensor. The trainer is a sub-model of the full fine-tuning
 model (the same layer objects, so the same initial weights as without the bank, and training it
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.metrics import mean_auroc, score
-from sweep.spatial_bank import entry_layer
+from sweep.caches._spatial_bank import entry_layer
+from sweep.stats._metrics import mean_auroc, score
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 from sweep.training._keras_models import (

@@ -1,10 +1,10 @@
 """The Optuna objective: sample a configuration, train it, record what the dashboard needs.
 
-One :class:`Objective` lives in each worker process, on a :class:`~sweep.context.SweepContext`
+One :class:`Objective` lives in each worker process, on a :class:`~sweep.study._resources.SweepContext`
 that holds the dataset, caches and banks; every call trains one trial. Validation mean AUROC is
 reported after each epoch, so the pruner can stop a hopeless trial early; the test split is never
 touched here. What a trial was and what it scored is written as a
-:class:`~sweep.records.TrialRecord`, the one contract its readers rely on.
+:class:`~sweep.study._records.TrialRecord`, the one contract its readers rely on.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import time
 import numpy as np
 import optuna
 
-from sweep import records
-from sweep.context import SweepContext
 from sweep.errors import OCLError
-from sweep.metrics import score
-from sweep.predictions import store_predictions, store_validation
-from sweep.pruning import may_prune
-from sweep.records import TrialRecord
-from sweep.study import FINISHED
+from sweep.stats._metrics import score
+from sweep.stats._uncertainty import interval, mean_auroc_resampled
+from sweep.storage._predictions import store_predictions, store_validation
+from sweep.study import _records as records
+from sweep.study._lifecycle import FINISHED
+from sweep.study._pruning import may_prune
+from sweep.study._records import TrialRecord
+from sweep.study._resources import SweepContext
 from sweep.training import TrainingDiverged, TrialConfig, TrialResult, run_trial
-from sweep.uncertainty import interval, mean_auroc_resampled
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
@@ -47,7 +47,7 @@ class Objective:
         device: where trials run (``cpu:0``, ``gpu:1``), recorded on each trial.
         target: finished trials the study wants; a trial asked for beyond it ends as surplus.
         storage_url: where each finished trial's validation predictions are kept
-            (:mod:`sweep.predictions`); None keeps none.
+            (:mod:`sweep.storage._predictions`); None keeps none.
     """
 
     def __init__(self, context: SweepContext, *, device: str, target: int | None = None, storage_url: str | None = None) -> None:

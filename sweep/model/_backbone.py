@@ -1,6 +1,6 @@
 """DenseNet-121 with the weights the user asked for, fed grayscale X-rays.
 
-Which weights, and the name each is stored under, is :mod:`sweep.weights` (Keras-free; ``Weights``
+Which weights, and the name each is stored under, is :mod:`sweep.model._weights` (Keras-free; ``Weights``
 and ``parse_weights`` are re-exported here for existing callers). This module loads them:
 ``imagenet`` is Keras' published file, downloaded once into ``~/.keras/models``; a local file is
 ``.weights.h5``, Keras' ``.h5`` or a whole ``.keras`` model; ``none`` is a random initialisation,
@@ -23,7 +23,7 @@ from typing import Any
 
 from sweep._keras import keras_module
 from sweep.errors import OCLError
-from sweep.weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights
+from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights
 
 keras = keras_module()
 from keras.applications.densenet import preprocess_input  # noqa: E402  (after the quiet import)

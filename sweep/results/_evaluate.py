@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import optuna
 
-from sweep.context import SweepContext
 from sweep.errors import OCLError
-from sweep.metrics import Scores, score
-from sweep.study import load_settings
+from sweep.stats._metrics import Scores, score
+from sweep.stats._uncertainty import ScoreInterval, bootstrap_weights, interval, mean_auroc_resampled
+from sweep.study._lifecycle import load_settings
+from sweep.study._resources import SweepContext
 from sweep.training import TrialConfig, TrialResult, run_trial
-from sweep.uncertainty import ScoreInterval, bootstrap_weights, interval, mean_auroc_resampled
 
 __all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
 

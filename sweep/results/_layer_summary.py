@@ -2,7 +2,7 @@
 
 The sweep's closing table, the OCL dictionary's sweep scores and the report all ask the same
 question of a study: for each cut layer (and weights), how did its completed trials score? They
-all read it from here, through :class:`~sweep.records.TrialRecord`.
+all read it from here, through :class:`~sweep.study._records.TrialRecord`.
 
 Example:
     >>> [(s.layer, s.best, s.n_trials) for s in summarize_layers(study)][:1]
@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from sweep.records import TrialRecord
+from sweep.study._records import TrialRecord
 
 __all__ = ["LayerSummary", "completed_trials", "summarize_layers"]
 

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from sweep.data import Dataset, load_dataset
+from sweep.data._label_tasks import Task, check_scorable
 from sweep.errors import OCLError
-from sweep.layers import LayerCatalog
-from sweep.predictions import ValidationSplit
-from sweep.study import SweepSettings
-from sweep.tasks import Task, check_scorable
-from sweep.uncertainty import bootstrap_weights, patients_of
-from sweep.weights import Weights, parse_weights
+from sweep.model._candidates import LayerCatalog
+from sweep.model._weights import Weights, parse_weights
+from sweep.stats._uncertainty import bootstrap_weights, patients_of
+from sweep.storage._predictions import ValidationSplit
+from sweep.study._lifecycle import SweepSettings
 
 __all__ = ["SweepContext", "layer_catalog"]
 
@@ -35,7 +35,7 @@ __all__ = ["SweepContext", "layer_catalog"]
 @functools.cache
 def layer_catalog(image_size: int) -> LayerCatalog:
     """DenseNet-121's layers at one input size; the network is built once per process to read them."""
-    from sweep.backbone import build_backbone
+    from sweep.model._backbone import build_backbone
 
     return LayerCatalog.of(build_backbone(image_size, Weights("none")))
 
@@ -84,7 +84,7 @@ class SweepContext:
     def cache(self) -> Any:
         """The image cache (built on first use)."""
         if self._cache is None:
-            from sweep.image_cache import load_image_cache
+            from sweep.caches._image_cache import load_image_cache
 
             self._cache = load_image_cache(self.dataset.paths, self.settings.image_size)
         return self._cache
@@ -133,7 +133,7 @@ class SweepContext:
         return ValidationSplit(self.task.outputs, targets, self.patients(rows), self.dataset.fingerprint())
 
     def patients(self, rows: np.ndarray) -> np.ndarray:
-        """The patient of each image row, as the bootstrap resamples them (:func:`sweep.uncertainty.patients_of`)."""
+        """The patient of each image row, as the bootstrap resamples them (:func:`sweep.stats._uncertainty.patients_of`)."""
         return patients_of(self.dataset, rows)
 
     @functools.cached_property
@@ -144,13 +144,13 @@ class SweepContext:
     def backbone(self, label: str) -> Any:
         """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,
         so every trial gets its own)."""
-        from sweep.backbone import build_backbone
+        from sweep.model._backbone import build_backbone
 
         return build_backbone(self.settings.image_size, self.weights[label])
 
     def _views(self) -> Any:
         """The augmented views of the training images both banks hold (None without augmentation)."""
-        from sweep.feature_bank import ViewSpec
+        from sweep.caches._feature_bank import ViewSpec
 
         space = self.settings.space
         if space.bank_views and True in space.augment:
@@ -161,7 +161,7 @@ class SweepContext:
     def bank(self, label: str, backbone: Any = None) -> Any:
         """The feature bank for one weights choice (built on first use, under a file lock)."""
         if label not in self._banks:
-            from sweep.feature_bank import load_feature_bank
+            from sweep.caches._feature_bank import load_feature_bank
 
             self._banks[label] = load_feature_bank(
                 self.cache, self.weights[label], self.cut_layers, views=self._views(), backbone=backbone
@@ -175,7 +175,7 @@ class SweepContext:
         if not self.settings.prefix_cache:
             return None
         if label not in self._spatial:
-            from sweep.spatial_bank import load_spatial_bank
+            from sweep.caches._spatial_bank import load_spatial_bank
 
             self._spatial[label] = load_spatial_bank(
                 self.cache,
@@ -197,7 +197,7 @@ class SweepContext:
         """
         space = self.settings.space
         if "fine_tuning" in space.strategies and self.settings.prefix_cache:
-            from sweep._defaults import cache_max_bytes
+            from sweep._env import cache_max_bytes
 
             cache_max_bytes()  # a bad OCL_CACHE_MAX_GB fails here, before any cache is written
         backbones = {label: self.backbone(label) for label in self.weights}

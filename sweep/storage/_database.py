@@ -16,7 +16,7 @@ SQLite serves one machine, any RDB URL (PostgreSQL) many. Both the Optuna storag
 
 Heartbeats mark the trials of a killed worker as failed, and Optuna's stale-trial retry callback
 queues them again, so a crash costs one trial, not the study. One setting controls them, the grace
-period (``OCL_GRACE_SECONDS``, read in :mod:`sweep._defaults`); the interval follows from it.
+period (``OCL_GRACE_SECONDS``, read in :mod:`sweep._env`); the interval follows from it.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def open_storage(
         heartbeat: record workers' heartbeats, so that a dead worker's trial is failed and retried
             (off for readers: ``ocl evaluate``, the dashboard).
         grace_seconds: how long a worker may stay silent before it counts as dead; default
-            :func:`sweep._defaults.grace_seconds` (``OCL_GRACE_SECONDS``, 20). Heartbeats come every
+            :func:`sweep._env.grace_seconds` (``OCL_GRACE_SECONDS``, 20). Heartbeats come every
             :func:`heartbeat_interval` of it.
         retries: how many times a dead worker's trial is queued again.
 
@@ -233,7 +233,7 @@ def open_storage(
     options: dict[str, Any] = {}
     if heartbeat:
         if grace_seconds is None:
-            from sweep._defaults import grace_seconds as default_grace
+            from sweep._env import grace_seconds as default_grace
 
             grace_seconds = default_grace()
         options = {"heartbeat_interval": heartbeat_interval(grace_seconds), "grace_period": grace_seconds}

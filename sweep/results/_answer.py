@@ -14,12 +14,12 @@ naive answer ("the layer of the best trial") untrustworthy, and each has a remed
 - **Winner's curse across candidates.** The best of many noisy scores is not reliably the best
   candidate. So the answer is a **confidence set**: every candidate not significantly worse than
   the best, by a paired patient-level bootstrap with max-T correction over all comparisons
-  (:func:`sweep.uncertainty.confidence_set`). Only a set of one is called "the optimal layer".
+  (:func:`sweep.stats._uncertainty.confidence_set`). Only a set of one is called "the optimal layer".
 
 A candidate with fewer than ``min_trials`` completed trials is shown but not judged: it never
 enters the set and is never crowned.
 
-Everything is computed from the predictions kept in the storage (:mod:`sweep.predictions`), so
+Everything is computed from the predictions kept in the storage (:mod:`sweep.storage._predictions`), so
 any report can be recomputed from the database alone.
 
 Example:
@@ -34,11 +34,19 @@ from typing import Any
 
 import numpy as np
 
-from sweep.metrics import MIN_POSITIVES, counted_outputs
-from sweep.predictions import ValidationSplit, load_predictions, load_validation
-from sweep.study import load_settings
-from sweep.summary import completed_trials
-from sweep.uncertainty import LEVEL, MIN_TRIALS, N_RESAMPLES, bootstrap_weights, confidence_set, interval, mean_auroc_resampled
+from sweep.results._layer_summary import completed_trials
+from sweep.stats._metrics import MIN_POSITIVES, counted_outputs
+from sweep.stats._uncertainty import (
+    LEVEL,
+    MIN_TRIALS,
+    N_RESAMPLES,
+    bootstrap_weights,
+    confidence_set,
+    interval,
+    mean_auroc_resampled,
+)
+from sweep.storage._predictions import ValidationSplit, load_predictions, load_validation
+from sweep.study._lifecycle import load_settings
 
 __all__ = ["MIN_TRIALS", "Candidate", "CandidateScorer", "StudyAnswer", "small_validation_warning", "study_answer"]
 

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import optuna
 
-from sweep import records
-from sweep.answer import Candidate, StudyAnswer, study_answer
-from sweep.layers import CANDIDATES, block_of
-from sweep.records import DatasetInfo
-from sweep.study import SweepSettings, count_states, load_settings, target_of
+from sweep.model._candidates import CANDIDATES, block_of
+from sweep.results._answer import Candidate, StudyAnswer, study_answer
+from sweep.study import _records as records
+from sweep.study._lifecycle import SweepSettings, count_states, load_settings, target_of
+from sweep.study._records import DatasetInfo
 
 if TYPE_CHECKING:
-    from sweep.evaluate import Evaluation
+    from sweep.results._evaluate import Evaluation
 
 __all__ = [
     "Comparison",
@@ -143,7 +143,7 @@ def report_data(
     Args:
         study: an OCL study (one ``ocl sweep`` made).
         storage_url: the storage it lives in (for its predictions and the dictionary).
-        evaluation: the result of ``ocl evaluate`` (:func:`sweep.evaluate.evaluate_best`); without
+        evaluation: the result of ``ocl evaluate`` (:func:`sweep.results._evaluate.evaluate_best`); without
             it, the test result stored on the study (``ocl:evaluation``) is shown, when there is one.
         answer: the study's answer when the caller has already computed it.
 
@@ -410,7 +410,7 @@ def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second
 
 def _evaluation(evaluation: Evaluation | None, study: optuna.Study) -> dict[str, Any] | None:
     """The held-out test result: from ``ocl evaluate``'s Evaluation, or as stored on the study."""
-    from sweep.evaluate import CHEXNET_AUROC
+    from sweep.results._evaluate import CHEXNET_AUROC
 
     if evaluation is not None:
         from sklearn.metrics import roc_curve

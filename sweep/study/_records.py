@@ -97,7 +97,7 @@ class TrialRecord:
     val_mean_accuracy: float | None = None
     val_mean_majority_accuracy: float | None = None
     val_auroc_per_class: dict[str, float | None] = field(default_factory=dict)
-    prefix_cache: str | None = None  # fine-tuning: the banked tensor slice trained on (sweep.spatial_bank), or "images"
+    prefix_cache: str | None = None  # fine-tuning: the banked tensor slice trained on (sweep.caches._spatial_bank), or "images"
 
     def description_attrs(self) -> dict[str, Any]:
         """The attributes known when the trial starts."""

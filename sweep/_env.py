@@ -7,9 +7,9 @@ their values as arguments, so a function's behaviour shows in its call.
   temporary folder, a cluster at fast local disk).
 * ``OCL_GRACE_SECONDS`` is how long a worker may go without a heartbeat before its trial is failed
   and queued again (default 20). The heartbeat interval is derived from it
-  (:func:`sweep.storage.heartbeat_interval`), so this one variable sets both.
+  (:func:`sweep.storage._database.heartbeat_interval`), so this one variable sets both.
 * ``OCL_CACHE_MAX_GB`` is the disk budget, in gigabytes, of one spatial bank (the banked frozen
-  prefix of fine-tuning trials, :mod:`sweep.spatial_bank`; default 20). Dense blocks (and their
+  prefix of fine-tuning trials, :mod:`sweep.caches._spatial_bank`; default 20). Dense blocks (and their
   augmented views) whose tensors do not fit it are computed on the fly instead; ``0`` banks none.
 
 The storage and cache are relative to the working directory, so running ``ocl`` from the

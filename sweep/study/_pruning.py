@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.pruners import BasePruner
 
-from sweep.records import key_of
+from sweep.study._records import key_of
 
 __all__ = ["PerStrategyPruner", "may_prune"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import optuna
 
-from sweep import records
 from sweep.errors import OCLError
-from sweep.search_space import SearchSpace
+from sweep.study import _records as records
+from sweep.study._search_space import SearchSpace
 
 __all__ = [
     "METRIC_NAME",
@@ -137,13 +137,13 @@ def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """The study's pruner, applied per strategy and epoch budget (see :mod:`sweep.pruning`).
+    """The study's pruner, applied per strategy and epoch budget (see :mod:`sweep.study._pruning`).
 
     ``median``: after 5 finished trials of its group, a trial whose validation AUROC is below the
     group's median at the same epoch stops, but not in the first quarter of its budget nor after
     its last epoch. ``hyperband``: Hyperband with the group's epoch budget as its resource.
     """
-    from sweep.pruning import PerStrategyPruner
+    from sweep.study._pruning import PerStrategyPruner
 
     if name == "none":
         return optuna.pruners.NopPruner()

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sweep import _artifacts
-from sweep._defaults import cache_dir as default_cache_dir
+from sweep._env import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
+from sweep.caches import _artifacts as _artifacts
 from sweep.errors import OCLError
 
 __all__ = [

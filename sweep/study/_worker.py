@@ -17,12 +17,12 @@ from typing import Any
 
 import optuna
 
-from sweep import records
-from sweep.context import SweepContext
 from sweep.errors import OCLError
-from sweep.objective import Objective, OutOfMemory, SurplusTrial
-from sweep.storage import open_storage
-from sweep.study import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler, target_of
+from sweep.storage._database import open_storage
+from sweep.study import _records as records
+from sweep.study._lifecycle import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler, target_of
+from sweep.study._objective import Objective, OutOfMemory, SurplusTrial
+from sweep.study._resources import SweepContext
 from sweep.training import TrainingDiverged
 
 __all__ = ["prepare", "run_worker"]

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, Integer, LargeBinary, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sweep.storage import parse_storage
+from sweep.storage._database import parse_storage
 
 __all__ = ["ValidationSplit", "load_predictions", "load_validation", "store_predictions", "store_validation"]
 

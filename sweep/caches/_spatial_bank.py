@@ -4,7 +4,7 @@ OCL fine-tunes with BatchNormalization frozen (inference mode), so everything be
 unfreeze boundary is a fixed function of the image: recomputing it in every epoch of every trial
 is most of a fine-tuning trial's time. This bank stores, once, the LAST concatenation of each
 dense block (``conv3_block12_concat``...) for every image and for the K augmented views of the
-training images the feature bank already uses (the same :class:`~sweep.feature_bank.ViewSpec`).
+training images the feature bank already uses (the same :class:`~sweep.caches._feature_bank.ViewSpec`).
 
 Why the last concat is enough: inside a DenseNet dense block every ``convK_blockJ_concat`` is the
 concatenation of the block input with the new channels of each layer, so ``convK_blockJ_concat``
@@ -27,7 +27,7 @@ most expensive resolution, so the few frozen layers it could skip are a small pa
 Only a boundary at the transition after it (``pool2_pool``: about 1 fine-tuning trial in 60 when
 sampled uniformly) would gain much. The deeper blocks are banked deepest first (smallest and most used), each block's
 clean tensors before its augmented views, while they fit the disk budget (``OCL_CACHE_MAX_GB``, read
-by :func:`sweep._defaults.cache_max_bytes`, and the free disk space; see :func:`bank_plan`); a block
+by :func:`sweep._env.cache_max_bytes`, and the free disk space; see :func:`bank_plan`); a block
 no cut layer of the sweep reaches is not banked. What is left out is computed on the fly: at full
 ChestX-ray14 size and 224 px the default 20 GB holds dense block 4's clean tensors (11 GB), so
 trials without augmentation read it and augmented ones train on images.
@@ -37,7 +37,7 @@ On disk (``<cache>/spatial/<weights>/<image cache key>/``): one float16 ``.npy``
 memory-mapped both when written and when read, so the bank is never held in memory. Files are
 written under temporary names, preallocated (a full disk fails at once, with ENOSPC, instead of
 later inside a memory map), renamed into place and recorded in a checksummed manifest (see
-:mod:`sweep._artifacts`); a file lock makes concurrent workers wait for one build. A killed build
+:mod:`sweep.caches._artifacts`); a file lock makes concurrent workers wait for one build. A killed build
 leaves only temporary files, which nothing reads. When the disk is full, the partial files are
 removed and the bank opens without those blocks (:attr:`SpatialBank.notes` says so): the sweep
 goes on uncached.
@@ -58,10 +58,10 @@ from typing import Any
 
 import numpy as np
 
-from sweep import _artifacts
-from sweep._defaults import cache_dir as default_cache_dir
-from sweep.feature_bank import BATCH_SIZE, ViewSpec, batch_outputs
-from sweep.image_cache import ImageCache
+from sweep._env import cache_dir as default_cache_dir
+from sweep.caches import _artifacts as _artifacts
+from sweep.caches._feature_bank import BATCH_SIZE, ViewSpec, batch_outputs
+from sweep.caches._image_cache import ImageCache
 
 __all__ = ["BLOCKS", "BankPlan", "SpatialBank", "bank_plan", "entry_layer", "load_spatial_bank"]
 
@@ -231,14 +231,14 @@ def load_spatial_bank(
 
     Args:
         cache: the image cache the tensors are computed from.
-        weights: a :class:`sweep.backbone.Weights`.
+        weights: a :class:`sweep.model._backbone.Weights`.
         views: augmented views of the training images to bank as well (the feature bank's).
         cut_layers: the sweep's cut layers; blocks none of them reaches are not banked (None: all).
         max_bytes: disk budget of this bank (default: ``OCL_CACHE_MAX_GB``).
         backbone: an already built backbone to reuse (else built here only if something is missing).
         verify_checksum: check every file's checksum (the prepare step does; workers trust it).
     """
-    from sweep._defaults import cache_max_bytes
+    from sweep._env import cache_max_bytes
 
     budget = cache_max_bytes() if max_bytes is None else max_bytes
     directory = Path(cache_dir or default_cache_dir()) / "spatial" / weights.identity / cache.key
@@ -306,7 +306,7 @@ def _build(
     """Bank ``clean_blocks`` for the clean images and ``view_blocks`` for the augmented views: every
     file lands, or none of this call's does."""
     from sweep._keras import keras_module
-    from sweep.backbone import build_backbone
+    from sweep.model._backbone import build_backbone
 
     keras = keras_module()
     model = backbone or build_backbone(cache.size, weights)
