@@ -42,11 +42,9 @@ def main() -> None:
     configure_progress(enabled=False)
 
     from sweep._keras import keras_module
-    from sweep.caches._feature_bank import load_feature_bank
-    from sweep.caches._image_cache import load_image_cache
+    from sweep.caches import load_feature_bank, load_image_cache
     from sweep.data import load_dataset
-    from sweep.model._backbone import Weights, build_backbone
-    from sweep.model._candidates import candidate_names
+    from sweep.model import Weights, build_backbone, candidate_names
     from sweep.training import TrialConfig, TrialData, run_trial
     from sweep.training._keras_models import WeightedBinaryCrossentropy, fine_tuning_model, make_optimizer
 
@@ -66,7 +64,7 @@ def main() -> None:
     # Both passes start cold (their first batch traces the model), as they do in a real run.
     _, plain_wall, plain_cpu = timed(plain_forward)
 
-    from sweep.caches._image_cache import ImageCache
+    from sweep.caches import ImageCache
 
     subset = ImageCache(cache.key + f"-first{n}", cache.size, cache.method, cache.path, cache.images[:n])
     layers = candidate_names(backbone)

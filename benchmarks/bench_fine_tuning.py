@@ -50,10 +50,9 @@ def main() -> None:
     configure_progress(enabled=False)
 
     from sweep._keras import keras_module
-    from sweep.caches._image_cache import load_image_cache
-    from sweep.caches._spatial_bank import load_spatial_bank
+    from sweep.caches import load_image_cache, load_spatial_bank
     from sweep.data import load_dataset
-    from sweep.model._backbone import Weights, build_backbone
+    from sweep.model import Weights, build_backbone
     from sweep.training import TrialConfig, TrialData, run_trial
 
     keras = keras_module()

@@ -53,8 +53,8 @@ def main() -> None:
     from sweep._progress import configure as configure_progress
 
     configure_progress(enabled=False)
-    from sweep.caches._spatial_bank import load_spatial_bank
-    from sweep.model._backbone import Weights, build_backbone
+    from sweep.caches import load_spatial_bank
+    from sweep.model import Weights, build_backbone
 
     images = generate(root / "images.npy", args.images, args.size)
     cache = GeneratedCache(images, args.size, f"generated-{args.images}-{args.size}")

@@ -22,7 +22,7 @@ import numpy as np
 
 
 def time_bootstrap(images: int = 11_000, outputs: int = 14, resamples: int = 1_000) -> None:
-    from sweep.stats._uncertainty import bootstrap_weights, mean_auroc_resampled
+    from sweep.stats import bootstrap_weights, mean_auroc_resampled
 
     rng = np.random.default_rng(0)
     patients = rng.integers(0, images // 3.1, images)

@@ -10,8 +10,8 @@ never the engine modules.
 It lives in the same database as the Optuna storage (tables prefixed ``ocl_``), so one SQLite
 file or one PostgreSQL database holds a sweep's whole story. Sweeps feed it through
 :func:`dictionary_callback`; ``ocl dictionary build`` (:func:`build_dictionary`) scores every
-candidate layer at once with a linear probe (:mod:`layers_index.probe`) and LogME
-(:mod:`layers_index.logme`). :func:`dictionary_frame` reads it back, one row per layer;
+candidate layer at once with a linear probe (:mod:`layers_index._probe`) and LogME
+(:mod:`layers_index._logme`). :func:`dictionary_frame` reads it back, one row per layer;
 ``plot``, ``compare`` and ``warm_start`` build on that frame.
 
 Importing this package imports nothing: each name below loads its module on first use, so the
@@ -48,14 +48,14 @@ upward) and ``*_mean_auroc`` are kept for reference, never ranked on."""
 _EXPORTS = {
     "_schema": ["SCHEMA_VERSION"],
     "_store": ["DatasetKey", "LayerKey", "Score", "engine_for", "read_scores", "upsert_scores"],
-    "build": ["LayerScores", "build_dictionary"],
-    "callback": ["dictionary_callback", "sweep_scores"],
-    "compare": ["Comparison", "Disagreement", "compare_profiles"],
-    "logme": ["Evidence", "logme", "logme_fit"],
-    "plot": ["BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"],
-    "probe": ["ProbeResult", "linear_probe"],
-    "views": ["dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"],
-    "warm_start": ["enqueue_top_layers"],
+    "_build": ["LayerScores", "build_dictionary"],
+    "_callback": ["dictionary_callback", "sweep_scores"],
+    "_compare": ["Comparison", "Disagreement", "compare_profiles"],
+    "_logme": ["Evidence", "logme", "logme_fit"],
+    "_plot": ["BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"],
+    "_probe": ["ProbeResult", "linear_probe"],
+    "_views": ["dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"],
+    "_warm_start": ["check_source", "enqueue_top_layers"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -76,10 +76,10 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``layers_index.logme`` the function, as the export list says, not the submodule.
+    """Keeps ``layers_index._logme`` the function, as the export list says, not the submodule.
 
     Importing a submodule makes it an attribute of its package; for ``logme`` that would replace
-    the function of the same name, and ``from layers_index import logme`` would then give the module
+    the function of the same name, and ``from layers_index import _logme as logme`` would then give the module
     or the function depending on what happened to be imported first.
     """
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
-from sweep.storage._database import parse_storage
+from sweep.storage import parse_storage
 
 MODEL = "densenet121"
 _engines: dict[str, Engine] = {}

@@ -31,13 +31,23 @@ from typing import Any
 from sweep._env import DEFAULT_STORAGE
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.results._answer import StudyAnswer, study_answer
-from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
-from sweep.storage._database import check_storage, open_storage, parse_storage, sqlite_path
-from sweep.study._lifecycle import SweepSettings, check_resumable, count_states, create_or_resume, load_study
-from sweep.study._records import DatasetInfo, TrialRecord
-from sweep.study._scheduler import Device, WorkerPool, parse_devices, visible_gpus
-from sweep.study._search_space import SearchSpace, load_search_space
+from sweep.results import LayerSummary, StudyAnswer, completed_trials, study_answer, summarize_layers
+from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
+from sweep.study import (
+    DatasetInfo,
+    Device,
+    SearchSpace,
+    SweepSettings,
+    TrialRecord,
+    WorkerPool,
+    check_resumable,
+    count_states,
+    create_or_resume,
+    load_search_space,
+    load_study,
+    parse_devices,
+    visible_gpus,
+)
 
 __all__ = [
     "SweepPlan",
@@ -162,7 +172,7 @@ def plan_sweep(
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    from sweep.caches._image_cache import check_image_size
+    from sweep.caches import check_image_size
 
     if trials < 1:
         raise OCLError(f"--trials {trials}: pass 1 or more")
@@ -197,7 +207,7 @@ def plan_sweep(
     name = study or default_study_name(settings)
     check_storage(storage_url)
     if warm_start_from is not None:
-        from layers_index.warm_start import check_source
+        from layers_index import check_source
 
         check_source(storage_url, warm_start_from)
     finished_before = _finished_before(storage_url, name, settings)
@@ -255,7 +265,7 @@ def _search_space(
     scores feature-extraction trials only, on clean banked features (augmented views exist for
     train only), so with ``--cv`` and no ``--strategy`` only feature extraction runs.
     """
-    from sweep.model._weights import parse_weights, weights_label
+    from sweep.model import parse_weights, weights_label
 
     if cv is not None and cv < 2:
         raise OCLError(
@@ -346,7 +356,7 @@ def execute_sweep(
     if on_cache_notes is not None and cache_notes:
         on_cache_notes(cache_notes)
     if warm_start:
-        from layers_index.warm_start import enqueue_top_layers
+        from layers_index import enqueue_top_layers
 
         enqueued = enqueue_top_layers(
             study,
@@ -378,7 +388,7 @@ def execute_sweep(
 def _with_report(result: SweepResult, study: Any, report_dir: str | Path | None) -> SweepResult:
     if report_dir is None:
         return result
-    from sweep.report._page import write_study_report
+    from sweep.report import write_study_report
 
     path = write_study_report(study, result.storage_url, report_path(result.study_name, folder=report_dir))
     return dataclasses.replace(result, report=path)
@@ -429,8 +439,8 @@ def run_worker(
     Every finished trial also updates the OCL dictionary. For GPU work, start one process per
     GPU with ``CUDA_VISIBLE_DEVICES`` set before the import, as ``ocl worker --device N`` does.
     """
-    from layers_index.callback import dictionary_callback
-    from sweep.study._worker import run_worker as _run_worker
+    from layers_index import dictionary_callback
+    from sweep.study import run_worker as _run_worker
 
     return _run_worker(
         storage_url,
@@ -452,8 +462,8 @@ def evaluate_study(
     Returns:
         ``(evaluation, summary)``: the :class:`sweep.results._evaluate.Evaluation` and the stored summary dict.
     """
-    from sweep.report._page import write_study_report
-    from sweep.results._evaluate import evaluate_best, evaluation_summary
+    from sweep.report import write_study_report
+    from sweep.results import evaluate_best, evaluation_summary
     from sweep.study import _records as records
 
     the_study, storage_url = open_study(study_name, storage=storage)

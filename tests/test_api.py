@@ -10,7 +10,7 @@ import pytest
 import sweep
 import sweep.api
 from sweep.errors import OCLError
-from sweep.study._records import TrialRecord
+from sweep.study import TrialRecord
 
 NOTEBOOK_STUDY = """
 [space]

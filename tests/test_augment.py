@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.model._augment import TRANSFORMS, Augmentation, build_augmentation, layer_seeds
+from sweep.model import TRANSFORMS, Augmentation, build_augmentation, layer_seeds
 
 EVERYTHING = Augmentation(horizontal_flip=True)  # every transform on
 

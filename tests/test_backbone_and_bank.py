@@ -11,12 +11,19 @@ import numpy as np
 import pytest
 from keras.applications.densenet import preprocess_input
 
-from sweep.caches._feature_bank import ViewSpec, load_feature_bank
-from sweep.caches._image_cache import load_image_cache
+from sweep.caches import ViewSpec, load_feature_bank, load_image_cache
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.model._backbone import IMAGENET_FILE, Weights, build_backbone, parse_weights, preprocessing_layer
-from sweep.model._candidates import candidate_layers, candidate_names, resolve_layer
+from sweep.model import (
+    IMAGENET_FILE,
+    Weights,
+    build_backbone,
+    candidate_layers,
+    candidate_names,
+    parse_weights,
+    preprocessing_layer,
+    resolve_layer,
+)
 
 SIZE = 32
 

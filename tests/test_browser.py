@@ -242,7 +242,7 @@ def test_a_report_with_both_strategies_two_weights_and_a_test_result_draws_every
     """Planted (no sweep): the shapes a small CPU sweep does not make, in the same page design."""
     from test_report import evaluation_of, planted_study
 
-    from sweep.report._page import write_study_report
+    from sweep.report import write_study_report
 
     _browser()
     url = f"sqlite:///{tmp_path / 'ocl.db'}"
@@ -311,7 +311,7 @@ def dashboard(pages) -> Iterator[str]:
 
 
 def test_optuna_dashboard_shows_the_studys_plots(browser, pages, dashboard, shots):
-    from sweep.storage._database import open_storage
+    from sweep.storage import open_storage
 
     study_id = open_storage(pages.storage, heartbeat=False).get_study_id_from_name(STUDY)
     shot = shots / "dashboard.png"

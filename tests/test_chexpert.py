@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers import SAMPLE_IMAGES, sample_rows
 
-from sweep.caches._image_cache import load_image_cache
+from sweep.caches import load_image_cache
 from sweep.data import CHEXPERT_FINDINGS, SPLITS, load_dataset, summarize
 from sweep.errors import OCLError
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from test_chexpert import chexpert_rows, write_chexpert
 
-from sweep.storage._predictions import load_validation
+from sweep.storage import load_validation
 
 pytestmark = pytest.mark.slow
 

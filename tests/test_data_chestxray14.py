@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 from helpers import FULL_TABLE, OFFICIAL_SPLIT_DIR, SAMPLE_CSV, SAMPLE_DIR, sample_rows
 
-from sweep.data import SPLITS, assign_splits, load_dataset, patient_overlap, read_labels, summarize
-from sweep.data._label_tasks import FINDINGS, NO_FINDING
+from sweep.data import FINDINGS, NO_FINDING, SPLITS, assign_splits, load_dataset, patient_overlap, read_labels, summarize
 
 OFFICIAL_TRAIN_VAL = 86_524
 OFFICIAL_TEST = 25_596

@@ -34,8 +34,7 @@ from pydicom.uid import (
 )
 
 from sweep.caches._image_cache import decode_image, load_image_cache
-from sweep.data import load_dataset
-from sweep.data._dicom import has_dicom_marker, is_dicom
+from sweep.data import has_dicom_marker, is_dicom, load_dataset
 from sweep.errors import OCLError
 
 NAMES = ["00000003_000.png", "00000001_000.png", "00000013_003.png"]  # full 0..255 range, 0..254, 0..211

@@ -19,14 +19,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from layers_index import build_dictionary, dictionary_callback, dictionary_frame
-from layers_index._store import read_scores
+from layers_index import build_dictionary, dictionary_callback, dictionary_frame, read_scores
 from sweep.data import load_dataset
-from sweep.model._candidates import is_candidate
-from sweep.storage._database import open_storage
-from sweep.study._lifecycle import SweepSettings, create_or_resume
-from sweep.study._records import DatasetInfo
-from sweep.study._search_space import SearchSpace
+from sweep.model import is_candidate
+from sweep.storage import open_storage
+from sweep.study import DatasetInfo, SearchSpace, SweepSettings, create_or_resume
 
 pytestmark = pytest.mark.slow  # DenseNet banks and trainings: minutes on 2 cores, not for the inner loop
 

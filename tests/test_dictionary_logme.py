@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from layers_index.logme import logme, logme_fit, logme_per_output, one_hot_columns
+from layers_index._logme import logme, logme_fit, logme_per_output, one_hot_columns
 
 
 def dense_evidence(features: np.ndarray, y: np.ndarray, alpha: float, beta: float) -> float:

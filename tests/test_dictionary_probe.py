@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from layers_index.probe import CS, DEFAULT_C, FOLDS, linear_probe, patient_folds
+from layers_index._probe import CS, DEFAULT_C, FOLDS, linear_probe, patient_folds
 
 
 def data(seed: int, outputs: int = 1) -> tuple[np.ndarray, ...]:
@@ -89,7 +89,7 @@ def test_validation_rows_never_influence_c():
 
 def test_the_fits_see_only_fold_rows_of_train(monkeypatch):
     """A spy on the solver: every CV fit gets exactly one fold's training rows, the refit all of train."""
-    import layers_index.probe as probe
+    import layers_index._probe as probe
 
     x_train, y_train, x_val, y_val = data(7)
     seen: list[int] = []

@@ -24,10 +24,9 @@ from layers_index import (
     plot_data,
     upsert_scores,
 )
-from sweep.model._candidates import CANDIDATES
-from sweep.storage._database import open_storage
-from sweep.study._lifecycle import SweepSettings, create_or_resume
-from sweep.study._search_space import SearchSpace
+from sweep.model import CANDIDATES
+from sweep.storage import open_storage
+from sweep.study import SearchSpace, SweepSettings, create_or_resume
 
 # (name, block) of ten layers in network order; layer_index grows by 7 as in DenseNet's dense layers
 LAYERS = (
@@ -232,7 +231,7 @@ def test_writing_a_profile_again_replaces_its_scores(url: str, ocl):
 
 def test_the_score_kinds_are_declared_once():
     from layers_index import SCORE_KINDS
-    from layers_index.views import SCORE_COLUMNS
+    from layers_index._views import SCORE_COLUMNS
     from sweep.cli._dictionary import Metric
 
     assert list(SCORE_KINDS) == SCORE_COLUMNS == [m.value for m in Metric]

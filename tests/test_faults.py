@@ -14,14 +14,11 @@ import numpy as np
 import optuna
 import pytest
 
-from sweep.caches._feature_bank import load_feature_bank
-from sweep.caches._image_cache import load_image_cache
+from sweep.caches import load_feature_bank, load_image_cache
 from sweep.data import load_dataset
-from sweep.model._backbone import Weights
-from sweep.storage._database import open_storage
-from sweep.study._lifecycle import SweepSettings, count_states, create_or_resume
-from sweep.study._search_space import SearchSpace
-from sweep.study._worker import run_worker
+from sweep.model import Weights
+from sweep.storage import open_storage
+from sweep.study import SearchSpace, SweepSettings, count_states, create_or_resume, run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -141,8 +138,7 @@ load_feature_bank(cache, Weights("none"), candidate_names(backbone), backbone=ba
 
 
 def test_a_feature_bank_killed_midway_is_rebuilt_and_a_corrupted_layer_is_recomputed(tmp_path, cache_dir):
-    from sweep.model._backbone import build_backbone
-    from sweep.model._candidates import candidate_names
+    from sweep.model import build_backbone, candidate_names
 
     dataset = load_dataset()
     load_image_cache(dataset.paths, 32)  # built first, so only the bank is being written when killed

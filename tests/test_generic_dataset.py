@@ -191,7 +191,7 @@ def test_images_without_known_patients_count_as_their_own_patients(tmp_path):
 def test_a_given_split_without_val_is_described_with_a_warning_and_refused_by_a_sweep(tmp_path, ocl):
     # The same rule as the NIH adapter: ``ocl data info`` shows the dataset and warns; the sweep,
     # which selects on validation AUROC, refuses it before training.
-    from sweep.data._label_tasks import check_scorable
+    from sweep.data import check_scorable
     from sweep.errors import OCLError
 
     build_split_folders(tmp_path / "ds", planted=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from sweep.stats._metrics import MIN_POSITIVES, counted_outputs, mean_auroc, score, youden_thresholds
+from sweep.stats import MIN_POSITIVES, counted_outputs, mean_auroc, score, youden_thresholds
 
 
 def _generated(seed: int, n: int = 300, outputs: int = 6) -> tuple[np.ndarray, np.ndarray]:

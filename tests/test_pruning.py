@@ -5,9 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from sweep.study._lifecycle import make_pruner
-from sweep.study._pruning import may_prune
-from sweep.study._records import key_of
+from sweep.study import key_of, make_pruner, may_prune
 
 BUDGETS = {"feature_extraction": 30, "fine_tuning": 4}
 

@@ -14,14 +14,20 @@ import optuna
 import pytest
 
 from layers_index import dictionary_callback, read_scores
-from sweep.model._candidates import CANDIDATES
-from sweep.results._layer_summary import summarize_layers
+from sweep.model import CANDIDATES
+from sweep.results import summarize_layers
+from sweep.study import (
+    DatasetInfo,
+    Objective,
+    SearchSpace,
+    StudyResources,
+    SweepSettings,
+    TrialRecord,
+    create_or_resume,
+    layer_catalog,
+    load_search_space,
+)
 from sweep.study import _records as records
-from sweep.study._lifecycle import SweepSettings, create_or_resume
-from sweep.study._objective import Objective
-from sweep.study._records import DatasetInfo, TrialRecord
-from sweep.study._resources import SweepContext, layer_catalog
-from sweep.study._search_space import SearchSpace, load_search_space
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = ("pool2_pool", "conv3_block4_concat")
@@ -44,7 +50,7 @@ def _settings() -> SweepSettings:
 def test_the_real_objective_feeds_the_dictionary_through_the_record(tmp_path):
     url = f"sqlite:///{tmp_path / 'ocl.db'}"
     settings = _settings()
-    context = SweepContext.from_settings(settings)
+    context = StudyResources.from_settings(settings)
     study = create_or_resume(optuna.storages.RDBStorage(url), "records", settings, target=4)
     for key, value in DatasetInfo.of(context.dataset).to_user_attrs().items():
         study.set_user_attr(key, value)
@@ -136,8 +142,8 @@ def test_the_default_study_file_equals_the_built_in_search_space():
 def test_what_a_fine_tuning_trial_trained_on_is_part_of_its_record():
     import numpy as np
 
-    from sweep.stats._metrics import score
-    from sweep.study._objective import with_outcome
+    from sweep.stats import score
+    from sweep.study import with_outcome
     from sweep.training import TrialConfig, TrialResult
 
     y = np.array([[0], [1], [0], [1], [1], [0]], float)

@@ -23,18 +23,13 @@ import optuna
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from sweep.model._candidates import CANDIDATES, block_of
-from sweep.report._page import render_html, report_data, write_report, write_study_report
-from sweep.results._answer import study_answer
-from sweep.results._evaluate import Evaluation
-from sweep.stats._metrics import score
-from sweep.stats._uncertainty import ScoreInterval
-from sweep.storage._database import open_storage
-from sweep.storage._predictions import ValidationSplit, store_predictions, store_validation
+from sweep.model import CANDIDATES, block_of
+from sweep.report import render_html, report_data, write_study_report
+from sweep.results import Evaluation, study_answer
+from sweep.stats import ScoreInterval, score
+from sweep.storage import ValidationSplit, open_storage, store_predictions, store_validation
+from sweep.study import DatasetInfo, SearchSpace, SweepSettings, TrialRecord, create_or_resume, load_search_space
 from sweep.study import _records as records
-from sweep.study._lifecycle import SweepSettings, create_or_resume
-from sweep.study._records import DatasetInfo, TrialRecord
-from sweep.study._search_space import SearchSpace, load_search_space
 
 STUDY = "planted"
 LAYERS = ("conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu")
@@ -237,7 +232,7 @@ def test_the_reproduce_command_and_study_file_rebuild_the_same_settings(study, u
 
 def test_a_password_in_the_storage_url_never_reaches_the_page(study, url):
     data = report_data(study, url)
-    from sweep.report._page import reproduce_command
+    from sweep.report import reproduce_command
 
     settings = SweepSettings.from_json(study.user_attrs[records.SETTINGS])
     command = reproduce_command(STUDY, "postgresql://ocl:s3cret@db.example/ocl", settings, 10)
@@ -300,9 +295,8 @@ def test_ocl_evaluates_result_is_a_section_of_the_same_page_with_roc_curves(stud
     assert 'id="plot-roc"' in page
     data = report_data(study, url, evaluation=evaluation)
     assert set(data.evaluation["roc"]) == {"Effusion", "Nodule"}
-    # the former two-step call of sweep.api.evaluate_study still writes the same page
-    former = write_report(report_data(evaluation, study), tmp_path / "former.html").read_text()
-    assert "Held-out test" in former and f">{BEST}<" in former
+    rendered = render_html(data)  # data first, picture second: the same page from the gathered data
+    assert "Held-out test" in rendered and f">{BEST}<" in rendered
 
 
 # --- picture second ---------------------------------------------------------------------------------

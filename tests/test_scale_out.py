@@ -51,7 +51,7 @@ def postgres_url():
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from sweep.storage._database import normalize_url
+    from sweep.storage import normalize_url
 
     admin = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
     name = f"ocl_test_{uuid.uuid4().hex[:10]}"

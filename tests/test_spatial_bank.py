@@ -10,13 +10,11 @@ import json
 import numpy as np
 import pytest
 
+from sweep.caches import BLOCKS, ViewSpec, bank_plan, block_shape, load_image_cache, load_spatial_bank
 from sweep.caches import _spatial_bank as spatial
-from sweep.caches._feature_bank import ViewSpec
-from sweep.caches._image_cache import load_image_cache
-from sweep.caches._spatial_bank import BLOCKS, bank_plan, block_shape, load_spatial_bank
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.model._backbone import Weights, build_backbone
+from sweep.model import Weights, build_backbone
 from sweep.training import TrialConfig, TrialData, run_trial
 from sweep.training._fine_tuning import predict_rows
 
@@ -215,18 +213,18 @@ def test_ocl_sweep_refuses_a_bad_cache_budget_writing_nothing(ocl, tmp_path, cac
 
 def test_the_sweep_context_builds_the_spatial_bank_only_for_fine_tuning(monkeypatch):
     from sweep.api import plan_sweep
-    from sweep.study._resources import SweepContext
+    from sweep.study import StudyResources
 
     plan = plan_sweep(1, image_size=32, weights="none", strategy="both", devices="cpu")
     assert plan.settings.prefix_cache
-    context = SweepContext.from_settings(plan.settings)
+    context = StudyResources.from_settings(plan.settings)
     lines = context.prepare()
     assert lines[0].startswith("prefix cache: banked conv3_block12_concat, conv4_block24_concat, conv5_block16_concat")
     assert context.spatial_bank("none").banked
     off = plan_sweep(1, image_size=32, weights="none", strategy="both", devices="cpu", prefix_cache=False)
-    assert SweepContext.from_settings(off.settings).spatial_bank("none") is None
+    assert StudyResources.from_settings(off.settings).spatial_bank("none") is None
     extraction = plan_sweep(1, image_size=32, weights="none", strategy="feature_extraction", devices="cpu")
-    assert SweepContext.from_settings(extraction.settings).prepare() == []
+    assert StudyResources.from_settings(extraction.settings).prepare() == []
 
 
 @pytest.fixture

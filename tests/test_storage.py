@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from layers_index import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from sweep.errors import OCLError
-from sweep.storage._database import open_storage
+from sweep.storage import open_storage
 
 
 def pragmas(engine) -> tuple:

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep.results._answer import study_answer
+from sweep.results import study_answer
 
 pytestmark = pytest.mark.slow
 

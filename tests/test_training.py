@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
 
-from sweep.caches._feature_bank import load_feature_bank
-from sweep.caches._image_cache import load_image_cache
+from sweep.caches import load_feature_bank, load_image_cache
 from sweep.data import load_dataset
-from sweep.model._backbone import Weights, build_backbone
-from sweep.stats._metrics import MIN_POSITIVES, mean_auroc, score
+from sweep.model import Weights, build_backbone
+from sweep.stats import MIN_POSITIVES, mean_auroc, score
 from sweep.training import TrialConfig, TrialData, run_trial
 from sweep.training._head import _Optimizer
 

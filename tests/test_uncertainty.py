@@ -19,19 +19,9 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from sweep.data import Dataset
-from sweep.results._answer import study_answer
-from sweep.stats._uncertainty import (
-    bootstrap_weights,
-    confidence_set,
-    interval,
-    mean_auroc_point,
-    mean_auroc_resampled,
-    weighted_auroc,
-)
-from sweep.study._lifecycle import SweepSettings, create_or_resume, make_pruner
-from sweep.study._objective import Objective
-from sweep.study._resources import SweepContext, layer_catalog
-from sweep.study._search_space import SearchSpace
+from sweep.results import study_answer
+from sweep.stats import bootstrap_weights, confidence_set, interval, mean_auroc_point, mean_auroc_resampled, weighted_auroc
+from sweep.study import Objective, SearchSpace, StudyResources, SweepSettings, create_or_resume, layer_catalog, make_pruner
 from sweep.training import TrialData
 
 LAYERS = ("conv2_block2_concat", "pool2_pool", "conv3_block6_concat", "pool3_pool")
@@ -136,7 +126,7 @@ def planted_study(tmp_path: Path, signal: dict[str, float], *, trials_per_layer:
     )
     settings = SweepSettings(None, "planted", task.name, 32, seed, space)
     catalog = layer_catalog(32)
-    context = SweepContext(settings, dataset, task, {}, catalog, list(LAYERS))
+    context = StudyResources(settings, dataset, task, {}, catalog, list(LAYERS))
     features = {}
     for layer, strength in signal.items():
         noise = rng.normal(0, 1, (len(y), 8))

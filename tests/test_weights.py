@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sweep.errors import OCLError
-from sweep.model._weights import Weights, parse_weights, weights_label
+from sweep.model import Weights, parse_weights, weights_label
 
 
 @pytest.mark.parametrize("text", ["none", "NONE", " None ", "imagenet", "ImageNet"])
@@ -60,7 +60,7 @@ def test_weights_of_another_kind_are_a_bug_not_a_label():
 
 def test_importing_the_dictionary_or_the_weights_loads_no_keras():
     script = (
-        "import sys; import sweep.model._weights, layers_index, layers_index.views, layers_index.build, layers_index._store; "
+        "import sys; import sweep.model._weights, layers_index, layers_index._views, layers_index._build, layers_index._store; "
         "from layers_index import dictionary_frame, build_dictionary, SCORE_KINDS; "
         "import sweep.cli; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow'}))"

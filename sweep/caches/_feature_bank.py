@@ -29,7 +29,7 @@ from sweep._env import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
 from sweep.caches import _artifacts as _artifacts
 from sweep.caches._image_cache import ImageCache
-from sweep.model._augment import Augmentation
+from sweep.model import Augmentation
 
 __all__ = ["FeatureBank", "ViewSpec", "load_feature_bank"]
 
@@ -125,7 +125,7 @@ def load_feature_bank(
             if views and not _valid(directory, f"views-{views.key}/{name}", view_entries.get(name), len(views.indices))
         ]
         if missing or missing_views:
-            from sweep.model._backbone import build_backbone
+            from sweep.model import build_backbone
 
             model = backbone or build_backbone(cache.size, weights)
             if missing:
@@ -165,7 +165,7 @@ def batch_outputs(
     if views is None:
         rows, passes, indices = len(images), 1, np.arange(len(images))
     else:
-        from sweep.model._augment import build_augmentation
+        from sweep.model import build_augmentation
 
         rows, passes, indices = len(views.indices), views.count, np.asarray(views.indices)
         augment = build_augmentation(views.augmentation, seed=views.seed)

@@ -306,7 +306,7 @@ def _build(
     """Bank ``clean_blocks`` for the clean images and ``view_blocks`` for the augmented views: every
     file lands, or none of this call's does."""
     from sweep._keras import keras_module
-    from sweep.model._backbone import build_backbone
+    from sweep.model import build_backbone
 
     keras = keras_module()
     model = backbone or build_backbone(cache.size, weights)

@@ -22,7 +22,7 @@ def dashboard(
     """
     from sweep._env import DEFAULT_STORAGE
     from sweep.errors import OCLError
-    from sweep.storage._database import open_storage
+    from sweep.storage import open_storage
 
     try:
         from optuna_dashboard import run_server

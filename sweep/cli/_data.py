@@ -108,8 +108,8 @@ def prepare(
 
     Reads PNG, JPEG, BMP, TIFF, GIF, WebP and DICOM. Example: ocl data prepare --data ~/ChestX-ray14 --image-size 224
     """
-    from sweep.caches._image_cache import RESIZE_METHODS, load_image_cache
-    from sweep.data import load_dataset
+    from sweep.caches import load_image_cache
+    from sweep.data import RESIZE_METHODS, load_dataset
     from sweep.errors import OCLError
 
     if method not in RESIZE_METHODS:

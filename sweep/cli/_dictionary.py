@@ -78,7 +78,7 @@ def _dataset_name(data: str | None) -> str | None:
 
 
 def _weights(weights: str | None) -> str | None:
-    from sweep.model._weights import weights_label
+    from sweep.model import weights_label
 
     return None if weights is None else weights_label(weights)
 
@@ -104,7 +104,7 @@ def build(
     The first build at a size computes the feature bank (about a minute at 224 px on two CPU cores).
     Later builds and sweeps reuse it. Example: ocl dictionary build --weights none --image-size 128
     """
-    from layers_index.build import build_dictionary
+    from layers_index import build_dictionary
 
     storage_url = _storage(storage)
     start = time.perf_counter()
@@ -164,7 +164,7 @@ def show(
     The best layer is the sweep's best where a sweep scored the profile, else the probe's.
     Example: ocl dictionary show --data nih-cxr14-sample --top 5
     """
-    from layers_index.views import dictionary_frame, format_csv, format_json, format_tables, top_layers
+    from layers_index import dictionary_frame, format_csv, format_json, format_tables, top_layers
     from sweep.errors import OCLError
 
     filters = {"dataset": _dataset_name(data), "task": task, "weights": _weights(weights), "image_size": image_size}
@@ -200,8 +200,7 @@ def plot(
 
     Example: ocl dictionary plot --output dictionary.html
     """
-    from layers_index.plot import draw, plot_data, write_html
-    from layers_index.views import dictionary_frame
+    from layers_index import dictionary_frame, draw, plot_data, write_html
     from sweep.errors import OCLError
 
     frame = dictionary_frame(_storage(storage))
@@ -231,8 +230,7 @@ def compare(
     Near 1: the best layers of one dataset are a good start for the other.
     Example: ocl dictionary compare --data nih-cxr14-sample --data ~/ultrasound
     """
-    from layers_index.compare import compare_profiles
-    from layers_index.views import dictionary_frame
+    from layers_index import compare_profiles, dictionary_frame
     from sweep.errors import OCLError
 
     if len(data) != 2:

@@ -11,9 +11,8 @@ def layers(image_size: ImageSizeOption = 224, format: FormatOption = OutputForma
     Truncating at a layer saves the FLOPs after it; any other layer name of the network is also
     accepted where a command takes a layer. Example: ocl layers --format json
     """
-    from sweep.caches._image_cache import check_image_size
-    from sweep.model._backbone import Weights, build_backbone
-    from sweep.model._candidates import candidate_layers
+    from sweep.caches import check_image_size
+    from sweep.model import Weights, build_backbone, candidate_layers
 
     check_image_size(image_size)
     infos = candidate_layers(build_backbone(image_size, Weights("none")))

@@ -36,7 +36,7 @@ def report(
     """
     from sweep.api import open_study, report_path
     from sweep.errors import OCLError
-    from sweep.report._page import write_study_report
+    from sweep.report import write_study_report
 
     the_study, url = open_study(study, storage=storage)
     path = report_path(the_study.study_name, output)

@@ -416,12 +416,11 @@ def prepare_sweep(
 ) -> None:
     """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
     from sweep.errors import OCLError
-    from sweep.study._lifecycle import SweepSettings
-    from sweep.study._resources import SweepContext
+    from sweep.study import StudyResources, SweepSettings
 
     try:
         # What sweep.study._worker.prepare does, keeping the lines it returns: which blocks are banked.
-        lines = SweepContext.from_settings(SweepSettings.from_json(settings)).prepare() or []
+        lines = StudyResources.from_settings(SweepSettings.from_json(settings)).prepare() or []
         if notes_file is not None:
             notes_file.write_text("".join(f"{line}\n" for line in lines))  # `ocl sweep` prints them after its plan
         for line in lines if notes_file is None else []:

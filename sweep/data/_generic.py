@@ -5,7 +5,7 @@ Folder layouts::
     ROOT/<class>/IMAGE                  (split drawn here, patient-wise when patients are known)
     ROOT/<split>/<class>/IMAGE          (split given: train, val or valid, test)
 
-IMAGE is any format OCL reads (:data:`sweep.caches._image_cache.IMAGE_FORMATS`: PNG, JPEG, BMP, TIFF, GIF,
+IMAGE is any format OCL reads (:data:`sweep.data.IMAGE_FORMATS`: PNG, JPEG, BMP, TIFF, GIF,
 WebP, DICOM; a DICOM file may have no suffix), in the class folder or below it.
 
 CSV: columns ``path`` and ``label`` (``|`` separates several labels), optional ``patient`` and
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.caches._image_cache import IMAGE_SUFFIXES, formats_text
 from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._decode import IMAGE_SUFFIXES, formats_text
 from sweep.data._dicom import dicom_patients, is_dicom
 from sweep.data._positive import check_positive, choose_positive
 from sweep.data._split import (

@@ -1,1 +1,60 @@
-"""model"""
+"""The network: DenseNet-121, the weights it starts from, its candidate cut-off layers, and the
+augmentation layers fine-tuning trains with.
+
+Keras layer names are the words for cut points (``conv4_block24_concat``); :data:`CANDIDATES`
+lists the 63 of them in network order. Building the network needs Keras, so the names that do
+(:func:`build_backbone`, :func:`preprocessing_layer`, :class:`XrayPreprocessing`) load their module
+on first use: importing this folder, as every command does, loads no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sweep.model._augment import TRANSFORMS, Augmentation, build_augmentation, layer_seeds
+from sweep.model._candidates import (
+    CANDIDATES,
+    BlockSpan,
+    LayerCatalog,
+    LayerInfo,
+    block_of,
+    block_spans,
+    candidate_layers,
+    candidate_names,
+    is_candidate,
+    resolve_layer,
+)
+from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, weights_label
+
+_NEEDS_KERAS = ("XrayPreprocessing", "build_backbone", "preprocessing_layer")
+
+__all__ = [
+    "CANDIDATES",
+    "IMAGENET_FILE",
+    "IMAGENET_MD5",
+    "TRANSFORMS",
+    "Augmentation",
+    "BlockSpan",
+    "LayerCatalog",
+    "LayerInfo",
+    "Weights",
+    "block_of",
+    "block_spans",
+    "build_augmentation",
+    "candidate_layers",
+    "candidate_names",
+    "is_candidate",
+    "layer_seeds",
+    "parse_weights",
+    "resolve_layer",
+    "weights_label",
+    *_NEEDS_KERAS,
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The Keras-backed names, imported from :mod:`sweep.model._backbone` when first asked for."""
+    if name in _NEEDS_KERAS:
+        return getattr(importlib.import_module("sweep.model._backbone"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

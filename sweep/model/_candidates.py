@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sweep.errors import OCLError
 
-__all__ = ["CANDIDATES", "LayerCatalog", "LayerInfo", "candidate_layers", "candidate_names", "is_candidate", "resolve_layer"]
+__all__ = [
+    "CANDIDATES",
+    "BlockSpan",
+    "LayerCatalog",
+    "LayerInfo",
+    "block_of",
+    "block_spans",
+    "candidate_layers",
+    "candidate_names",
+    "is_candidate",
+    "resolve_layer",
+]
 
 _CANDIDATE = re.compile(r"^(conv1_relu|relu|pool[234]_pool|conv[2-5]_block\d+_concat)$")
 _DENSE_BLOCK = {"conv2": 1, "conv3": 2, "conv4": 3, "conv5": 4}
@@ -56,6 +67,28 @@ def block_of(name: str) -> str:
     if stage in _DENSE_BLOCK:
         return f"dense block {_DENSE_BLOCK[stage]}"
     return "input"
+
+
+class BlockSpan(NamedTuple):
+    """Where a dense block lies on a plot's x axis: the positions of its first and last layer."""
+
+    block: str
+    first: int
+    last: int
+
+
+def block_spans(positions: Mapping[str, int]) -> list[BlockSpan]:
+    """The dense blocks' spans, in network order, over layers placed at ``positions`` (name to x).
+
+    The report places candidates at their depth (0-62), the dictionary plot at their Keras layer
+    index; both shade the same blocks from this one function.
+    """
+    spans: dict[str, list[int]] = {}
+    for name, x in positions.items():
+        block = block_of(name)
+        if block.startswith("dense block"):
+            spans.setdefault(block, []).append(int(x))
+    return sorted((BlockSpan(block, min(xs), max(xs)) for block, xs in spans.items()), key=lambda span: span.first)
 
 
 @dataclass(frozen=True)

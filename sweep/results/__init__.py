@@ -1,1 +1,32 @@
-"""results"""
+"""What a study says: per-layer summaries, the answer with its uncertainty, the held-out test
+evaluation, and the names studies and their reports go by.
+
+- :func:`summarize_layers`: best and mean validation AUROC per layer (the naive view, for tables);
+- :func:`study_answer`: the cross-fitted score of every candidate with its patient-level interval,
+  the confidence set, and the sentence that says what the data can tell apart;
+- :func:`evaluate_best`: the answer's configuration retrained and scored once on the test split;
+- :func:`default_study_name`, :func:`report_path`: where a study and its report are found.
+"""
+
+from sweep.results._answer import Candidate, CandidateScorer, StudyAnswer, small_validation_warning, study_answer
+from sweep.results._evaluate import CHEXNET_AUROC, Evaluation, best_trial, evaluate_best, evaluation_summary
+from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
+from sweep.results._naming import default_study_name, report_path
+
+__all__ = [
+    "CHEXNET_AUROC",
+    "Candidate",
+    "CandidateScorer",
+    "Evaluation",
+    "LayerSummary",
+    "StudyAnswer",
+    "best_trial",
+    "completed_trials",
+    "default_study_name",
+    "evaluate_best",
+    "evaluation_summary",
+    "report_path",
+    "small_validation_warning",
+    "study_answer",
+    "summarize_layers",
+]

@@ -35,18 +35,19 @@ from typing import Any
 import numpy as np
 
 from sweep.results._layer_summary import completed_trials
-from sweep.stats._metrics import MIN_POSITIVES, counted_outputs
-from sweep.stats._uncertainty import (
+from sweep.stats import (
     LEVEL,
+    MIN_POSITIVES,
     MIN_TRIALS,
     N_RESAMPLES,
     bootstrap_weights,
     confidence_set,
+    counted_outputs,
     interval,
     mean_auroc_resampled,
 )
-from sweep.storage._predictions import ValidationSplit, load_predictions, load_validation
-from sweep.study._lifecycle import load_settings
+from sweep.storage import ValidationSplit, load_predictions, load_validation
+from sweep.study import load_settings
 
 __all__ = ["MIN_TRIALS", "Candidate", "CandidateScorer", "StudyAnswer", "small_validation_warning", "study_answer"]
 

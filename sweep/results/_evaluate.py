@@ -15,10 +15,8 @@ import numpy as np
 import optuna
 
 from sweep.errors import OCLError
-from sweep.stats._metrics import Scores, score
-from sweep.stats._uncertainty import ScoreInterval, bootstrap_weights, interval, mean_auroc_resampled
-from sweep.study._lifecycle import load_settings
-from sweep.study._resources import SweepContext
+from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean_auroc_resampled, score
+from sweep.study import StudyResources, load_settings
 from sweep.training import TrialConfig, TrialResult, run_trial
 
 __all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
@@ -70,7 +68,7 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     """Retrain a configuration (default: the best trial's) and score it once on the test split."""
     settings = load_settings(study)
     trial = best_trial(study) if trial_number is None else study.trials[trial_number]
-    context = SweepContext.from_settings(settings)
+    context = StudyResources.from_settings(settings)
     if len(context.dataset.split_indices("test")) == 0:
         raise OCLError(
             f"--study {study.study_name}: the dataset's test split has no images, so there is nothing held out to "

@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from sweep.study._records import TrialRecord
+from sweep.study import TrialRecord
 
 __all__ = ["LayerSummary", "completed_trials", "summarize_layers"]
 

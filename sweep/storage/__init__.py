@@ -1,1 +1,39 @@
-"""storage"""
+"""Every touch of the database: one URL parsed once into a :class:`Database`, whose one engine the
+Optuna storage, the prediction store and the OCL dictionary share.
+
+- :func:`parse_storage` checks a ``--storage`` URL without connecting; :func:`open_storage` opens
+  Optuna's RDB storage with heartbeats; :func:`check_storage` fails early without creating anything;
+- :func:`store_predictions` / :func:`load_predictions`: each finished trial's validation scores,
+  beside Optuna's tables;
+- :func:`ocl_studies`: the studies ``ocl sweep`` made, read without writing.
+
+Nothing outside this folder opens a ``sqlite3`` connection or parses a URL.
+"""
+
+from sweep.storage._database import (
+    Database,
+    check_storage,
+    heartbeat_interval,
+    normalize_url,
+    open_storage,
+    parse_storage,
+    sqlite_path,
+    sqlite_pragmas,
+)
+from sweep.storage._predictions import ValidationSplit, load_predictions, load_validation, store_predictions, store_validation
+
+__all__ = [
+    "Database",
+    "ValidationSplit",
+    "check_storage",
+    "heartbeat_interval",
+    "load_predictions",
+    "load_validation",
+    "normalize_url",
+    "open_storage",
+    "parse_storage",
+    "sqlite_path",
+    "sqlite_pragmas",
+    "store_predictions",
+    "store_validation",
+]

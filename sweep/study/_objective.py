@@ -1,6 +1,6 @@
 """The Optuna objective: sample a configuration, train it, record what the dashboard needs.
 
-One :class:`Objective` lives in each worker process, on a :class:`~sweep.study._resources.SweepContext`
+One :class:`Objective` lives in each worker process, on a :class:`~sweep.study._resources.StudyResources`
 that holds the dataset, caches and banks; every call trains one trial. Validation mean AUROC is
 reported after each epoch, so the pruner can stop a hopeless trial early; the test split is never
 touched here. What a trial was and what it scored is written as a
@@ -18,14 +18,13 @@ import numpy as np
 import optuna
 
 from sweep.errors import OCLError
-from sweep.stats._metrics import score
-from sweep.stats._uncertainty import interval, mean_auroc_resampled
-from sweep.storage._predictions import store_predictions, store_validation
+from sweep.stats import interval, mean_auroc_resampled, score
+from sweep.storage import store_predictions, store_validation
 from sweep.study import _records as records
 from sweep.study._lifecycle import FINISHED
 from sweep.study._pruning import may_prune
 from sweep.study._records import TrialRecord
-from sweep.study._resources import SweepContext
+from sweep.study._resources import StudyResources
 from sweep.training import TrainingDiverged, TrialConfig, TrialResult, run_trial
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
@@ -50,7 +49,9 @@ class Objective:
             (:mod:`sweep.storage._predictions`); None keeps none.
     """
 
-    def __init__(self, context: SweepContext, *, device: str, target: int | None = None, storage_url: str | None = None) -> None:
+    def __init__(
+        self, context: StudyResources, *, device: str, target: int | None = None, storage_url: str | None = None
+    ) -> None:
         self.context, self.device, self.target, self.storage_url = context, device, target, storage_url
         self._split_stored = False
 

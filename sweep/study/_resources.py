@@ -1,13 +1,13 @@
 """What every trial of a study shares, loaded once per process: the trial context.
 
 A worker runs hundreds of trials on the same dataset, image cache, feature banks and network
-layout. :class:`SweepContext` holds them, checked and loaded once, and builds the heavy parts
+layout. :class:`StudyResources` holds them, checked and loaded once, and builds the heavy parts
 (image cache, feature banks, backbones) on first use. The objective, ``ocl evaluate`` and the
-cache-building step before a sweep all start from ``SweepContext.from_settings(settings)``, so
+cache-building step before a sweep all start from ``StudyResources.from_settings(settings)``, so
 they read the study's settings the same way.
 
 Example:
-    >>> context = SweepContext.from_settings(load_settings(study))
+    >>> context = StudyResources.from_settings(load_settings(study))
     >>> context.cut_layers[:2], len(context.data.val)
     (['conv1_relu', 'conv2_block1_concat'], 69)
 """
@@ -20,28 +20,26 @@ from typing import Any
 
 import numpy as np
 
-from sweep.data import Dataset, load_dataset
-from sweep.data._label_tasks import Task, check_scorable
+from sweep.data import Dataset, Task, check_scorable, load_dataset
 from sweep.errors import OCLError
-from sweep.model._candidates import LayerCatalog
-from sweep.model._weights import Weights, parse_weights
-from sweep.stats._uncertainty import bootstrap_weights, patients_of
-from sweep.storage._predictions import ValidationSplit
+from sweep.model import LayerCatalog, Weights, parse_weights
+from sweep.stats import bootstrap_weights, patients_of
+from sweep.storage import ValidationSplit
 from sweep.study._lifecycle import SweepSettings
 
-__all__ = ["SweepContext", "layer_catalog"]
+__all__ = ["StudyResources", "layer_catalog"]
 
 
 @functools.cache
 def layer_catalog(image_size: int) -> LayerCatalog:
     """DenseNet-121's layers at one input size; the network is built once per process to read them."""
-    from sweep.model._backbone import build_backbone
+    from sweep.model import build_backbone
 
     return LayerCatalog.of(build_backbone(image_size, Weights("none")))
 
 
 @dataclass
-class SweepContext:
+class StudyResources:
     """The dataset, task, weights and layers of one study, and its caches once built."""
 
     settings: SweepSettings
@@ -56,7 +54,7 @@ class SweepContext:
     _spatial: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: SweepSettings) -> SweepContext:
+    def from_settings(cls, settings: SweepSettings) -> StudyResources:
         """Load and check everything a user can get wrong (data, task, layers, weights) before
         anything is written."""
         dataset = load_dataset(
@@ -84,7 +82,7 @@ class SweepContext:
     def cache(self) -> Any:
         """The image cache (built on first use)."""
         if self._cache is None:
-            from sweep.caches._image_cache import load_image_cache
+            from sweep.caches import load_image_cache
 
             self._cache = load_image_cache(self.dataset.paths, self.settings.image_size)
         return self._cache
@@ -144,13 +142,13 @@ class SweepContext:
     def backbone(self, label: str) -> Any:
         """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,
         so every trial gets its own)."""
-        from sweep.model._backbone import build_backbone
+        from sweep.model import build_backbone
 
         return build_backbone(self.settings.image_size, self.weights[label])
 
     def _views(self) -> Any:
         """The augmented views of the training images both banks hold (None without augmentation)."""
-        from sweep.caches._feature_bank import ViewSpec
+        from sweep.caches import ViewSpec
 
         space = self.settings.space
         if space.bank_views and True in space.augment:
@@ -161,7 +159,7 @@ class SweepContext:
     def bank(self, label: str, backbone: Any = None) -> Any:
         """The feature bank for one weights choice (built on first use, under a file lock)."""
         if label not in self._banks:
-            from sweep.caches._feature_bank import load_feature_bank
+            from sweep.caches import load_feature_bank
 
             self._banks[label] = load_feature_bank(
                 self.cache, self.weights[label], self.cut_layers, views=self._views(), backbone=backbone
@@ -175,7 +173,7 @@ class SweepContext:
         if not self.settings.prefix_cache:
             return None
         if label not in self._spatial:
-            from sweep.caches._spatial_bank import load_spatial_bank
+            from sweep.caches import load_spatial_bank
 
             self._spatial[label] = load_spatial_bank(
                 self.cache,

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import OCLError
-from sweep.model._augment import Augmentation
-from sweep.model._candidates import CANDIDATES, LayerCatalog, is_candidate
+from sweep.model import CANDIDATES, Augmentation, LayerCatalog, is_candidate
 from sweep.training import OPTIMIZERS, STRATEGIES, TrialConfig
 
 __all__ = ["SearchSpace", "load_search_space"]
@@ -244,7 +243,7 @@ def load_search_space(path: Path | None = None, *, fallbacks: dict[str, Any] | N
         values.setdefault(key, value)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(values.get("weights"), list | tuple):
-        from sweep.model._weights import weights_label  # one name per network: the label trials and the dictionary store
+        from sweep.model import weights_label
 
         try:
             values["weights"] = [weights_label(str(w)) for w in values["weights"]]

@@ -18,11 +18,11 @@ from typing import Any
 import optuna
 
 from sweep.errors import OCLError
-from sweep.storage._database import open_storage
+from sweep.storage import open_storage
 from sweep.study import _records as records
 from sweep.study._lifecycle import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler, target_of
 from sweep.study._objective import Objective, OutOfMemory, SurplusTrial
-from sweep.study._resources import SweepContext
+from sweep.study._resources import StudyResources
 from sweep.training import TrainingDiverged
 
 __all__ = ["prepare", "run_worker"]
@@ -32,7 +32,7 @@ POLL_SECONDS = 1.0
 
 def prepare(settings: SweepSettings) -> None:
     """Check the settings and build the image cache and feature banks, before workers start."""
-    SweepContext.from_settings(settings).prepare()
+    StudyResources.from_settings(settings).prepare()
 
 
 def run_worker(
@@ -66,7 +66,7 @@ def run_worker(
     study = load_study(storage, study_name)
     settings = load_settings(study)
     target = int(target if target is not None else target_of(study))
-    objective = Objective(SweepContext.from_settings(settings), device=device, target=target, storage_url=storage_url)
+    objective = Objective(StudyResources.from_settings(settings), device=device, target=target, storage_url=storage_url)
     space = settings.space
     study = optuna.load_study(
         study_name=study_name,

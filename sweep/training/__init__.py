@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sweep.caches._feature_bank import FeatureBank
+from sweep.caches import FeatureBank
 from sweep.training._config import OPTIMIZERS, STRATEGIES, EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.model._augment import Augmentation
-from sweep.stats._metrics import Scores
+from sweep.model import Augmentation
+from sweep.stats import Scores
 
 STRATEGIES = ("feature_extraction", "fine_tuning")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")

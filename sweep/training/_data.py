@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweep.caches._image_cache import ImageCache
-from sweep.data import Dataset
-from sweep.data._label_tasks import Task
-from sweep.stats._metrics import MIN_POSITIVES
+from sweep.caches import ImageCache
+from sweep.data import Dataset, Task
+from sweep.stats import MIN_POSITIVES
 
 
 @dataclass(frozen=True)

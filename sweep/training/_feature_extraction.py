@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from sweep.caches._feature_bank import FeatureBank
-from sweep.stats._metrics import mean_auroc, score
+from sweep.caches import FeatureBank
+from sweep.stats import mean_auroc, score
 from sweep.training._config import EpochHook, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 from sweep.training._head import NumpyHead

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sweep.caches._spatial_bank import entry_layer
-from sweep.stats._metrics import mean_auroc, score
+from sweep.caches import entry_layer
+from sweep.stats import mean_auroc, score
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
 from sweep.training._keras_models import (

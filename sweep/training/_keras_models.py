@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from sweep._keras import keras_module
-from sweep.model._augment import build_augmentation
+from sweep.model import build_augmentation
 from sweep.training._config import TrialConfig
 from sweep.training._head import SGD_MOMENTUM
 

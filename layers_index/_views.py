@@ -31,7 +31,7 @@ from rich.table import Table
 
 from layers_index import SCORE_KINDS
 from layers_index._store import read_scores
-from sweep.stats._uncertainty import MIN_TRIALS
+from sweep.stats import MIN_TRIALS
 
 __all__ = ["COLUMNS", "GROUP", "SCORE_COLUMNS", "dictionary_frame", "format_csv", "format_json", "format_tables", "top_layers"]
 

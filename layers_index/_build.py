@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from layers_index._logme import logme
+from layers_index._probe import linear_probe, patient_folds
 from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
-from layers_index.logme import logme
-from layers_index.probe import linear_probe, patient_folds
-from sweep.data._label_tasks import check_scorable
-from sweep.model._weights import parse_weights
-from sweep.stats._metrics import counted_outputs
-from sweep.stats._uncertainty import bootstrap_weights, interval, mean_auroc_resampled, patients_of
+from sweep.data import check_scorable
+from sweep.model import parse_weights
+from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_resampled, patients_of
 
 __all__ = ["LayerScores", "build_dictionary"]
 
@@ -86,11 +85,9 @@ def build_dictionary(
             cannot score AUROC for any output.
     """
     engine_for(storage_url)  # a wrong or too new database fails now, before Keras loads or anything is scored
-    from sweep.caches._feature_bank import load_feature_bank
-    from sweep.caches._image_cache import check_image_size, load_image_cache
+    from sweep.caches import check_image_size, load_feature_bank, load_image_cache
     from sweep.data import load_dataset
-    from sweep.model._backbone import build_backbone
-    from sweep.model._candidates import candidate_layers
+    from sweep.model import build_backbone, candidate_layers
 
     check_image_size(image_size)
     parsed_weights = parse_weights(weights, seed=seed)

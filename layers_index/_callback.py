@@ -15,12 +15,10 @@ from collections.abc import Callable
 import optuna
 
 from layers_index._store import DatasetKey, LayerKey, Score, upsert_scores
-from sweep.results._answer import CandidateScorer
-from sweep.results._layer_summary import completed_trials, summarize_layers
-from sweep.stats._uncertainty import interval
-from sweep.storage._predictions import load_predictions, load_validation
-from sweep.study._lifecycle import load_settings
-from sweep.study._records import DatasetInfo, TrialRecord
+from sweep.results import CandidateScorer, completed_trials, summarize_layers
+from sweep.stats import interval
+from sweep.storage import load_predictions, load_validation
+from sweep.study import DatasetInfo, TrialRecord, load_settings
 
 __all__ = ["dictionary_callback", "sweep_scores"]
 

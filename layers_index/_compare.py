@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy.stats import kendalltau, spearmanr
 
-from layers_index.views import GROUP
+from layers_index._views import GROUP
 from sweep.errors import OCLError
 
 __all__ = ["Comparison", "Disagreement", "compare_profiles"]

@@ -20,11 +20,10 @@ from typing import Any
 
 import optuna
 
-from layers_index.views import dictionary_frame
-from sweep.model._candidates import CANDIDATES
+from layers_index._views import dictionary_frame
+from sweep.model import CANDIDATES
+from sweep.study import SweepSettings, is_glob
 from sweep.study import _records as records
-from sweep.study._lifecycle import SweepSettings
-from sweep.study._search_space import is_glob
 
 __all__ = ["check_source", "enqueue_top_layers"]
 
@@ -103,7 +102,7 @@ def check_source(storage_url: str, source: str) -> None:
     """Refuse ``--warm-start-from`` a dataset the dictionary does not hold, listing those it does."""
     from layers_index._store import read_scores
     from sweep.errors import OCLError
-    from sweep.storage._database import sqlite_path
+    from sweep.storage import sqlite_path
 
     path = sqlite_path(storage_url)
     rows = [] if path is not None and not path.exists() else read_scores(storage_url)

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from layers_index.views import GROUP
+from layers_index._views import GROUP
+from sweep.model import BlockSpan, block_spans
 
 __all__ = ["PLOT_METRICS", "BlockSpan", "Curve", "PlotData", "draw", "plot_data", "write_html"]
 
@@ -50,14 +51,6 @@ class Curve(NamedTuple):
     values: tuple[float, ...]
     low: tuple[float, ...] = ()  # the 95% interval, for scores that have one (else empty)
     high: tuple[float, ...] = ()
-
-
-class BlockSpan(NamedTuple):
-    """The x range (first and last layer_index of its layers) of a dense block."""
-
-    block: str
-    first: int
-    last: int
 
 
 class PlotData(NamedTuple):
@@ -134,9 +127,7 @@ def _gains(frame: pd.DataFrame, metrics: tuple[str, ...], varying: list[str]) ->
 
 
 def _blocks(frame: pd.DataFrame) -> list[BlockSpan]:
-    dense = frame[frame["block"].str.startswith("dense block")]
-    spans = dense.groupby("block")["layer_index"].agg(["min", "max"]).sort_values("min")
-    return [BlockSpan(block, int(row["min"]), int(row["max"])) for block, row in spans.iterrows()]
+    return block_spans(dict(zip(frame["layer"], frame["layer_index"])))
 
 
 def draw(data: PlotData):
