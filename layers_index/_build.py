@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from layers_index._logme import logme
 from layers_index._probe import linear_probe, patient_folds
 from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
-from sweep.data import check_scorable
+from sweep.data import DataOptions, check_scorable
 from sweep.model import parse_weights
 from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_resampled, patients_of
 
@@ -50,31 +50,21 @@ class LayerScores:
 
 def build_dictionary(
     storage_url: str,
-    data: Path | str | None = None,
-    task: str | None = None,
+    data: DataOptions | Path | str | None = None,
+    *,
     weights: str = "imagenet",
     image_size: int = 224,
-    seed: int = 0,
-    *,
-    split: str = "given",
-    positive: str | None = None,
-    labels: str | None = None,
-    uncertain: str | None = None,
-    view: str | None = None,
     on_dataset: Callable[[Any], None] | None = None,
+    **data_options: Any,
 ) -> list[LayerScores]:
     """Score every candidate layer (probe AUROC and LogME) and upsert the scores; returns them by depth.
 
     Args:
         storage_url: the database (the sweep's Optuna storage) that holds the dictionary.
-        data: dataset path (default: the embedded NIH sample).
-        task: task name (default: the dataset's default task).
+        data: how to read the dataset, as in ``ocl sweep``: a :class:`~sweep.data.DataOptions`, or a
+            path (default: the embedded NIH sample) with ``data_options`` (``task``, ``seed``, ...).
         weights: ``imagenet``, ``none`` (random init, seeded) or a weights file.
         image_size: input size in pixels; the image cache and feature bank are keyed by it.
-        seed: patient-wise split seed and random-init seed, as in ``ocl sweep``.
-        split: ``given`` or ``patient`` (re-split by patient), as ``ocl sweep --split``.
-        positive: the positive class of a two-class dataset, as ``ocl sweep --positive``.
-        labels, uncertain, view: how to read a CheXpert-style label table, as in ``ocl sweep``.
         on_dataset: called with the loaded dataset before anything is scored (the CLI prints its
             warnings, e.g. patients in more than one split, and notes).
 
@@ -90,9 +80,11 @@ def build_dictionary(
     from sweep.model import build_backbone, candidate_layers
 
     check_image_size(image_size)
+    options = DataOptions.of(data, **data_options)
+    seed = options.seed
     parsed_weights = parse_weights(weights, seed=seed)
-    dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
-    parsed_task = dataset.task(task)
+    dataset = load_dataset(options)
+    parsed_task = dataset.task(options.task)
     targets = dataset.targets(parsed_task)
     train, val = dataset.split_indices("train"), dataset.split_indices("val")
     check_scorable(targets, train, val, parsed_task)

@@ -19,10 +19,11 @@ from sweep.results import CandidateScorer, completed_trials, summarize_layers
 from sweep.stats import interval
 from sweep.storage import load_predictions, load_validation
 from sweep.study import DatasetInfo, TrialRecord, load_settings
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
 
 __all__ = ["dictionary_callback", "sweep_scores"]
 
-PREFIX = {"feature_extraction": "sweep_", "fine_tuning": "ft_sweep_"}
+PREFIX = {FEATURE_EXTRACTION: "sweep_", FINE_TUNING: "ft_sweep_"}
 """The score kinds of each strategy (:data:`layers_index.SCORE_KINDS`)."""
 
 
@@ -53,7 +54,7 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, s
         trials = [t for t in trials if t in stored]
         if trials:
             settings = load_settings(study)
-            scorer = CandidateScorer(split, seed=settings.seed, min_positives=settings.space.min_positives)
+            scorer = CandidateScorer(split, seed=settings.data_options.seed, min_positives=settings.space.min_positives)
             point, resampled = scorer.score(trials, stored)
             ci = interval(point, resampled)
             scores.append(Score(key, f"{prefix}auroc", ci.estimate, low=ci.low, high=ci.high, **common))

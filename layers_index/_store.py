@@ -15,7 +15,7 @@ from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, 
 from sweep.storage import parse_storage
 
 MODEL = "densenet121"
-_engines: dict[str, Engine] = {}
+_checked: set[str] = set()  # URLs whose dictionary schema this process has checked (the engine is the storage's)
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,16 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
     ``create=False`` (the read-only commands) refuses a SQLite file that does not exist instead of
     leaving an empty database behind a mistyped path.
     """
-    if url in _engines:
-        return _engines[url]
     database = parse_storage(url)
+    if database.url in _checked:
+        return database.shared_engine()
     if database.path is not None and not database.path.exists() and not create:
         raise database.error(
             f"no database at {database.path}; run `ocl dictionary build` or `ocl sweep` first, "
             "or pass the --storage URL they used"
         )
     database.prepare()
-    engine = database.engine()
+    engine = database.shared_engine()
     try:
         with database.errors():
             version = _stored_version(engine)
@@ -98,7 +98,7 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
     except BaseException:
         engine.dispose()
         raise
-    _engines[url] = engine
+    _checked.add(database.url)
     return engine
 
 

@@ -24,6 +24,7 @@ from layers_index._views import dictionary_frame
 from sweep.model import CANDIDATES
 from sweep.study import SweepSettings, is_glob
 from sweep.study import _records as records
+from sweep.training import FEATURE_EXTRACTION
 
 __all__ = ["check_source", "enqueue_top_layers"]
 
@@ -85,8 +86,8 @@ def enqueue_top_layers(
             continue
         seen.add(key)
         params: dict[str, Any] = space.cut_layer_params(row.layer, allowed)
-        if len(space.strategies) > 1 and "feature_extraction" in space.strategies:
-            params["strategy"] = "feature_extraction"
+        if len(space.strategies) > 1 and FEATURE_EXTRACTION in space.strategies:
+            params["strategy"] = FEATURE_EXTRACTION.value
         if len(weights) > 1:
             params["weights"] = row.weights
         before = len(study.get_trials(deepcopy=False))

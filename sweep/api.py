@@ -21,17 +21,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sweep._env import DEFAULT_STORAGE
-from sweep.data import load_dataset
+from sweep.data import DataOptions, load_dataset
 from sweep.errors import OCLError
-from sweep.results import LayerSummary, StudyAnswer, completed_trials, study_answer, summarize_layers
+from sweep.results import (
+    LayerSummary,
+    StudyAnswer,
+    completed_trials,
+    default_study_name,
+    report_path,
+    study_answer,
+    summarize_layers,
+)
 from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
 from sweep.study import (
     DatasetInfo,
@@ -48,10 +55,11 @@ from sweep.study import (
     parse_devices,
     visible_gpus,
 )
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGY_CHOICES
 
 __all__ = [
     "SweepPlan",
-    "SweepProgress",
+    "SweepSnapshot",
     "SweepResult",
     "default_study_name",
     "evaluate_study",
@@ -63,12 +71,6 @@ __all__ = [
     "run_worker",
     "sweep_result",
 ]
-
-STRATEGY_CHOICES = {
-    "feature_extraction": ("feature_extraction",),
-    "fine_tuning": ("fine_tuning",),
-    "both": ("feature_extraction", "fine_tuning"),
-}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class SweepPlan:
 
 
 @dataclass(frozen=True)
-class SweepProgress:
+class SweepSnapshot:
     """A snapshot of a running sweep, read from the storage (for progress bars)."""
 
     finished: int
@@ -120,8 +122,7 @@ class SweepResult:
 def plan_sweep(
     trials: int = 200,
     *,
-    data: str | Path | None = None,
-    task: str | None = None,
+    data: DataOptions | str | Path | None = None,
     image_size: int = 224,
     weights: str | None = None,
     strategy: str | None = None,
@@ -130,22 +131,18 @@ def plan_sweep(
     storage: str | None = None,
     study: str | None = None,
     config: str | Path | None = None,
-    seed: int = 0,
-    split: str = "given",
-    positive: str | None = None,
     cv: int | None = None,
     warm_start_from: str | None = None,
-    labels: str | None = None,
-    uncertain: str | None = None,
-    view: str | None = None,
     prefix_cache: bool = True,
+    **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
 
     Args:
         trials: finished trials wanted in total; a rerun adds only what is missing.
-        data: a dataset folder or CSV (default: the embedded NIH sample).
-        task: ``any``, ``binary:<Finding>`` or ``multilabel`` (default: the dataset's).
+        data: how to read the dataset: a :class:`~sweep.data.DataOptions` record, or a dataset
+            folder or CSV (default: the embedded NIH sample) with ``data_options`` such as
+            ``task``, ``seed``, ``split``, ``positive``, ``labels``, ``uncertain``, ``view``.
         image_size: square input size in pixels.
         weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
         strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's,
@@ -153,106 +150,65 @@ def plan_sweep(
         devices: GPU indices (``"0,1"``) or ``"cpu,cpu"``; one worker each.
         workers: a number of CPU workers instead of ``devices``.
         storage: Optuna storage URL (default ``sqlite:///studies/ocl.db``).
-        study: study name (default ``DATASET-TASK-SIZEpx``).
+        study: study name (default ``DATASET-TASK-SIZEpx-STRATEGIES-WEIGHTS``).
         config: a study file (TOML) with a ``[space]`` table.
-        seed: seed of the patient-wise split, the sampler and random initialisation.
-        split: ``given`` keeps the data's own split (warning when it puts a patient in two
-            splits); ``patient`` re-draws it by patient.
-        positive: the positive class of a two-class dataset (default: the one that is not normal).
-        warm_start_from: a dataset in the OCL dictionary whose best layers a warm start tries
-            first (checked here; :func:`execute_sweep` needs ``warm_start=True`` to use it).
-        labels, uncertain, view: how to read a CheXpert-style label table (``--labels chexpert``,
-            ``--uncertain ones|zeros|ignore``, ``--view frontal|lateral|all``); see ``ocl data info``.
         cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
             (K >= 2) instead of on the validation split alone.
+        warm_start_from: a dataset in the OCL dictionary whose best layers a warm start tries
+            first (checked here; :func:`execute_sweep` needs ``warm_start=True`` to use it).
         prefix_cache: fine-tuning trials read the frozen part before their unfreeze boundary from
-            the spatial bank (:mod:`sweep.caches._spatial_bank`; disk budget ``OCL_CACHE_MAX_GB``) instead of
-            recomputing it every epoch; False (``--no-prefix-cache``) trains on images.
+            the spatial bank (disk budget ``OCL_CACHE_MAX_GB``) instead of recomputing it every
+            epoch; False (``--no-prefix-cache``) trains on images.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    from sweep.caches import check_image_size
-
     if trials < 1:
         raise OCLError(f"--trials {trials}: pass 1 or more")
     if strategy is not None and strategy not in STRATEGY_CHOICES:
         raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
-    check_image_size(image_size)
+    _check_image_size(image_size)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
-    on_gpu = any(d.kind == "gpu" for d in device_list)
-    space, notes = _search_space(config, strategy, weights, cv, seed=seed)
-    if prefix_cache and "fine_tuning" in space.strategies:
-        from sweep._env import cache_max_bytes
-
-        cache_max_bytes()  # a bad OCL_CACHE_MAX_GB is a user mistake, found before anything is written
-    dataset = load_dataset(data, seed=seed, split=split, positive=positive, labels=labels, uncertain=uncertain, view=view)
-    parsed_task = dataset.task(task)
-    settings = SweepSettings(
-        data=str(Path(data).expanduser().resolve()) if data else None,
-        dataset=dataset.name,
-        task=parsed_task.name,
-        image_size=image_size,
-        seed=seed,
-        space=space,
-        split=split,
-        positive=positive,
-        cv=cv,
-        labels=labels,
-        uncertain=uncertain,
-        view=view,
-        prefix_cache=prefix_cache,
-    )
+    options = DataOptions.of(data, **data_options).check()
+    space, notes = _search_space(config, strategy, weights, cv, seed=options.seed)
+    _check_cache_budget(space, prefix_cache)
+    dataset = load_dataset(options)
+    options = dataclasses.replace(options, task=dataset.task(options.task).name)
+    settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache)
     name = study or default_study_name(settings)
     check_storage(storage_url)
     if warm_start_from is not None:
         from layers_index import check_source
 
         check_source(storage_url, warm_start_from)
-    finished_before = _finished_before(storage_url, name, settings)
-    fine_tuning_on_cpu = not on_gpu and "fine_tuning" in space.strategies
     return SweepPlan(
-        settings,
-        name,
-        storage_url,
-        tuple(device_list),
-        trials,
-        DatasetInfo.of(dataset),
-        finished_before,
-        tuple(dataset.warnings),
-        (*dataset.notes, *notes),
-        warm_start_from,
-        fine_tuning_on_cpu,
+        settings=settings,
+        study_name=name,
+        storage_url=storage_url,
+        devices=tuple(device_list),
+        trials=trials,
+        dataset_info=DatasetInfo.of(dataset),
+        finished_before=_finished_before(storage_url, name, settings),
+        dataset_warnings=tuple(dataset.warnings),
+        dataset_notes=(*dataset.notes, *notes),
+        warm_start_from=warm_start_from,
+        fine_tuning_on_cpu=not any(d.kind == "gpu" for d in device_list) and FINE_TUNING in space.strategies,
     )
 
 
-def default_study_name(settings: SweepSettings) -> str:
-    """``DATASET-TASK-SIZEpx-STRATEGIES-WEIGHTS``, plus a short hash when any other setting differs
-    from its default, e.g. ``nih-cxr14-sample-any-224px-fe-imagenet`` or ``...-fe+ft-none-3f9a1c``.
+def _check_image_size(size: int) -> None:
+    from sweep.caches import check_image_size
 
-    Trials are comparable only under one set of settings, so settings that cannot share a study
-    get different default names: rerunning with ``--strategy both`` or other weights starts its
-    own study instead of being refused.
-    """
-    space = settings.space
-    strategies = "+".join({"feature_extraction": "fe", "fine_tuning": "ft"}[s] for s in space.strategies)
-    weights = "+".join(label if label in ("imagenet", "none") else Path(label).stem for label in space.weights)
-    name = f"{settings.dataset}-{settings.task}-{settings.image_size}px-{strategies}-{weights}"
-    rest = json.loads(settings.to_json())
-    for key in ("data", "dataset", "task", "image_size"):
-        rest.pop(key)
-    for key in ("strategies", "weights"):
-        rest["space"].pop(key)
-    defaults = SweepSettings(None, settings.dataset, settings.task, settings.image_size, 0, SearchSpace())
-    expected = json.loads(defaults.to_json())
-    for key in ("data", "dataset", "task", "image_size"):
-        expected.pop(key)
-    for key in ("strategies", "weights"):
-        expected["space"].pop(key)
-    if rest != expected:
-        name += "-" + hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
-    return name
+    check_image_size(size)
+
+
+def _check_cache_budget(space: SearchSpace, prefix_cache: bool) -> None:
+    """A bad ``OCL_CACHE_MAX_GB`` is a user mistake, found before anything is written."""
+    if prefix_cache and FINE_TUNING in space.strategies:
+        from sweep._env import cache_max_bytes
+
+        cache_max_bytes()
 
 
 def _search_space(
@@ -277,18 +233,18 @@ def _search_space(
         weights_choice = [weights_label(weights)]
     space = load_search_space(
         Path(config) if config else None,
-        fallbacks={"strategies": ["feature_extraction"]} if cv is not None else {},
+        fallbacks={"strategies": [FEATURE_EXTRACTION.value]} if cv is not None else {},
         strategies=STRATEGY_CHOICES[strategy] if strategy is not None else None,
         weights=weights_choice,
     )
     notes: list[str] = []
     if cv is not None:
-        if "fine_tuning" in space.strategies:
+        if FINE_TUNING in space.strategies:
             raise OCLError(
                 f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
                 "scored on other images; pass --strategy feature_extraction"
             )
-        if strategy is None and space.strategies == ("feature_extraction",):
+        if strategy is None and space.strategies == (FEATURE_EXTRACTION,):
             notes.append(f"--cv {cv}: feature extraction only (cross-validation scores feature-extraction trials)")
         if True in space.augment:
             space = dataclasses.replace(space, augment=(False,))
@@ -316,7 +272,7 @@ def execute_sweep(
     report_dir: str | Path | None = "studies/reports",
     on_ready: Callable[[], None] | None = None,
     on_cache_notes: Callable[[list[str]], None] | None = None,
-    on_progress: Callable[[SweepProgress], None] | None = None,
+    on_progress: Callable[[SweepSnapshot], None] | None = None,
     on_warm_start: Callable[[list[str]], None] | None = None,
 ) -> SweepResult:
     """Build the caches, create or resume the study, and run workers until it has its trials.
@@ -330,7 +286,7 @@ def execute_sweep(
             (or at once when the study already has its trials).
         on_cache_notes: called right after ``on_ready`` with the caches' lines for the user: which
             blocks the spatial bank holds and why the others are not, a full disk's note.
-        on_progress: called about once a second with a :class:`SweepProgress`.
+        on_progress: called about once a second with a :class:`SweepSnapshot`.
         on_warm_start: called with the layers enqueued by the warm start.
 
     Raises:
@@ -343,7 +299,14 @@ def execute_sweep(
             on_ready()
         study = load_study(open_storage(plan.storage_url, heartbeat=False), plan.study_name)
         return _with_report(sweep_result(study, plan.storage_url), study, report_dir)
-    pool = WorkerPool(plan.storage_url, plan.study_name, list(plan.devices), Path(log_dir))
+    pool = WorkerPool(
+        plan.storage_url,
+        plan.study_name,
+        list(plan.devices),
+        Path(log_dir),
+        worker_entry=worker_process,
+        prepare_entry=prepare_process,
+    )
     code, error, cache_notes = pool.prepare(plan.settings.to_json())
     if code != 0:
         raise OCLError(error or f"preparing the caches failed with exit code {code}")
@@ -401,14 +364,14 @@ def run_sweep(
     return execute_sweep(plan_sweep(trials, **options), warm_start=warm_start, log_dir=log_dir)
 
 
-def _progress(study: Any, target: int) -> SweepProgress:
+def _progress(study: Any, target: int) -> SweepSnapshot:
     counts = count_states(study)
     best_value = best_layer = None
     pairs = completed_trials(study)
     if pairs:
         trial, record = max(pairs, key=lambda pair: pair[0].value)
         best_value, best_layer = float(trial.value), record.cut_layer
-    return SweepProgress(counts["finished"], counts["fail"], target, best_value, best_layer)
+    return SweepSnapshot(counts["finished"], counts["fail"], target, best_value, best_layer)
 
 
 def sweep_result(study: Any, storage_url: str, *, worker_exits: Sequence[tuple[int, int, Path]] = ()) -> SweepResult:
@@ -452,6 +415,43 @@ def run_worker(
     )
 
 
+def worker_process(storage_url: str, study_name: str, *, device: str, worker_index: int, threads: int) -> int:
+    """One worker process as :class:`~sweep.study.WorkerPool` starts it; returns its exit code.
+
+    Keras is configured (``threads`` CPU threads) before it loads; a user mistake is one
+    ``error:`` line on stderr (the worker's log) and exit code 2, Ctrl-C exit code 130.
+    """
+    from sweep._keras import configure
+
+    configure(threads=threads)
+    try:
+        run_worker(storage_url, study_name, device=device, worker_index=worker_index)
+    except OCLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def prepare_process(settings_json: str, error_file: str, notes_file: str) -> int:
+    """Build a sweep's caches in a child process (the parent never loads TensorFlow); returns its exit code.
+
+    A user mistake's one line goes to ``error_file`` for the parent to report once (exit code 2);
+    the caches' lines for the user go to ``notes_file``, printed by the parent after its plan.
+    """
+    from sweep.study import prepare
+
+    try:
+        lines = prepare(SweepSettings.from_json(settings_json))
+    except OCLError as exc:
+        Path(error_file).write_text(str(exc))
+        return 2
+    Path(notes_file).write_text("".join(f"{line}\n" for line in lines))
+    return 0
+
+
 def evaluate_study(
     study_name: str | None = None, *, storage: str | None = None, output_dir: str | Path = "studies/reports"
 ) -> Any:
@@ -492,7 +492,7 @@ def open_study(study: str | None = None, *, storage: str | None = None) -> tuple
     database = parse_storage(url)
     if database.path is not None and not database.path.exists():
         raise OCLError(f"--storage {url}: no database at {database.path}; run `ocl sweep` first, or pass the --storage it used")
-    if database.path is not None and not _has_optuna_tables(database.path):  # open_storage would add them
+    if not database.has_optuna_tables():  # open_storage would add them
         raise OCLError(f"--storage {url}: no OCL study there; run `ocl sweep` first, or pass the --storage it used")
     opened = open_storage(url, heartbeat=False)
     names = _ocl_studies(opened)
@@ -509,36 +509,15 @@ def open_study(study: str | None = None, *, storage: str | None = None) -> tuple
     return load_study(opened, study), url
 
 
-def report_path(study_name: str, output: str | Path | None = None, *, folder: str | Path = "studies/reports") -> Path:
-    """Where a study's report goes: the file ``output`` (an existing folder gets ``STUDY.html``),
-    else ``FOLDER/STUDY.html``."""
-    stem = study_name.replace("/", "_").replace(":", "_")
-    path = Path(output) if output is not None else Path(folder) / f"{stem}.html"
-    return path / f"{stem}.html" if path.is_dir() else path
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 def _ocl_studies(storage: Any) -> list[str]:
     """Names of the studies ``ocl sweep`` made (they carry stored settings), in creation order."""
     import optuna
 
-    from sweep.study import _records as records
+    from sweep.study import records
 
     summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     return [s.study_name for s in summaries if records.SETTINGS in s.user_attrs]
-
-
-def _has_optuna_tables(path: Path) -> bool:
-    """Whether a SQLite file holds Optuna's tables, read without writing to it."""
-    import sqlite3
-    from contextlib import closing
-
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-            found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
-    except sqlite3.Error:
-        return True  # not readable this way: let the storage say what is wrong
-    return found is not None
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
 DATA_DIR = TESTS_DIR / "data"
+FIXTURES_DIR = TESTS_DIR / "fixtures"
 FULL_TABLE = DATA_DIR / "Data_Entry_2017_v2020_full.csv.gz"
 OFFICIAL_SPLIT_DIR = DATA_DIR / "official_split"
 NIH_FULL_DIR = DATA_DIR / "nih-full"

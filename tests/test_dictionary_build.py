@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from layers_index import build_dictionary, dictionary_callback, dictionary_frame, read_scores
-from sweep.data import load_dataset
+from sweep.data import DataOptions, load_dataset
 from sweep.model import is_candidate
 from sweep.storage import open_storage
 from sweep.study import DatasetInfo, SearchSpace, SweepSettings, create_or_resume
@@ -124,9 +124,7 @@ def test_sweep_trials_become_sweep_scores_for_exactly_their_layers(built: Built,
         ("conv2_block1_concat", None),
         ("pool3_pool", "fail"),
     ]
-    settings = SweepSettings(
-        data=None, dataset="nih-cxr14-sample", task="any", image_size=SIZE, seed=0, space=SearchSpace(weights=("none",))
-    )
+    settings = SweepSettings(DataOptions(task="any"), "nih-cxr14-sample", SIZE, SearchSpace(weights=("none",)))
     study = create_or_resume(open_storage(url, heartbeat=False), "dictionary-test", settings, len(plan))
     for key, value in DatasetInfo.of(load_dataset()).to_user_attrs().items():  # as ocl sweep does: the same split
         study.set_user_attr(key, value)

@@ -24,6 +24,7 @@ from layers_index import (
     plot_data,
     upsert_scores,
 )
+from sweep.data import DataOptions
 from sweep.model import CANDIDATES
 from sweep.storage import open_storage
 from sweep.study import SearchSpace, SweepSettings, create_or_resume
@@ -178,7 +179,7 @@ def test_show_on_a_missing_database_creates_nothing(ocl, tmp_path: Path):
 
 
 def sweep_study(url: str, space: SearchSpace, name: str = "warm") -> tuple[optuna.Study, SweepSettings]:
-    settings = SweepSettings(data=None, dataset="chest", task="any", image_size=64, seed=0, space=space)
+    settings = SweepSettings(DataOptions(task="any"), "chest", 64, space)
     return create_or_resume(open_storage(url, heartbeat=False), name, settings, 10), settings
 
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from sweep.caches import load_feature_bank, load_image_cache
-from sweep.data import load_dataset
+from sweep.data import DataOptions, load_dataset
 from sweep.model import Weights
 from sweep.storage import open_storage
 from sweep.study import SearchSpace, SweepSettings, count_states, create_or_resume, run_worker
@@ -39,7 +39,7 @@ FAST_SPACE = SearchSpace(
 
 def _study(tmp_path: Path, space: SearchSpace, target: int, name: str = "faults") -> tuple[str, optuna.Study]:
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
-    settings = SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0, space=space)
+    settings = SweepSettings(DataOptions(task="any"), "nih-cxr14-sample", 32, space)
     return storage, create_or_resume(open_storage(storage), name, settings, target)
 
 

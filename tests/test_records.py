@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from layers_index import dictionary_callback, read_scores
+from sweep.data import DataOptions
 from sweep.model import CANDIDATES
 from sweep.results import summarize_layers
 from sweep.study import (
@@ -44,7 +45,7 @@ def _settings() -> SweepSettings:
         patience=2,
         bank_views=0,
     )
-    return SweepSettings(data=None, dataset="nih-cxr14-sample", task="any", image_size=32, seed=0, space=space)
+    return SweepSettings(DataOptions(task="any"), "nih-cxr14-sample", 32, space)
 
 
 def test_the_real_objective_feeds_the_dictionary_through_the_record(tmp_path):

@@ -23,6 +23,7 @@ import optuna
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from sweep.data import DataOptions
 from sweep.model import CANDIDATES, block_of
 from sweep.report import render_html, report_data, write_study_report
 from sweep.results import Evaluation, study_answer
@@ -52,7 +53,7 @@ def planted_study(
     By default the feature-extraction candidate at :data:`BEST` is far better than every other.
     """
     space = SearchSpace(strategies=strategies, cut_layers=LAYERS, weights=weights, head_units=(0, 128), epochs=4)
-    settings = SweepSettings(data=None, dataset="planted-cxr", task="any", image_size=64, seed=0, space=space)
+    settings = SweepSettings(DataOptions(task="any"), "planted-cxr", 64, space)
     study = create_or_resume(open_storage(url, heartbeat=False), name, settings, target=24)
     info = DatasetInfo("chest x-ray", 400, 250, "f1e2d3c4b5a6", cross_split_patients=3, warnings=(LEAK,))
     for key, value in info.to_user_attrs().items():

@@ -18,7 +18,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from sweep.data import Dataset
+from sweep.data import DataOptions, Dataset
 from sweep.results import study_answer
 from sweep.stats import bootstrap_weights, confidence_set, interval, mean_auroc_point, mean_auroc_resampled, weighted_auroc
 from sweep.study import Objective, SearchSpace, StudyResources, SweepSettings, create_or_resume, layer_catalog, make_pruner
@@ -124,7 +124,7 @@ def planted_study(tmp_path: Path, signal: dict[str, float], *, trials_per_layer:
         bank_views=0,
         pruner="none",
     )
-    settings = SweepSettings(None, "planted", task.name, 32, seed, space)
+    settings = SweepSettings(DataOptions(task=task.name, seed=seed), "planted", 32, space)
     catalog = layer_catalog(32)
     context = StudyResources(settings, dataset, task, {}, catalog, list(LAYERS))
     features = {}

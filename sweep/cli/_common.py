@@ -137,3 +137,31 @@ def new_table(title: str, *columns: str, text: tuple[str, ...] = ()) -> Table:
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def data_options(
+    data: Path | None,
+    task: str | None,
+    seed: int,
+    split: Any,
+    positive: str | None,
+    labels: Any,
+    uncertain: Any,
+    view: Any,
+):
+    """The data flags of a command as one :class:`~sweep.data.DataOptions`, passed on whole."""
+    from sweep.data import DataOptions
+
+    def plain(value: Any) -> Any:
+        return getattr(value, "value", value)
+
+    return DataOptions(
+        data=None if data is None else str(data),
+        task=task,
+        split=plain(split),
+        positive=positive,
+        labels=plain(labels),
+        uncertain=plain(uncertain),
+        view=plain(view),
+        seed=seed,
+    )

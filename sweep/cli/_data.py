@@ -21,6 +21,7 @@ from sweep.cli._common import (
     UncertainOption,
     ViewOption,
     console,
+    data_options,
     new_table,
     print_json,
     warn,
@@ -52,7 +53,7 @@ def info(
     """
     from sweep.data import load_dataset, summarize
 
-    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive, labels=labels, uncertain=uncertain, view=view)
+    dataset = load_dataset(data_options(data, task, seed, split, positive, labels, uncertain, view))
     summary = summarize(dataset, task)
     for message in dataset.warnings:
         warn(message)
@@ -114,7 +115,7 @@ def prepare(
 
     if method not in RESIZE_METHODS:
         raise OCLError(f"--resize {method}: unknown method; use one of {', '.join(RESIZE_METHODS)}")
-    dataset = load_dataset(data, seed=seed, split=split.value, positive=positive, labels=labels, uncertain=uncertain, view=view)
+    dataset = load_dataset(data_options(data, None, seed, split, positive, labels, uncertain, view))
     for message in dataset.warnings:
         warn(message)
     for note in dataset.notes:  # e.g. what label format was detected, which class is positive

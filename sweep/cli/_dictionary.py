@@ -23,6 +23,7 @@ from sweep.cli._common import (
     UncertainOption,
     ViewOption,
     console,
+    data_options,
     err_console,
     new_table,
     warn,
@@ -110,16 +111,9 @@ def build(
     start = time.perf_counter()
     rows = build_dictionary(
         storage_url,
-        data=data,
-        task=task,
+        data_options(data, task, seed, split, positive, labels, uncertain, view),
         weights=weights,
         image_size=image_size,
-        seed=seed,
-        split=split.value,
-        positive=positive,
-        labels=labels,
-        uncertain=uncertain,
-        view=view,
         on_dataset=_print_dataset_facts,
     )
     best = max(rows, key=lambda r: r.probe_auroc)

@@ -24,11 +24,13 @@ from sweep.cli._common import (
     UncertainOption,
     ViewOption,
     console,
+    data_options,
     err_console,
     new_table,
     print_json,
     warn,
 )
+from sweep.training import STRATEGIES, STRATEGY_CHOICES
 
 # Measured with benchmarks/bench_fine_tuning.py and `ocl sweep --strategy fine_tuning` on the embedded sample.
 CPU_FINE_TUNING_NOTE = (
@@ -40,10 +42,7 @@ CPU_FINE_TUNING_NOTE = (
 STORAGE_HELP = "Optuna storage URL: sqlite:///PATH for one machine, postgresql://user@host/db for several."
 
 
-class Strategy(str, Enum):
-    feature_extraction = "feature_extraction"
-    fine_tuning = "fine_tuning"
-    both = "both"
+Strategy = Enum("Strategy", {name: name for name in STRATEGY_CHOICES}, type=str)
 
 
 def _option(flag: str, help: str, panel: str, **kwargs) -> typer.models.OptionInfo:
@@ -164,8 +163,7 @@ def sweep(
 
     plan = plan_sweep(
         trials,
-        data=data,
-        task=task,
+        data=data_options(data, task, seed, split, positive, labels, uncertain, view),
         image_size=image_size,
         weights=weights,
         strategy=strategy.value if strategy else None,
@@ -174,14 +172,8 @@ def sweep(
         storage=storage,
         study=study,
         config=config,
-        seed=seed,
-        split=split.value,
-        positive=positive,
         cv=cv,
         warm_start_from=warm_start_from,
-        labels=labels,
-        uncertain=uncertain,
-        view=view,
         prefix_cache=prefix_cache,
     )
     progress = _SweepProgress(plan.finished_before or 0)
@@ -329,7 +321,7 @@ def answer_table(answer, rows: int = 12, compact: bool = False):
     ``compact`` fits a narrow terminal (80 columns with both strategies) without wrapping a score
     over two lines: no depth column, no vertical rules.
     """
-    strategies = [s for s in ("feature_extraction", "fine_tuning") if any(c.strategy == s for c in answer.candidates)]
+    strategies = [s for s in STRATEGIES if any(c.strategy == s for c in answer.candidates)]
     by_layer: dict[tuple[str, str], dict[str, object]] = {}
     for candidate in answer.candidates:  # best first, so layers come in order of their best candidate
         by_layer.setdefault((candidate.layer, candidate.weights), {})[candidate.strategy] = candidate
@@ -388,45 +380,12 @@ def worker(
 
     Example: ocl worker --study nih-cxr14-sample-any-224px-fe+ft-imagenet --storage postgresql://ocl@db/ocl --device 0
     """
-    label = f"cpu:{worker_index}"
-    if device is not None and device.lower() not in ("cpu",):
-        index = device.split(":")[-1]
-        if not index.isdigit():
-            from sweep.errors import OCLError
-
-            raise OCLError(f"--device {device}: pass a GPU index such as 0, or cpu")
-        if "CUDA_VISIBLE_DEVICES" not in os.environ or device.isdigit():
-            os.environ["CUDA_VISIBLE_DEVICES"] = index
-        label = f"gpu:{index}"
-    elif device is not None:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     from sweep._keras import configure
     from sweep.api import run_worker
+    from sweep.study import Device
 
+    chosen = Device.from_flag(device)
+    if device is not None:  # else the environment says which GPU this process sees
+        os.environ["CUDA_VISIBLE_DEVICES"] = chosen.environment(cpu_workers=1)["CUDA_VISIBLE_DEVICES"]
     configure(threads=threads)
-    run_worker(storage, study, device=label, worker_index=worker_index, target=trials)
-
-
-def prepare_sweep(
-    settings: Annotated[str, typer.Option("--settings", help="SweepSettings as JSON.")],
-    error_file: Annotated[Path | None, typer.Option("--error-file", help="Write a user mistake's message here.")] = None,
-    notes_file: Annotated[
-        Path | None, typer.Option("--notes-file", help="Write the caches' lines for the user here instead of printing them.")
-    ] = None,
-) -> None:
-    """Check a sweep's settings and build its caches (run by `ocl sweep` before any worker starts)."""
-    from sweep.errors import OCLError
-    from sweep.study import StudyResources, SweepSettings
-
-    try:
-        # What sweep.study._worker.prepare does, keeping the lines it returns: which blocks are banked.
-        lines = StudyResources.from_settings(SweepSettings.from_json(settings)).prepare() or []
-        if notes_file is not None:
-            notes_file.write_text("".join(f"{line}\n" for line in lines))  # `ocl sweep` prints them after its plan
-        for line in lines if notes_file is None else []:
-            err_console.print(line, highlight=False)
-    except OCLError as exc:
-        if error_file is None:
-            raise
-        error_file.write_text(str(exc))  # the parent reports it, once
-        raise typer.Exit(2) from None
+    run_worker(storage, study, device=chosen.worker_label(worker_index), worker_index=worker_index, target=trials)

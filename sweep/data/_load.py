@@ -33,11 +33,7 @@ def load_dataset(data: DataOptions | Path | str | None = None, **options: Any) -
             has no uncertain labels or views.
         ValueError: when ``split`` is not ``given`` or ``patient``.
     """
-    if not isinstance(data, DataOptions):
-        data = DataOptions(None if data is None else str(data), **options)
-    elif options:
-        raise TypeError(f"load_dataset(DataOptions, ...) takes no other options, got {sorted(options)}")
-    checked = data.check()
+    checked = DataOptions.of(data, **options).check()
     path = checked.path
     common = {"seed": checked.seed, "split": checked.split, "positive": checked.positive}
     if path is not None and path.is_file() and path.suffix.lower() == ".csv" and checked.labels != "generic":

@@ -66,6 +66,16 @@ class DataOptions:
     view: str | None = None
     seed: int = 0
 
+    @classmethod
+    def of(cls, data: DataOptions | Path | str | None = None, **options: object) -> DataOptions:
+        """``data`` itself when it is a DataOptions, else one built from a path and keyword options:
+        notebooks write ``run_sweep(data="~/cxr", seed=1)``, the CLI passes a whole record."""
+        if isinstance(data, DataOptions):
+            if options:
+                raise TypeError(f"a DataOptions record takes no other data options, got {sorted(options)}")
+            return data
+        return cls(None if data is None else str(data), **options)
+
     @property
     def path(self) -> Path | None:
         return None if self.data is None else Path(self.data).expanduser()

@@ -14,14 +14,16 @@ import optuna
 
 from sweep.model import CANDIDATES, block_spans
 from sweep.results import Candidate, StudyAnswer, study_answer
+from sweep.storage import shown_url
 from sweep.study import DatasetInfo, SweepSettings, count_states, load_settings, target_of
 from sweep.study import _records as records
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGIES
 
 if TYPE_CHECKING:
     from sweep.results import Evaluation
 
 
-STRATEGY_NAMES = {"feature_extraction": "feature extraction", "fine_tuning": "fine-tuning"}
+STRATEGY_NAMES = {strategy.value: strategy.words for strategy in STRATEGIES}
 
 
 class ProfileCurve(NamedTuple):
@@ -122,7 +124,7 @@ def report_data(
     history = tuple(_history(study))
     headline = _headline(answer)
     profile = [*_sweep_curves(candidates), *_dictionary_curves(storage_url, settings, info.fingerprint or None)]
-    strategies = _comparison(candidates, "strategy", "feature_extraction", "fine_tuning", settings.space.strategies)
+    strategies = _comparison(candidates, "strategy", FEATURE_EXTRACTION, FINE_TUNING, settings.space.strategies)
     transfer = _comparison(candidates, "weights", "imagenet", "none", settings.space.weights)
     dataset = {
         "name": settings.dataset,
@@ -131,8 +133,8 @@ def report_data(
         "patients": info.patients,
         "fingerprint": info.fingerprint,
         "cross_split_patients": info.cross_split_patients,
-        "split": settings.split,
-        "positive": settings.positive,
+        "split": settings.data_options.split,
+        "positive": settings.data_options.positive,
         "task": settings.task,
         "validation": dict(answer.validation),
         "warnings": list(info.warnings),
@@ -146,7 +148,7 @@ def report_data(
         )
     return ReportData(
         study=study.study_name,
-        storage=_hide_password(storage_url),
+        storage=shown_url(storage_url),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         settings=_settings_dict(settings),
         counts=counts,
@@ -171,25 +173,16 @@ def _url_of(study: optuna.Study) -> str:
     return str(storage.url)
 
 
-def _hide_password(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL: shown as given
-        return url
-
-
 def _settings_dict(settings: SweepSettings) -> dict[str, Any]:
     space = settings.space
     return {
-        "data": settings.data,
+        "data": settings.data_options.data,
         "dataset": settings.dataset,
         "task": settings.task,
         "image_size": settings.image_size,
-        "seed": settings.seed,
-        "split": settings.split,
-        "positive": settings.positive,
+        "seed": settings.data_options.seed,
+        "split": settings.data_options.split,
+        "positive": settings.data_options.positive,
         "cv": getattr(settings, "cv", None),
         "strategies": list(space.strategies),
         "weights": list(space.weights),
@@ -340,7 +333,7 @@ def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second
     if first not in swept or second not in swept:
         only = ", ".join(names.get(s, s) for s in swept)
         how = (
-            'sweep both (the default; in a study file, strategies = ["feature_extraction", "fine_tuning"])'
+            "sweep both (the default; in a study file, strategies = " + str([str(s) for s in STRATEGIES]).replace("'", '"') + ")"
             if factor == "strategy"
             else 'sweep weights = ["imagenet", "none"] in the study file'
         )
@@ -455,15 +448,15 @@ def reproduce_command(study: str, storage_url: str, settings: SweepSettings, tar
     import shlex
 
     parts = ["ocl", "sweep", "--config", _file_name(study)]
-    if settings.data:
-        parts += ["--data", settings.data]
-    parts += ["--task", settings.task, "--image-size", str(settings.image_size), "--seed", str(settings.seed)]
-    if settings.split != "given":
-        parts += ["--split", settings.split]
-    if settings.positive:
-        parts += ["--positive", settings.positive]
+    if settings.data_options.data:
+        parts += ["--data", settings.data_options.data]
+    parts += ["--task", settings.task, "--image-size", str(settings.image_size), "--seed", str(settings.data_options.seed)]
+    if settings.data_options.split != "given":
+        parts += ["--split", settings.data_options.split]
+    if settings.data_options.positive:
+        parts += ["--positive", settings.data_options.positive]
     cv = getattr(settings, "cv", None)
     if cv:
         parts += ["--cv", str(cv)]
-    parts += ["--trials", str(max(target, 1)), "--study", study, "--storage", _hide_password(storage_url)]
+    parts += ["--trials", str(max(target, 1)), "--study", study, "--storage", shown_url(storage_url)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
     pass
 
 from sweep.report._data import ProfileCurve
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
 
-STRATEGY_COLOURS = {"feature_extraction": "#1f77b4", "fine_tuning": "#d62728"}
+STRATEGY_COLOURS = {FEATURE_EXTRACTION: "#1f77b4", FINE_TUNING: "#d62728"}
 
 
 WEIGHTS_DASH = {"imagenet": "solid", "none": "dot"}

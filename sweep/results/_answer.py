@@ -264,7 +264,7 @@ def study_answer(
     scorer = CandidateScorer(
         split,
         n_resamples=n_resamples,
-        seed=settings.seed if seed is None else seed,
+        seed=settings.data_options.seed if seed is None else seed,
         min_positives=settings.space.min_positives,
     )
     keys, estimates, resampled, facts = [], [], [], []

@@ -17,7 +17,7 @@ import optuna
 from sweep.errors import OCLError
 from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean_auroc_resampled, score
 from sweep.study import StudyResources, load_settings
-from sweep.training import TrialConfig, TrialResult, run_trial
+from sweep.training import FEATURE_EXTRACTION, TrialConfig, TrialResult, run_trial
 
 __all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
 
@@ -79,14 +79,14 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
         fixed,
         context.cut_layers,
         context.catalog.candidate_names,
-        settings.seed + trial.number,
+        settings.data_options.seed + trial.number,
         by_depth="cut_layer_depth" in trial.params,  # studies before depth sampling stored cut_layer
     )
     result = run_trial(
         config,
         context.data,
         backbone_factory=lambda: context.backbone(weights_label),
-        bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
+        bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
     )
     data = context.data
     y_test = data.targets[data.test]
@@ -94,7 +94,7 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
     patients = context.patients(data.test)
     counted = np.asarray([name not in test.excluded for name in test.outputs])
-    resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.seed), counted)
+    resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.data_options.seed), counted)
     test_interval = interval(test.mean_auroc, resampled)
     return Evaluation(
         study.study_name,

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 from sweep.study import SearchSpace, SweepSettings
+from sweep.training import Strategy
 
 __all__ = ["default_study_name", "report_path"]
 
-_STRATEGY_ABBREVIATIONS = {"feature_extraction": "fe", "fine_tuning": "ft"}
 _NAMED_SETTINGS = ("data", "dataset", "task", "image_size")  # spelled in the name itself, or not part of it
 _NAMED_SPACE = ("strategies", "weights")
 
@@ -29,7 +29,7 @@ def default_study_name(settings: SweepSettings) -> str:
     earlier release keeps its name.
     """
     space = settings.space
-    strategies = "+".join(_STRATEGY_ABBREVIATIONS[s] for s in space.strategies)
+    strategies = "+".join(Strategy(s).abbreviation for s in space.strategies)
     weights = "+".join(label if label in ("imagenet", "none") else Path(label).stem for label in space.weights)
     name = f"{settings.dataset}-{settings.task}-{settings.image_size}px-{strategies}-{weights}"
     defaults = SweepSettings.default_for(settings.dataset, settings.task, settings.image_size, SearchSpace())

@@ -5,7 +5,8 @@ Optuna storage, the prediction store and the OCL dictionary share.
   Optuna's RDB storage with heartbeats; :func:`check_storage` fails early without creating anything;
 - :func:`store_predictions` / :func:`load_predictions`: each finished trial's validation scores,
   beside Optuna's tables;
-- :func:`ocl_studies`: the studies ``ocl sweep`` made, read without writing.
+- :meth:`Database.has_optuna_tables` and :func:`shown_url`: a SQLite file read without writing, and a URL
+  with its password masked, for pages.
 
 Nothing outside this folder opens a ``sqlite3`` connection or parses a URL.
 """
@@ -17,6 +18,7 @@ from sweep.storage._database import (
     normalize_url,
     open_storage,
     parse_storage,
+    shown_url,
     sqlite_path,
     sqlite_pragmas,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "parse_storage",
+    "shown_url",
     "sqlite_path",
     "sqlite_pragmas",
     "store_predictions",

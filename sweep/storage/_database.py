@@ -47,6 +47,7 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "parse_storage",
+    "shown_url",
     "sqlite_path",
     "sqlite_pragmas",
 ]
@@ -54,6 +55,7 @@ __all__ = [
 SQLITE_TIMEOUT_SECONDS = 120
 SERVER_CONNECT_TIMEOUT_SECONDS = 10
 SUPPORTED = ("sqlite", "postgresql", "mysql")
+_ENGINES: dict[str, Engine] = {}  # one per normalised URL and process (Database.shared_engine)
 MALFORMED = "not a database URL; use sqlite:///studies/ocl.db or postgresql://user@host/db"
 
 
@@ -135,6 +137,29 @@ class Database:
         except (OSError, sqlite3.Error) as exc:
             raise self.error(f"cannot open {self.path} ({exc}); check the path and its permissions") from None
 
+    def has_optuna_tables(self) -> bool:
+        """Whether a SQLite file holds Optuna's tables, read without writing to it (True for a
+        server, whose storage says itself what is wrong)."""
+        if self.path is None:
+            return True
+        try:
+            with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as connection:
+                query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'studies'"
+                return connection.execute(query).fetchone() is not None
+        except sqlite3.Error:
+            return True  # not readable this way: let the storage say what is wrong
+
+    @property
+    def shown(self) -> str:
+        """The URL as pages and messages may show it: any password masked."""
+        return make_url(self.given).render_as_string(hide_password=True)
+
+    def shared_engine(self) -> Engine:
+        """This process's one engine on the database (the prediction store and the dictionary share it)."""
+        if self.url not in _ENGINES:
+            _ENGINES[self.url] = self.engine()
+        return _ENGINES[self.url]
+
     def attach(self, engine: Engine) -> None:
         """Give every new connection of ``engine`` the SQLite pragmas (nothing for a server)."""
         if self.backend == "sqlite":
@@ -178,6 +203,14 @@ def parse_storage(url: str) -> Database:
     except ArgumentError:
         raise OCLError(f"--storage {url}: {MALFORMED}") from None
     return Database(given=url, url=normalized, backend=backend, path=sqlite_path(normalized))
+
+
+def shown_url(url: str) -> str:
+    """``url`` with any password masked; a string that is no database URL is shown as given."""
+    try:
+        return parse_storage(url).shown
+    except OCLError:
+        return url
 
 
 def _in_memory(database: Database) -> OCLError:

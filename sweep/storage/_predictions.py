@@ -38,7 +38,7 @@ from sweep.storage._database import parse_storage
 
 __all__ = ["ValidationSplit", "load_predictions", "load_validation", "store_predictions", "store_validation"]
 
-_engines: dict[str, Engine] = {}
+_tables_ready: set[str] = set()  # URLs whose prediction tables this process has created
 
 
 class _Base(DeclarativeBase):
@@ -73,14 +73,15 @@ class ValidationSplit:
 
 
 def _engine(url: str) -> Engine:
-    if url not in _engines:
-        database = parse_storage(url)
+    """The database's shared engine, with the prediction tables created once per process."""
+    database = parse_storage(url)
+    engine = database.shared_engine()
+    if database.url not in _tables_ready:
         database.prepare()
-        engine = database.engine()
         with database.errors():
             _Base.metadata.create_all(engine)
-        _engines[url] = engine
-    return _engines[url]
+        _tables_ready.add(database.url)
+    return engine
 
 
 def _pack(**arrays: np.ndarray) -> bytes:

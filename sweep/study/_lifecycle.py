@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import optuna
 
+from sweep.data import DataOptions
 from sweep.errors import OCLError
 from sweep.study import _records as records
 from sweep.study._search_space import SearchSpace
@@ -35,31 +36,45 @@ METRIC_NAME = "val_mean_auroc"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
+_DATA_KEYS = tuple(f.name for f in fields(DataOptions))
+
+
 @dataclass(frozen=True)
 class SweepSettings:
-    """What a study compares trials on; ``data`` None means the embedded sample."""
+    """What a study compares trials on: how the data is read, the image size and the search space.
 
-    data: str | None
+    Stored on the study as flat JSON with one key per data option (``data``, ``task``, ``seed``,
+    ``split``, ``positive``, ``labels``, ``uncertain``, ``view``) beside the rest, exactly as
+    studies have always been stored, so every existing study resumes under its old default name.
+    ``data_options.task`` is the task as the dataset resolved it (``any``, never None).
+    """
+
+    data_options: DataOptions
     dataset: str
-    task: str
     image_size: int
-    seed: int
     space: SearchSpace
-    split: str = "given"  # or "patient": re-split a given split by patient (--split)
-    positive: str | None = None  # the positive class of a two-class dataset (--positive)
     cv: int | None = None  # K: feature-extraction trials score K-fold out-of-fold predictions over train+val (--cv)
     prefix_cache: bool = True  # fine-tuning trials read their frozen prefix from the spatial bank (--no-prefix-cache)
-    labels: str | None = None  # a label table's format: chexpert or generic (--labels); None: detected
-    uncertain: str | None = None  # CheXpert's -1 labels: ones, zeros or ignore (--uncertain)
-    view: str | None = None  # frontal, lateral or all (--view)
+
+    @property
+    def task(self) -> str:
+        return str(self.data_options.task)
+
+    @classmethod
+    def default_for(cls, dataset: str, task: str, image_size: int, space: SearchSpace) -> SweepSettings:
+        """The settings of a study that passed nothing but its dataset, task, size and space."""
+        return cls(DataOptions(task=task), dataset, image_size, space)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        values = asdict(self)
+        values.update(values.pop("data_options"))
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> SweepSettings:
         values = json.loads(text)
-        return cls(**{**values, "space": SearchSpace.from_dict(values["space"])})
+        options = DataOptions(**{key: values.pop(key) for key in _DATA_KEYS if key in values})
+        return cls(data_options=options, **{**values, "space": SearchSpace.from_dict(values["space"])})
 
 
 def _differences(stored: str, settings: SweepSettings) -> list[str]:

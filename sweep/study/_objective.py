@@ -25,7 +25,7 @@ from sweep.study._lifecycle import FINISHED
 from sweep.study._pruning import may_prune
 from sweep.study._records import TrialRecord
 from sweep.study._resources import StudyResources
-from sweep.training import TrainingDiverged, TrialConfig, TrialResult, run_trial
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, TrainingDiverged, TrialConfig, TrialResult, run_trial
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
@@ -61,7 +61,7 @@ class Objective:
             raise SurplusTrial(f"trial {trial.number} not run: {self.target} trials were already finished or running")
         context = self.context
         config, weights_label = context.settings.space.suggest(
-            trial, context.cut_layers, context.catalog.candidate_names, context.settings.seed + trial.number
+            trial, context.cut_layers, context.catalog.candidate_names, context.settings.data_options.seed + trial.number
         )
         record = self.describe(config, weights_label)
         for key, value in record.description_attrs().items():
@@ -75,16 +75,16 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 
         try:
-            if context.cv_folds and config.strategy == "feature_extraction":
+            if context.cv_folds and config.strategy == FEATURE_EXTRACTION:
                 result = self._cross_validate(config, weights_label)
             else:
                 result = run_trial(
                     config,
                     context.data,
                     backbone_factory=lambda: context.backbone(weights_label),
-                    bank=context.bank(weights_label) if config.strategy == "feature_extraction" else None,
+                    bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
                     on_epoch=on_epoch,
-                    spatial_bank=context.spatial_bank(weights_label) if config.strategy == "fine_tuning" else None,
+                    spatial_bank=context.spatial_bank(weights_label) if config.strategy == FINE_TUNING else None,
                 )
         except TrainingDiverged as exc:
             trial.set_user_attr(records.FAIL_REASON, f"diverged: {exc} (learning rate {config.learning_rate:.3g})")
@@ -99,7 +99,7 @@ class Objective:
             trial.set_user_attr(records.FAIL_REASON, f"{type(exc).__name__}: {first_line}")
             raise
         finally:
-            if config.strategy == "fine_tuning":
+            if config.strategy == FINE_TUNING:
                 _clear_keras()
         if not np.isfinite(result.val.mean_auroc):
             raise OCLError("validation AUROC is undefined: the validation split has no positive or no negative image")
@@ -203,7 +203,7 @@ def with_outcome(record: TrialRecord, result: TrialResult, low: float | None = N
         val_mean_auroc_high=high,
         # What a fine-tuning trial trained on: a banked prefix tensor (an augmented one trained on the
         # bank's views, made with the feature bank's strengths, not its own sampled ones) or images.
-        prefix_cache=(result.prefix or "images") if result.config.strategy == "fine_tuning" else None,
+        prefix_cache=(result.prefix or "images") if result.config.strategy == FINE_TUNING else None,
         **summary,
     )
 

@@ -26,6 +26,7 @@ from sweep.model import LayerCatalog, Weights, parse_weights
 from sweep.stats import bootstrap_weights, patients_of
 from sweep.storage import ValidationSplit
 from sweep.study._lifecycle import SweepSettings
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
 
 __all__ = ["StudyResources", "layer_catalog"]
 
@@ -57,15 +58,7 @@ class StudyResources:
     def from_settings(cls, settings: SweepSettings) -> StudyResources:
         """Load and check everything a user can get wrong (data, task, layers, weights) before
         anything is written."""
-        dataset = load_dataset(
-            settings.data,
-            seed=settings.seed,
-            split=settings.split,
-            positive=settings.positive,
-            labels=settings.labels,
-            uncertain=settings.uncertain,
-            view=settings.view,
-        )
+        dataset = load_dataset(settings.data_options)
         task = dataset.task(settings.task)
         check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
         if settings.cv and len(np.unique(dataset.table["patient"].astype(str))) < 2 * settings.cv:
@@ -75,7 +68,7 @@ class StudyResources:
         cut_layers = space.resolve_layers(catalog)
         if space.unfreeze_from:
             catalog.resolve(space.unfreeze_from, option="unfreeze_from")
-        weights = {label: parse_weights(label, seed=settings.seed) for label in space.weights}
+        weights = {label: parse_weights(label, seed=settings.data_options.seed) for label in space.weights}
         return cls(settings, dataset, task, weights, catalog, cut_layers)
 
     @property
@@ -117,7 +110,7 @@ class StudyResources:
         rows = self.validation_rows
         patients = self.patients(rows)
         unique = np.unique(patients)
-        fold_of_patient = np.random.default_rng(self.settings.seed).permutation(len(unique)) % k
+        fold_of_patient = np.random.default_rng(self.settings.data_options.seed).permutation(len(unique)) % k
         fold = fold_of_patient[np.searchsorted(unique, patients)]
         return [(rows[fold != f], rows[fold == f]) for f in range(k)]
 
@@ -137,7 +130,7 @@ class StudyResources:
     @functools.cached_property
     def validation_resamples(self) -> np.ndarray:
         """Patient-level bootstrap weights of the validation split, shared by every trial of this process."""
-        return bootstrap_weights(self.patients(self.validation_rows), seed=self.settings.seed)
+        return bootstrap_weights(self.patients(self.validation_rows), seed=self.settings.data_options.seed)
 
     def backbone(self, label: str) -> Any:
         """A freshly built DenseNet-121 with the weights ``label`` (fine-tuning changes weights,
@@ -153,7 +146,7 @@ class StudyResources:
         space = self.settings.space
         if space.bank_views and True in space.augment:
             train = tuple(int(i) for i in np.asarray(self.data.train))
-            return ViewSpec(space.bank_views, train, seed=self.settings.seed)
+            return ViewSpec(space.bank_views, train, seed=self.settings.data_options.seed)
         return None
 
     def bank(self, label: str, backbone: Any = None) -> Any:
@@ -194,17 +187,17 @@ class StudyResources:
             Lines for the user: which blocks each spatial bank holds, and a full disk's note.
         """
         space = self.settings.space
-        if "fine_tuning" in space.strategies and self.settings.prefix_cache:
+        if FINE_TUNING in space.strategies and self.settings.prefix_cache:
             from sweep._env import cache_max_bytes
 
             cache_max_bytes()  # a bad OCL_CACHE_MAX_GB fails here, before any cache is written
         backbones = {label: self.backbone(label) for label in self.weights}
         self.cache  # noqa: B018  (builds the image cache)
-        if "feature_extraction" in space.strategies:
+        if FEATURE_EXTRACTION in space.strategies:
             for label, backbone in backbones.items():
                 self.bank(label, backbone)
         lines: list[str] = []
-        if "fine_tuning" in space.strategies and self.settings.prefix_cache:
+        if FINE_TUNING in space.strategies and self.settings.prefix_cache:
             for label, backbone in backbones.items():
                 bank = self.spatial_bank(label, backbone, verify_checksum=True)
                 lines.append(bank.summary() + (f" (weights {label})" if len(self.weights) > 1 else ""))

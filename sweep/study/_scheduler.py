@@ -1,6 +1,8 @@
 """Devices and worker processes: one process per GPU (or per CPU worker), one shared storage.
 
-Each worker is a separate ``ocl worker`` process whose ``CUDA_VISIBLE_DEVICES`` is set before
+Each worker is a separate Python process running the entry function it is given (the API's
+:func:`sweep.api.worker_process`, named by its module: this module spells no command), whose
+``CUDA_VISIBLE_DEVICES`` is set before
 TensorFlow loads, so it sees exactly one GPU (or none, for a CPU worker). The parent never loads
 TensorFlow: it starts the workers, draws one progress bar from the storage, and on Ctrl-C asks
 the workers to stop; finished trials stay in the storage.
@@ -8,6 +10,7 @@ the workers to stop; finished trials stay in the storage.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,7 +24,18 @@ from pathlib import Path
 
 from sweep.errors import OCLError
 
-__all__ = ["Device", "WorkerPool", "parse_devices", "visible_gpus"]
+__all__ = ["Device", "WorkerPool", "parse_devices", "process_command", "visible_gpus"]
+
+_LAUNCH = (
+    "import importlib, json, sys; module, name, arguments = sys.argv[1:4]; "
+    "sys.exit(getattr(importlib.import_module(module), name)(**json.loads(arguments)))"
+)
+
+
+def process_command(entry: Callable[..., int | None], **arguments: object) -> list[str]:
+    """The command line that runs ``entry(**arguments)`` in a fresh Python process and exits with
+    what it returns: the function travels by its module and name, its arguments as JSON."""
+    return [sys.executable, "-c", _LAUNCH, entry.__module__, entry.__qualname__, json.dumps(arguments)]
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,20 @@ class Device:
     @property
     def label(self) -> str:
         return f"gpu:{self.index}" if self.kind == "gpu" else "cpu"
+
+    @classmethod
+    def from_flag(cls, text: str | None) -> Device:
+        """``ocl worker --device``: ``cpu`` (also the default), a GPU index ``0`` or ``gpu:0``."""
+        if text is None or text.strip().lower() == "cpu":
+            return cls("cpu")
+        index = text.strip().lower().removeprefix("gpu:")
+        if not index.isdigit():
+            raise OCLError(f"--device {text}: pass a GPU index such as 0, or cpu")
+        return cls("gpu", int(index))
+
+    def worker_label(self, worker_index: int) -> str:
+        """What a trial records as its device: ``gpu:N``, or ``cpu:W`` for CPU worker W."""
+        return self.label if self.kind == "gpu" else f"cpu:{worker_index}"
 
     def threads(self, cpu_workers: int) -> int:
         """CPU threads for one worker: CPU workers share the cores; a GPU worker takes the default (0)."""
@@ -95,10 +123,25 @@ def parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> 
 
 
 class WorkerPool:
-    """Start ``ocl worker`` processes and watch them until they end."""
+    """Start one worker process per device and watch them until they end.
 
-    def __init__(self, storage: str, study: str, devices: list[Device], log_dir: Path) -> None:
+    ``worker_entry`` and ``prepare_entry`` are the functions the processes run (module-level, so a
+    fresh interpreter can import them): ``worker_entry(storage_url=, study_name=, device=,
+    worker_index=, threads=)`` and ``prepare_entry(settings_json=, error_file=, notes_file=)``.
+    """
+
+    def __init__(
+        self,
+        storage: str,
+        study: str,
+        devices: list[Device],
+        log_dir: Path,
+        *,
+        worker_entry: Callable[..., int | None],
+        prepare_entry: Callable[..., int | None],
+    ) -> None:
         self.storage, self.study, self.devices, self.log_dir = storage, study, devices, log_dir
+        self.worker_entry, self.prepare_entry = worker_entry, prepare_entry
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
@@ -107,22 +150,14 @@ class WorkerPool:
         return sum(d.kind == "cpu" for d in self.devices)
 
     def command(self, index: int, device: Device) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "sweep",
-            "worker",
-            "--study",
-            self.study,
-            "--storage",
-            self.storage,
-            "--device",
-            device.label,
-            "--worker-index",
-            str(index),
-            "--threads",
-            str(device.threads(self.cpu_workers)),
-        ]
+        return process_command(
+            self.worker_entry,
+            storage_url=self.storage,
+            study_name=self.study,
+            device=device.worker_label(index),
+            worker_index=index,
+            threads=device.threads(self.cpu_workers),
+        )
 
     def _env(self, device: Device) -> dict[str, str]:
         return {**os.environ, **device.environment(self.cpu_workers)}
@@ -138,8 +173,9 @@ class WorkerPool:
         """
         with tempfile.TemporaryDirectory(prefix="ocl-prepare-") as folder:
             error_file, notes_file = Path(folder) / "error.txt", Path(folder) / "notes.txt"
-            command = [sys.executable, "-m", "sweep", "prepare-sweep", "--settings", settings_json]
-            command += ["--error-file", str(error_file), "--notes-file", str(notes_file)]
+            command = process_command(
+                self.prepare_entry, settings_json=settings_json, error_file=str(error_file), notes_file=str(notes_file)
+            )
             code = subprocess.call(command, env=self._env(self.devices[0]))
             error = error_file.read_text().strip() if error_file.exists() else ""
             notes = notes_file.read_text().splitlines() if notes_file.exists() else []

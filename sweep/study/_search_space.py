@@ -17,7 +17,7 @@ from typing import Any
 
 from sweep.errors import OCLError
 from sweep.model import CANDIDATES, Augmentation, LayerCatalog, is_candidate
-from sweep.training import OPTIMIZERS, STRATEGIES, TrialConfig
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, OPTIMIZERS, STRATEGIES, TrialConfig
 
 __all__ = ["SearchSpace", "load_search_space"]
 
@@ -127,7 +127,7 @@ class SearchSpace:
             cut_layer = _choice(trial, "cut_layer", list(layers))
         unfreeze_from = None
         epochs = self.epochs
-        if strategy == "fine_tuning":
+        if strategy == FINE_TUNING:
             epochs = self.fine_tuning_epochs
             if self.unfreeze_from:
                 unfreeze_from = self.unfreeze_from
@@ -140,10 +140,10 @@ class SearchSpace:
                 )
                 unfreeze_from = earlier[max(0, len(earlier) - back)] if earlier else cut_layer
         augment = _choice(trial, "augment", self.augment)
-        if strategy == "feature_extraction" and self.bank_views == 0:
+        if strategy == FEATURE_EXTRACTION and self.bank_views == 0:
             augment = False
         augmentation = Augmentation(0, 0, 0, 0, 0)
-        if augment and strategy == "fine_tuning":
+        if augment and strategy == FINE_TUNING:
             augmentation = Augmentation(
                 rotation_degrees=trial.suggest_float("rotation_degrees", *self.rotation_degrees),
                 zoom=trial.suggest_float("zoom", *self.zoom),

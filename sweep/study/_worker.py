@@ -30,9 +30,10 @@ __all__ = ["prepare", "run_worker"]
 POLL_SECONDS = 1.0
 
 
-def prepare(settings: SweepSettings) -> None:
-    """Check the settings and build the image cache and feature banks, before workers start."""
-    StudyResources.from_settings(settings).prepare()
+def prepare(settings: SweepSettings) -> list[str]:
+    """Check the settings and build the image cache, feature banks and spatial banks once, before
+    any worker starts; returns the caches' lines for the user (which blocks are banked, and why not)."""
+    return StudyResources.from_settings(settings).prepare() or []
 
 
 def run_worker(
@@ -71,7 +72,7 @@ def run_worker(
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
-        sampler=make_sampler(settings.seed + 1000 * worker_index),
+        sampler=make_sampler(settings.data_options.seed + 1000 * worker_index),
         pruner=make_pruner(space.pruner),
     )
     finished_here = 0

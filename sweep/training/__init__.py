@@ -18,10 +18,33 @@ from collections.abc import Callable
 from typing import Any
 
 from sweep.caches import FeatureBank
-from sweep.training._config import OPTIMIZERS, STRATEGIES, EpochHook, TrainingDiverged, TrialConfig, TrialResult
+from sweep.training._config import (
+    FEATURE_EXTRACTION,
+    FINE_TUNING,
+    OPTIMIZERS,
+    STRATEGIES,
+    STRATEGY_CHOICES,
+    EpochHook,
+    Strategy,
+    TrainingDiverged,
+    TrialConfig,
+    TrialResult,
+)
 from sweep.training._data import TrialData
 
-__all__ = ["OPTIMIZERS", "STRATEGIES", "TrainingDiverged", "TrialConfig", "TrialData", "TrialResult", "run_trial"]
+__all__ = [
+    "FEATURE_EXTRACTION",
+    "FINE_TUNING",
+    "STRATEGY_CHOICES",
+    "Strategy",
+    "OPTIMIZERS",
+    "STRATEGIES",
+    "TrainingDiverged",
+    "TrialConfig",
+    "TrialData",
+    "TrialResult",
+    "run_trial",
+]
 
 
 def run_trial(
@@ -48,7 +71,7 @@ def run_trial(
     Raises:
         TrainingDiverged: when the loss becomes NaN or infinite.
     """
-    if config.strategy == "feature_extraction":
+    if config.strategy == FEATURE_EXTRACTION:
         if bank is None:
             raise ValueError("feature_extraction needs bank=, a FeatureBank holding the cut layer")
         from sweep.training._feature_extraction import train_feature_extraction

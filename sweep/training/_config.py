@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,33 @@ import numpy as np
 from sweep.model import Augmentation
 from sweep.stats import Scores
 
-STRATEGIES = ("feature_extraction", "fine_tuning")
+
+class Strategy(StrEnum):
+    """How a trial uses the network. Members are strings, so stored values and TOML compare equal.
+
+    ``FEATURE_EXTRACTION`` fits a head on banked features of the cut layer (no backbone pass);
+    ``FINE_TUNING`` trains the truncated network from an unfreeze boundary on.
+    """
+
+    FEATURE_EXTRACTION = "feature_extraction"
+    FINE_TUNING = "fine_tuning"
+
+    @property
+    def abbreviation(self) -> str:
+        """``fe`` or ``ft``, as default study names spell it."""
+        return "fe" if self is Strategy.FEATURE_EXTRACTION else "ft"
+
+    @property
+    def words(self) -> str:
+        """``feature extraction`` or ``fine-tuning``, as sentences and plots say it."""
+        return "feature extraction" if self is Strategy.FEATURE_EXTRACTION else "fine-tuning"
+
+
+FEATURE_EXTRACTION = Strategy.FEATURE_EXTRACTION
+FINE_TUNING = Strategy.FINE_TUNING
+STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
+STRATEGY_CHOICES: dict[str, tuple[Strategy, ...]] = {**{s.value: (s,) for s in STRATEGIES}, "both": STRATEGIES}
+"""``--strategy``: one strategy, or ``both``."""
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 
 
