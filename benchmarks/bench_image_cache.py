@@ -1,6 +1,6 @@
 """How much faster than decoding PNGs (or DICOMs) is reading the image cache, and is either a bottleneck?
 
-Measures, on the full-size (1024x1024) NIH originals in tests/data/nih-full:
+Measures, on the full-size (1024x1024) NIH originals in tests/fixtures/nih-full:
 
 1. decode: open each PNG, convert to grayscale and Lanczos-resize to --size, one thread
    (what a data loader without a cache does for every image of every epoch);
@@ -45,8 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--images",
         type=Path,
-        default=REPO / "tests" / "data" / "nih-full",
-        help="folder of PNGs to decode (default: the 40 NIH originals in tests/data/nih-full)",
+        default=REPO / "tests" / "fixtures" / "nih-full",
+        help="folder of PNGs to decode (default: the 40 NIH originals in tests/fixtures/nih-full)",
     )
     parser.add_argument("--size", type=int, default=224, help="output size in pixels (default 224)")
     parser.add_argument("--batch", type=int, default=32, help="batch size for cache reads (default 32)")

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from layers_index._logme import logme
 from layers_index._probe import linear_probe, patient_folds
-from layers_index._store import DatasetKey, LayerKey, Score, engine_for, upsert_scores
+from layers_index._store import DatasetKey, Score, engine_for, upsert_scores
 from sweep.data import DataOptions, check_scorable
 from sweep.model import parse_weights
 from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_resampled, patients_of
@@ -75,14 +75,22 @@ def build_dictionary(
             cannot score AUROC for any output.
     """
     engine_for(storage_url)  # a wrong or too new database fails now, before Keras loads or anything is scored
-    from sweep.caches import check_image_size, load_feature_bank, load_image_cache
-    from sweep.data import load_dataset
-    from sweep.model import build_backbone, candidate_layers
+    from sweep.caches import check_image_size
 
     check_image_size(image_size)
     options = DataOptions.of(data, **data_options)
-    seed = options.seed
-    parsed_weights = parse_weights(weights, seed=seed)
+    parsed_weights = parse_weights(weights, seed=options.seed)
+    dataset, parsed_task, targets, train, val = _load_scorable(options, on_dataset)
+    infos, bank = _candidate_features(dataset, parsed_weights, image_size)
+    scores, results = _layer_rows(dataset, bank, infos, targets, train, val, options.seed)
+    upsert_scores(storage_url, _dataset_key(dataset, parsed_task), parsed_weights.label, image_size, scores)
+    return results
+
+
+def _load_scorable(options: DataOptions, on_dataset: Callable[[Any], None] | None):
+    """Load the dataset and refuse it early if its validation split cannot score AUROC: (dataset, task, targets, train, val)."""
+    from sweep.data import load_dataset
+
     dataset = load_dataset(options)
     parsed_task = dataset.task(options.task)
     targets = dataset.targets(parsed_task)
@@ -90,23 +98,42 @@ def build_dictionary(
     check_scorable(targets, train, val, parsed_task)
     if on_dataset is not None:
         on_dataset(dataset)
+    return dataset, parsed_task, targets, train, val
+
+
+def _candidate_features(dataset, parsed_weights, image_size: int):
+    """The candidate layers' infos and their feature bank (one cached forward pass, shared with the sweep)."""
+    from sweep.caches import load_feature_bank, load_image_cache
+    from sweep.model import build_backbone, candidate_layers
+
     cache = load_image_cache(dataset.paths, image_size)
     backbone = build_backbone(image_size, parsed_weights)
     infos = candidate_layers(backbone)
     bank = load_feature_bank(cache, parsed_weights, [info.name for info in infos], backbone=backbone)
+    return infos, bank
 
+
+def _layer_rows(
+    dataset, bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, seed: int
+) -> tuple[list[Score], list[LayerScores]]:
+    """Score every layer and turn it into the rows to store (probe AUROC with its bootstrap interval, LogME) and to return."""
     results: list[LayerScores] = []
     scores: list[Score] = []
     patients = dataset.table["patient"].to_numpy(dtype=object)[train]  # None: unknown, each image its own patient
     resamples = bootstrap_weights(patients_of(dataset, val), seed=seed)
     counted, _ = counted_outputs(targets[val])
     for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed):
-        key = LayerKey(info.name, info.depth, info.layer_index, info.block, info.channels, info.stride)
+        key = info.facts
         fitted = counted & np.isfinite(probe.predictions).all(axis=0)
         ci = interval(probe.auroc, mean_auroc_resampled(targets[val], np.nan_to_num(probe.predictions), resamples, fitted))
         scores += [Score(key, "probe_auroc", probe.auroc, low=ci.low, high=ci.high), Score(key, "logme", evidence)]
         results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe.auroc, evidence, probe.c))
-    key = DatasetKey(
+    return scores, results
+
+
+def _dataset_key(dataset, parsed_task) -> DatasetKey:
+    """The dictionary's key for this dataset, task and split."""
+    return DatasetKey(
         dataset.name,
         parsed_task.name,
         dataset.modality,
@@ -114,8 +141,6 @@ def build_dictionary(
         dataset.patient_count,
         dataset.fingerprint(),
     )
-    upsert_scores(storage_url, key, parsed_weights.label, image_size, scores)
-    return results
 
 
 # The probe's and LogME's matrix products are small: on a two-core machine one BLAS thread is

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import optuna
 
-from layers_index._store import DatasetKey, LayerKey, Score, upsert_scores
+from layers_index._store import DatasetKey, Score, upsert_scores
 from sweep.results import CandidateScorer, completed_trials, summarize_layers
 from sweep.stats import interval
 from sweep.storage import load_predictions, load_validation
@@ -38,9 +38,7 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, s
     if not members:
         return []
     summary = summarize_layers(study, layer=layer, weights=weights, strategy=strategy)[0]
-    key = LayerKey(
-        layer, summary.depth, summary.layer_index, summary.block or "other", summary.channels or 0, summary.stride or 0
-    )
+    key = max(members, key=lambda pair: pair[0].value)[1].layer_facts
     common = {"n_trials": summary.n_trials, "source_study": study.study_name, "source_trial": summary.best_trial}
     prefix = PREFIX[strategy]
     scores = [

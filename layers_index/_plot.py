@@ -136,56 +136,81 @@ def draw(data: PlotData):
     A profile keeps one colour and one legend entry across panels, so its curves read as one;
     a score with a 95% interval has it as a band. The figure's height is fixed per panel.
     """
-    import plotly.graph_objects as go
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
     panels = [TITLES.get(m, m) for m in data.metrics] + (["transfer gain, imagenet − none"] if data.gains else [])
     rows = max(len(panels), 1)
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=panels, vertical_spacing=0.24 / rows)
-    placed = [(row, c, c.label) for row, m in enumerate(data.metrics, start=1) for c in data.curves if c.metric == m]
-    placed += [(len(panels), c, f"{c.label} ({TITLES.get(c.metric, c.metric)})") for c in data.gains]
     palette = qualitative.Plotly
     colours: dict[str, str] = {}
-    for row, curve, name in placed:
+    for row, curve, name in _placed_curves(data, len(panels)):
         first = name not in colours
         colour = colours.setdefault(name, palette[len(colours) % len(palette)])
         if curve.low and len(curve.x) > 1:
-            figure.add_trace(
-                go.Scatter(
-                    x=list(curve.x) + list(curve.x)[::-1],
-                    y=list(curve.high) + list(curve.low)[::-1],
-                    mode="lines",
-                    fill="toself",
-                    fillcolor=colour,
-                    opacity=0.15,
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=name,
-                ),
-                row=row,
-                col=1,
-            )
-        figure.add_trace(
-            go.Scatter(
-                x=list(curve.x),
-                y=list(curve.values),
-                mode="lines+markers",
-                name=name,
-                text=list(curve.layers),
-                line_color=colour,
-                marker_size=5,
-                legendgroup=name,
-                showlegend=first,
-                hovertemplate="%{text}: %{y:.4f}<extra>" + name + "</extra>",
-            ),
-            row=row,
-            col=1,
-        )
+            _add_interval_band(figure, curve, name, colour, row)
+        _add_line(figure, curve, name, colour, row, show_legend=first)
     if data.gains:
         figure.add_hline(y=0, line_dash="dot", line_color="grey", row=len(panels), col=1)
-    for span in data.blocks:  # shaded in every panel, named in the top one
+    _add_block_shading(figure, data.blocks, rows)
+    _add_axes_and_layout(figure, rows)
+    return figure
+
+
+def _placed_curves(data: PlotData, gain_row: int) -> list[tuple[int, Curve, str]]:
+    """(panel row, curve, legend name) of every curve: score curves in their metric's row, gains in the last."""
+    placed = [(row, c, c.label) for row, m in enumerate(data.metrics, start=1) for c in data.curves if c.metric == m]
+    placed += [(gain_row, c, f"{c.label} ({TITLES.get(c.metric, c.metric)})") for c in data.gains]
+    return placed
+
+
+def _add_interval_band(figure, curve: Curve, name: str, colour: str, row: int) -> None:
+    """Draw a curve's 95% interval as a faint band in its colour, grouped with its line in the legend."""
+    import plotly.graph_objects as go
+
+    figure.add_trace(
+        go.Scatter(
+            x=list(curve.x) + list(curve.x)[::-1],
+            y=list(curve.high) + list(curve.low)[::-1],
+            mode="lines",
+            fill="toself",
+            fillcolor=colour,
+            opacity=0.15,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def _add_line(figure, curve: Curve, name: str, colour: str, row: int, *, show_legend: bool) -> None:
+    """Draw a curve as a line with markers; only a profile's first curve gets a legend entry."""
+    import plotly.graph_objects as go
+
+    figure.add_trace(
+        go.Scatter(
+            x=list(curve.x),
+            y=list(curve.values),
+            mode="lines+markers",
+            name=name,
+            text=list(curve.layers),
+            line_color=colour,
+            marker_size=5,
+            legendgroup=name,
+            showlegend=show_legend,
+            hovertemplate="%{text}: %{y:.4f}<extra>" + name + "</extra>",
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def _add_block_shading(figure, blocks: tuple[BlockSpan, ...], rows: int) -> None:
+    """Shade each dense block in every panel, and name it in the top one."""
+    for span in blocks:
         for row in range(1, rows + 1):
             label = (
                 {"annotation_text": span.block, "annotation_position": "top left", "annotation_font_size": 11} if row == 1 else {}
@@ -200,6 +225,10 @@ def draw(data: PlotData):
                 col=1,
                 **label,
             )
+
+
+def _add_axes_and_layout(figure, rows: int) -> None:
+    """Title the x axis and the figure, and fix the height per panel with the legend below the panels."""
     figure.update_xaxes(title_text="position in DenseNet-121 (layer index)", row=rows, col=1)
     figure.update_layout(
         title={"text": "OCL dictionary: layer-wise feature quality (dense blocks shaded)", "x": 0, "xanchor": "left"},
@@ -209,7 +238,6 @@ def draw(data: PlotData):
         margin={"l": 70, "r": 30, "t": 80, "b": 120},
         legend={"orientation": "h", "yanchor": "top", "y": -70 / (PANEL_HEIGHT * rows), "x": 0},
     )
-    return figure
 
 
 def write_html(figure, output: Path) -> Path:

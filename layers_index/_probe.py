@@ -212,6 +212,24 @@ def _choose_c(z: np.ndarray, y: np.ndarray, folds: Folds, cs: Sequence[float]) -
     return float(cs[best]), float(means[best])
 
 
+def _probe_output(
+    basis: _Basis, val: np.ndarray, y_train: np.ndarray, y_val: np.ndarray, folds: Folds, cs: Sequence[float]
+) -> tuple[np.ndarray | None, float, float, float]:
+    """One output's probe: (validation predictions, AUROC, chosen C, CV AUROC); None and NaNs when it cannot be fitted."""
+    rows = ~np.isnan(y_train)
+    y = y_train[rows] > 0
+    if not rows.any() or not _defined(y):
+        return None, float("nan"), float("nan"), float("nan")
+    c, cv_auroc = _choose_c(basis.z, y_train > 0, folds, cs)
+    z = basis.z if rows.all() else basis.z[rows]
+    theta = _fit(z, y, c, basis.lam if rows.all() else _curvature(z), None, GTOL_REFIT)
+    predicted = expit(val @ theta[:-1] + theta[-1])
+    known = ~np.isnan(y_val)
+    defined = known.any() and _defined(y_val[known])
+    auroc = float(roc_auc_score(y_val[known], predicted[known])) if defined else float("nan")
+    return predicted, auroc, c, cv_auroc
+
+
 def linear_probe(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -261,20 +279,10 @@ def linear_probe(
     chosen: list[float] = []
     cv: list[float] = []
     for k in range(y_train.shape[1]):
-        rows = ~np.isnan(y_train[:, k])
-        y = y_train[rows, k] > 0
-        if not rows.any() or not _defined(y):
-            aurocs.append(float("nan"))
-            chosen.append(float("nan"))
-            cv.append(float("nan"))
-            continue
-        c, cv_auroc = _choose_c(basis.z, y_train[:, k] > 0, folds[k], cs)
-        z = basis.z if rows.all() else basis.z[rows]
-        theta = _fit(z, y, c, basis.lam if rows.all() else _curvature(z), None, GTOL_REFIT)
-        predictions[:, k] = expit(val @ theta[:-1] + theta[-1])
-        known = ~np.isnan(y_val[:, k])
-        defined = known.any() and _defined(y_val[known, k])
-        aurocs.append(float(roc_auc_score(y_val[known, k], predictions[known, k])) if defined else float("nan"))
+        predicted, auroc, c, cv_auroc = _probe_output(basis, val, y_train[:, k], y_val[:, k], folds[k], cs)
+        if predicted is not None:
+            predictions[:, k] = predicted
+        aurocs.append(auroc)
         chosen.append(c)
         cv.append(cv_auroc)
     finite = [a for a in aurocs if not np.isnan(a)]

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
+from sweep.model import LayerFacts
 from sweep.storage import parse_storage
 
 MODEL = "densenet121"
@@ -30,14 +31,8 @@ class DatasetKey:
     fingerprint: str
 
 
-@dataclass(frozen=True)
-class LayerKey:
-    name: str
-    depth: int | None
-    layer_index: int
-    block: str
-    channels: int
-    stride: int
+LayerKey = LayerFacts
+"""Which layer a score belongs to: the model's :class:`~sweep.model.LayerFacts`, under the dictionary's name."""
 
 
 @dataclass(frozen=True)

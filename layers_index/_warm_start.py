@@ -22,7 +22,7 @@ import optuna
 
 from layers_index._views import dictionary_frame
 from sweep.model import CANDIDATES
-from sweep.study import SweepSettings, is_glob
+from sweep.study import SearchSpace, SweepSettings, is_glob
 from sweep.study import _records as records
 from sweep.training import FEATURE_EXTRACTION
 
@@ -62,6 +62,29 @@ def enqueue_top_layers(
     weights = list(space.weights)
     if space.fixed_cut_layer is not None:
         return []
+    frame = _ranked_profiles(storage_url, settings, fingerprint, source)
+    allowed = _allowed_layers(space)
+    enqueued: list[str] = []
+    seen: set[tuple[str, str | None]] = set()
+    for row in frame.itertuples(index=False):
+        key = (row.layer, row.weights if len(weights) > 1 else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        if _enqueue(study, _trial_params(space, row, allowed)):
+            enqueued.append(row.layer)
+        if len(seen) == k:
+            break
+    return enqueued
+
+
+def _ranked_profiles(storage_url: str, settings: SweepSettings, fingerprint: str | None, source: str | None):
+    """The dictionary's ranked rows for the space's weights and allowed layers, best first.
+
+    With several weights profiles, their number-one layers come before any number two.
+    """
+    space = settings.space
+    weights = list(space.weights)
     if source is None:
         frame = dictionary_frame(
             storage_url,
@@ -74,29 +97,31 @@ def enqueue_top_layers(
         frame = dictionary_frame(storage_url, dataset=source, image_size=settings.image_size)
     frame = frame[frame["weights"].isin(weights) & frame["rank"].notna()]
     frame = frame[frame["layer"].map(space.allows).astype(bool)]
+    return frame.assign(order=frame["weights"].map(weights.index)).sort_values(["rank", "order"], kind="stable")
+
+
+def _allowed_layers(space: SearchSpace) -> list[str]:
+    """The cut layers the space allows, as the worker sees them (candidates, then named non-candidates)."""
     allowed = [layer for layer in CANDIDATES if space.allows(layer)]
-    allowed += [name for name in space.cut_layers if not is_glob(name) and name not in CANDIDATES]  # as the worker sees them
-    # Best first; with several weights profiles, their number-one layers come before any number two.
-    frame = frame.assign(order=frame["weights"].map(weights.index)).sort_values(["rank", "order"], kind="stable")
-    enqueued: list[str] = []
-    seen: set[tuple[str, str | None]] = set()
-    for row in frame.itertuples(index=False):
-        key = (row.layer, row.weights if len(weights) > 1 else None)
-        if key in seen:
-            continue
-        seen.add(key)
-        params: dict[str, Any] = space.cut_layer_params(row.layer, allowed)
-        if len(space.strategies) > 1 and FEATURE_EXTRACTION in space.strategies:
-            params["strategy"] = FEATURE_EXTRACTION.value
-        if len(weights) > 1:
-            params["weights"] = row.weights
-        before = len(study.get_trials(deepcopy=False))
-        study.enqueue_trial(params, user_attrs={records.WARM_START: True}, skip_if_exists=True)
-        if len(study.get_trials(deepcopy=False)) > before:
-            enqueued.append(row.layer)
-        if len(seen) == k:
-            break
-    return enqueued
+    allowed += [name for name in space.cut_layers if not is_glob(name) and name not in CANDIDATES]
+    return allowed
+
+
+def _trial_params(space: SearchSpace, row: Any, allowed: list[str]) -> dict[str, Any]:
+    """The parameters that fix a trial to the row's layer (and to feature extraction and the row's weights, when sampled)."""
+    params: dict[str, Any] = space.cut_layer_params(row.layer, allowed)
+    if len(space.strategies) > 1 and FEATURE_EXTRACTION in space.strategies:
+        params["strategy"] = FEATURE_EXTRACTION.value
+    if len(space.weights) > 1:
+        params["weights"] = row.weights
+    return params
+
+
+def _enqueue(study: optuna.Study, params: dict[str, Any]) -> bool:
+    """Enqueue a warm-start trial unless the same one is already queued; whether it was added."""
+    before = len(study.get_trials(deepcopy=False))
+    study.enqueue_trial(params, user_attrs={records.WARM_START: True}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) > before
 
 
 def check_source(storage_url: str, source: str) -> None:

@@ -39,7 +39,7 @@ from sweep.results import (
     study_answer,
     summarize_layers,
 )
-from sweep.storage import check_storage, open_storage, parse_storage, sqlite_path
+from sweep.storage import check_storage, open_storage, sqlite_path
 from sweep.study import (
     DatasetInfo,
     Device,
@@ -52,6 +52,7 @@ from sweep.study import (
     create_or_resume,
     load_search_space,
     load_study,
+    open_study,
     parse_devices,
     visible_gpus,
 )
@@ -137,37 +138,25 @@ def plan_sweep(
     **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
-
     Args:
         trials: finished trials wanted in total; a rerun adds only what is missing.
-        data: how to read the dataset: a :class:`~sweep.data.DataOptions` record, or a dataset
-            folder or CSV (default: the embedded NIH sample) with ``data_options`` such as
-            ``task``, ``seed``, ``split``, ``positive``, ``labels``, ``uncertain``, ``view``.
+        data: a :class:`~sweep.data.DataOptions`, or a dataset folder or CSV (default: the embedded
+            NIH sample) with ``data_options`` (``task``, ``seed``, ``split``, ``positive``, ...).
         image_size: square input size in pixels.
         weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
         strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's,
             both; feature extraction only with ``cv``).
-        devices: GPU indices (``"0,1"``) or ``"cpu,cpu"``; one worker each.
-        workers: a number of CPU workers instead of ``devices``.
-        storage: Optuna storage URL (default ``sqlite:///studies/ocl.db``).
-        study: study name (default ``DATASET-TASK-SIZEpx-STRATEGIES-WEIGHTS``).
+        devices, workers: GPU indices (``"0,1"``) or ``"cpu,cpu"``, or a number of CPU workers.
+        storage, study: Optuna storage URL (default ``sqlite:///studies/ocl.db``) and study name.
         config: a study file (TOML) with a ``[space]`` table.
-        cv: score feature-extraction trials by patient-wise K-fold cross-validation over train+val
-            (K >= 2) instead of on the validation split alone.
-        warm_start_from: a dataset in the OCL dictionary whose best layers a warm start tries
-            first (checked here; :func:`execute_sweep` needs ``warm_start=True`` to use it).
-        prefix_cache: fine-tuning trials read the frozen part before their unfreeze boundary from
-            the spatial bank (disk budget ``OCL_CACHE_MAX_GB``) instead of recomputing it every
-            epoch; False (``--no-prefix-cache``) trains on images.
+        cv: score feature-extraction trials by patient-wise K-fold CV over train+val (K >= 2).
+        warm_start_from: a dataset of the OCL dictionary to warm-start from.
+        prefix_cache: fine-tuning reads its frozen prefix from the spatial bank (``--no-prefix-cache``: False).
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    if trials < 1:
-        raise OCLError(f"--trials {trials}: pass 1 or more")
-    if strategy is not None and strategy not in STRATEGY_CHOICES:
-        raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
-    _check_image_size(image_size)
+    _check_flags(trials, strategy, image_size)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
     options = DataOptions.of(data, **data_options).check()
@@ -177,11 +166,7 @@ def plan_sweep(
     options = dataclasses.replace(options, task=dataset.task(options.task).name)
     settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache)
     name = study or default_study_name(settings)
-    check_storage(storage_url)
-    if warm_start_from is not None:
-        from layers_index import check_source
-
-        check_source(storage_url, warm_start_from)
+    _check_storage(storage_url, warm_start_from)
     return SweepPlan(
         settings=settings,
         study_name=name,
@@ -197,10 +182,23 @@ def plan_sweep(
     )
 
 
-def _check_image_size(size: int) -> None:
+def _check_storage(storage_url: str, warm_start_from: str | None) -> None:
+    """The storage must be usable, and a warm-start source must be in its dictionary."""
+    check_storage(storage_url)
+    if warm_start_from is not None:
+        from layers_index import check_source
+
+        check_source(storage_url, warm_start_from)
+
+
+def _check_flags(trials: int, strategy: str | None, image_size: int) -> None:
     from sweep.caches import check_image_size
 
-    check_image_size(size)
+    if trials < 1:
+        raise OCLError(f"--trials {trials}: pass 1 or more")
+    if strategy is not None and strategy not in STRATEGY_CHOICES:
+        raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
+    check_image_size(image_size)
 
 
 def _check_cache_budget(space: SearchSpace, prefix_cache: bool) -> None:
@@ -307,29 +305,48 @@ def execute_sweep(
         worker_entry=worker_process,
         prepare_entry=prepare_process,
     )
-    code, error, cache_notes = pool.prepare(plan.settings.to_json())
-    if code != 0:
-        raise OCLError(error or f"preparing the caches failed with exit code {code}")
-    storage = open_storage(plan.storage_url)
-    study = create_or_resume(storage, plan.study_name, plan.settings, plan.trials)
-    for key, value in plan.dataset_info.to_user_attrs().items():
-        study.set_user_attr(key, value)
+    study, cache_notes = _prepare_and_open(plan, pool)
     if on_ready is not None:
         on_ready()
     if on_cache_notes is not None and cache_notes:
         on_cache_notes(cache_notes)
     if warm_start:
-        from layers_index import enqueue_top_layers
+        _warm_start(study, plan, on_warm_start)
+    exits = _run_workers(pool, study, plan, on_progress)
+    return _with_report(sweep_result(study, plan.storage_url, worker_exits=exits), study, report_dir)
 
-        enqueued = enqueue_top_layers(
-            study,
-            plan.storage_url,
-            plan.settings,
-            fingerprint=plan.dataset_info.fingerprint,
-            source=plan.warm_start_from,
-        )
-        if on_warm_start is not None:
-            on_warm_start(enqueued)
+
+def _prepare_and_open(plan: SweepPlan, pool: WorkerPool) -> tuple[Any, list[str]]:
+    """Build the caches in a child process, then create or resume the study: a cache that cannot be
+    built leaves the storage untouched. Returns the study and the caches' lines for the user."""
+    code, error, cache_notes = pool.prepare(plan.settings.to_json())
+    if code != 0:
+        raise OCLError(error or f"preparing the caches failed with exit code {code}")
+    study = create_or_resume(open_storage(plan.storage_url), plan.study_name, plan.settings, plan.trials)
+    for key, value in plan.dataset_info.to_user_attrs().items():
+        study.set_user_attr(key, value)
+    return study, cache_notes
+
+
+def _warm_start(study: Any, plan: SweepPlan, on_warm_start: Callable[[list[str]], None] | None) -> None:
+    """Enqueue the layers the OCL dictionary ranks best for this dataset (or ``--warm-start-from``'s)."""
+    from layers_index import enqueue_top_layers
+
+    enqueued = enqueue_top_layers(
+        study, plan.storage_url, plan.settings, fingerprint=plan.dataset_info.fingerprint, source=plan.warm_start_from
+    )
+    if on_warm_start is not None:
+        on_warm_start(enqueued)
+
+
+def _run_workers(
+    pool: WorkerPool, study: Any, plan: SweepPlan, on_progress: Callable[[SweepSnapshot], None] | None
+) -> list[tuple[int, int, Path]]:
+    """Run the workers until they end; returns (worker, non-zero exit code, log) of those that failed.
+
+    Raises:
+        OCLError: when they stopped before the study has its trials (with the first failed log's tail).
+    """
     pool.start()
     tick = (lambda: on_progress(_progress(study, plan.trials))) if on_progress else (lambda: None)
     try:
@@ -343,9 +360,7 @@ def execute_sweep(
             f"--study {plan.study_name}: the workers stopped after {finished} of {plan.trials} finished trials "
             f"(exit codes {codes}); rerun to resume\n{pool.failure_tail()}"
         )
-    exits = [(index, code, log) for index, (code, log) in enumerate(zip(codes, pool.logs)) if code != 0]
-    result = sweep_result(study, plan.storage_url, worker_exits=exits)
-    return _with_report(result, study, report_dir)
+    return [(index, code, log) for index, (code, log) in enumerate(zip(codes, pool.logs)) if code != 0]
 
 
 def _with_report(result: SweepResult, study: Any, report_dir: str | Path | None) -> SweepResult:
@@ -460,11 +475,11 @@ def evaluate_study(
     (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
 
     Returns:
-        ``(evaluation, summary)``: the :class:`sweep.results._evaluate.Evaluation` and the stored summary dict.
+        ``(evaluation, summary)``: the :class:`sweep.results.Evaluation` and the stored summary dict.
     """
     from sweep.report import write_study_report
     from sweep.results import evaluate_best, evaluation_summary
-    from sweep.study import _records as records
+    from sweep.study import records
 
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
@@ -478,46 +493,3 @@ def evaluate_study(
     summary = {**evaluation_summary(evaluation, str(report), str(model_path)), "answer": answer.sentence()}
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary
-
-
-def open_study(study: str | None = None, *, storage: str | None = None) -> tuple[Any, str]:
-    """The OCL study to read (default: the only one in the storage) and its storage URL.
-
-    Reads only: a missing SQLite file or one without Optuna's tables is refused, never created.
-
-    Raises:
-        OCLError: no database, no OCL study there, several and none named, or an unknown name.
-    """
-    url = storage or DEFAULT_STORAGE
-    database = parse_storage(url)
-    if database.path is not None and not database.path.exists():
-        raise OCLError(f"--storage {url}: no database at {database.path}; run `ocl sweep` first, or pass the --storage it used")
-    if not database.has_optuna_tables():  # open_storage would add them
-        raise OCLError(f"--storage {url}: no OCL study there; run `ocl sweep` first, or pass the --storage it used")
-    opened = open_storage(url, heartbeat=False)
-    names = _ocl_studies(opened)
-    if study is None:
-        if not names:
-            raise OCLError(f"--storage {url}: no OCL study there; run `ocl sweep` first, or pass the --storage it used")
-        if len(names) > 1:
-            raise OCLError(f"--study: the storage holds {len(names)} studies; pass one of {_listed(names)}")
-        study = names[0]
-    elif study not in names:
-        if not names:
-            raise OCLError(f"--study {study}: no OCL study in {url}; run `ocl sweep` first, or pass the --storage it used")
-        raise OCLError(f"--study {study}: no such OCL study in this storage (studies: {_listed(names)})")
-    return load_study(opened, study), url
-
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-
-
-def _ocl_studies(storage: Any) -> list[str]:
-    """Names of the studies ``ocl sweep`` made (they carry stored settings), in creation order."""
-    import optuna
-
-    from sweep.study import records
-
-    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-    return [s.study_name for s in summaries if records.SETTINGS in s.user_attrs]

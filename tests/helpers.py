@@ -6,11 +6,10 @@ import csv
 from pathlib import Path
 
 TESTS_DIR = Path(__file__).resolve().parent
-DATA_DIR = TESTS_DIR / "data"
 FIXTURES_DIR = TESTS_DIR / "fixtures"
-FULL_TABLE = DATA_DIR / "Data_Entry_2017_v2020_full.csv.gz"
-OFFICIAL_SPLIT_DIR = DATA_DIR / "official_split"
-NIH_FULL_DIR = DATA_DIR / "nih-full"
+FULL_TABLE = FIXTURES_DIR / "Data_Entry_2017_v2020_full.csv.gz"
+OFFICIAL_SPLIT_DIR = FIXTURES_DIR / "official_split"
+NIH_FULL_DIR = FIXTURES_DIR / "nih-full"
 SAMPLE_DIR = TESTS_DIR.parent / "sweep" / "sample" / "nih-cxr14"
 SAMPLE_CSV = SAMPLE_DIR / "Data_Entry_2017.csv"
 SAMPLE_IMAGES = SAMPLE_DIR / "images"

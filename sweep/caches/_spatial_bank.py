@@ -215,6 +215,60 @@ def _valid(directory: Path, relative: str, entry: dict[str, Any] | None, shape: 
     return array is not None and tuple(array.shape) == shape
 
 
+def _has_clean(directory: Path, manifest: dict[str, Any], images: int, size: int, block: str, verify: bool) -> bool:
+    """Whether ``block``'s clean tensors are banked already, whole and of the expected shape."""
+    shape = (images, *block_shape(size, block))
+    return _valid(directory, f"blocks/{block}", manifest["blocks"].get(block), shape, verify)
+
+
+def _has_views(directory: Path, entries: dict[str, Any], views: ViewSpec | None, size: int, block: str, verify: bool) -> bool:
+    """Whether ``block``'s augmented views are banked already, whole and of the expected shape."""
+    if views is None:
+        return False
+    shape = (views.count, len(views.indices), *block_shape(size, block))
+    return _valid(directory, f"views-{views.key}/{block}", entries.get(block), shape, verify)
+
+
+def _free_bytes(
+    directory: Path,
+    manifest: dict[str, Any],
+    entries: dict[str, Any],
+    views: ViewSpec | None,
+    images: int,
+    size: int,
+    verify: bool,
+) -> int:
+    """The disk the bank may fill: the free space less the margin, plus what its valid files already hold."""
+    clean = [b for b in BLOCKS if _has_clean(directory, manifest, images, size, b, verify)]
+    present = sum((directory / "blocks" / f"{b}.npy").stat().st_size for b in clean)
+    banked_views = [b for b in BLOCKS if _has_views(directory, entries, views, size, b, verify)]
+    present += sum((directory / f"views-{views.key}" / f"{b}.npy").stat().st_size for b in banked_views)
+    return shutil.disk_usage(directory).free - FREE_DISK_MARGIN + present
+
+
+def _without_unbuilt(
+    clean: tuple[str, ...],
+    banked_views: tuple[str, ...],
+    missing_clean: list[str],
+    missing_views: list[str],
+    skipped: dict[str, str],
+    directory: Path,
+) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """After a full disk: the blocks still banked, each unbuilt one recorded in ``skipped``, and a note saying so."""
+    missing = [block for block in BLOCKS if block in missing_clean or block in missing_views]
+    for block in missing:
+        skipped[block if block in missing_clean else f"{block} views"] = (
+            "the disk filled up while banking it; computed on the fly"
+        )
+    clean = tuple(block for block in clean if block not in missing_clean)
+    banked_views = tuple(block for block in banked_views if block in clean and block not in missing_views)
+    note = (
+        f"disk full while banking {', '.join(missing)} under {directory}: the partial files were removed and "
+        "fine-tuning trials compute that prefix on the fly (uncached); free some space or lower OCL_CACHE_MAX_GB"
+    )
+    return clean, banked_views, note
+
+
 def load_spatial_bank(
     cache: ImageCache,
     weights: Any,
@@ -247,30 +301,13 @@ def load_spatial_bank(
     with _artifacts.locked(directory):
         manifest = _artifacts.read_manifest(directory, "blocks", "views")
         entries = manifest["views"].get(views.key, {}) if views else {}
-
-        def clean_path(block: str) -> Path:
-            return directory / "blocks" / f"{block}.npy"
-
-        def views_path(block: str) -> Path:
-            return directory / f"views-{views.key}" / f"{block}.npy"
-
-        def has_clean(block: str) -> bool:
-            shape = (n, *block_shape(size, block))
-            return _valid(directory, f"blocks/{block}", manifest["blocks"].get(block), shape, verify_checksum)
-
-        def has_views(block: str) -> bool:
-            if views is None:
-                return False
-            shape = (views.count, len(views.indices), *block_shape(size, block))
-            return _valid(directory, f"views-{views.key}/{block}", entries.get(block), shape, verify_checksum)
-
-        present = sum(clean_path(b).stat().st_size for b in BLOCKS if has_clean(b))
-        present += sum(views_path(b).stat().st_size for b in BLOCKS if has_views(b))
-        free = shutil.disk_usage(directory).free - FREE_DISK_MARGIN + present
+        free = _free_bytes(directory, manifest, entries, views, n, size, verify_checksum)
         plan = bank_plan(size, n, view_rows, cut_layers, budget, max(free, 0))
         clean, banked_views, skipped = plan.clean, plan.views, dict(plan.why_not)
-        missing_clean = [block for block in clean if not has_clean(block)]
-        missing_views = [block for block in banked_views if not has_views(block)]
+        missing_clean = [block for block in clean if not _has_clean(directory, manifest, n, size, block, verify_checksum)]
+        missing_views = [
+            block for block in banked_views if not _has_views(directory, entries, views, size, block, verify_checksum)
+        ]
         notes: list[str] = []
         if missing_clean or missing_views:
             try:
@@ -278,17 +315,10 @@ def load_spatial_bank(
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-                missing = [block for block in BLOCKS if block in missing_clean or block in missing_views]
-                for block in missing:
-                    skipped[block if block in missing_clean else f"{block} views"] = (
-                        "the disk filled up while banking it; computed on the fly"
-                    )
-                clean = tuple(block for block in clean if block not in missing_clean)
-                banked_views = tuple(block for block in banked_views if block in clean and block not in missing_views)
-                notes.append(
-                    f"disk full while banking {', '.join(missing)} under {directory}: the partial files were removed and "
-                    "fine-tuning trials compute that prefix on the fly (uncached); free some space or lower OCL_CACHE_MAX_GB"
+                clean, banked_views, note = _without_unbuilt(
+                    clean, banked_views, missing_clean, missing_views, skipped, directory
                 )
+                notes.append(note)
     return SpatialBank(directory, manifest, views, clean, banked_views, skipped, notes)
 
 

@@ -159,7 +159,7 @@ def sweep(
 
     Example: ocl sweep --trials 200 --devices 0,1
     """
-    from sweep.api import execute_sweep, plan_sweep
+    from sweep.api import plan_sweep
 
     plan = plan_sweep(
         trials,
@@ -176,11 +176,25 @@ def sweep(
         warm_start_from=warm_start_from,
         prefix_cache=prefix_cache,
     )
+    result = _run(plan, warm_start or warm_start_from is not None, log_dir, format)
+    for index, code, log in result.worker_exits:
+        err_console.print(f"note: worker {index} exited with code {code}; its trial was retried (log: {log})")
+    if format is OutputFormat.json:
+        print_json(_result_json(result))
+        return
+    _print_summary(result)
+    _print_next_steps(result)
+
+
+def _run(plan, warm_start: bool, log_dir: Path, format: OutputFormat):
+    """Execute the plan with a progress bar; the plan is printed once the caches are built."""
+    from sweep.api import execute_sweep
+
     progress = _SweepProgress(plan.finished_before or 0)
     try:
-        result = execute_sweep(
+        return execute_sweep(
             plan,
-            warm_start=warm_start or warm_start_from is not None,
+            warm_start=warm_start,
             log_dir=log_dir,
             on_ready=lambda: _print_plan(plan, err_console if format is OutputFormat.json else console),
             on_cache_notes=_print_cache_notes,
@@ -193,13 +207,6 @@ def sweep(
         raise typer.Exit(130) from None
     finally:
         progress.close()
-    for index, code, log in result.worker_exits:
-        err_console.print(f"note: worker {index} exited with code {code}; its trial was retried (log: {log})")
-    if format is OutputFormat.json:
-        print_json(_result_json(result))
-        return
-    _print_summary(result)
-    _print_next_steps(result)
 
 
 def _print_next_steps(result) -> None:

@@ -192,6 +192,102 @@ def _view_note(views: np.ndarray, source: str | None, view: str, kept: int) -> s
     return f"views (from {source}): {counts}; --view {view} keeps {kept:,}"
 
 
+def _finding_columns(raw: pd.DataFrame, csv_path: Path) -> tuple[str, list[str]]:
+    """The Path column and the finding columns, checked before any cell is read."""
+    path_column = _column(raw, "path")
+    if path_column is None:
+        raise OCLError(f"label file {csv_path} lacks the column Path; a CheXpert-style CSV has {_LAYOUT}")
+    findings = [c for c in raw.columns if c.lower() not in _METADATA and not c.lower().startswith("unnamed:")]
+    if not findings:
+        raise OCLError(f"label file {csv_path} has no finding columns; a CheXpert-style CSV has {_LAYOUT}")
+    if raw.empty:
+        raise OCLError(f"label file {csv_path} lists no images; add one row per image")
+    return path_column, findings
+
+
+def _detected_note(findings: list[str]) -> str:
+    """The note saying the format was detected from the header, not named with --labels."""
+    return (
+        f"label table read as CheXpert-style (a Path column and {len(findings)} finding columns: 1, 0, -1 or blank), "
+        "detected from its header; pass --labels chexpert to say so, or --labels generic for a path,label CSV"
+    )
+
+
+def _view_mask(views: np.ndarray, view_source: str | None, chosen_view: str, csv_path: Path) -> np.ndarray:
+    """The rows ``--view`` keeps; an error when the views are unknown or none is of the chosen view."""
+    keep = np.ones(len(views), dtype=bool)
+    if chosen_view != "all":
+        if view_source is None:
+            raise OCLError(
+                f"--view {chosen_view}: {csv_path} says no image's view (no Frontal/Lateral or AP/PA column, no 'frontal' "
+                "or 'lateral' in the paths); add a Frontal/Lateral column or drop --view"
+            )
+        keep = views == chosen_view
+        if not keep.any():
+            raise OCLError(f"--view {chosen_view}: {csv_path} has no {chosen_view} image; pass --view all or another view")
+    return keep
+
+
+def _image_paths(relative: pd.Series, csv_path: Path) -> list[str]:
+    """The images' absolute paths, every one of which must exist."""
+    paths, base = _resolve_paths(relative, csv_path)
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise OCLError(
+            f"{len(missing)} image(s) listed in {csv_path} are missing under {base} "
+            f"(first: {', '.join(missing[:3])}); Path is read relative to the CSV's folder or the folder above it, "
+            "so fix the paths or remove their rows"
+        )
+    return paths
+
+
+def _label_table(
+    relative: pd.Series, paths: list[str], values: np.ndarray, findings: list[str], policy: str, views: np.ndarray
+) -> pd.DataFrame:
+    """One row per image: its positive findings and ignored findings under the ``--uncertain`` policy."""
+    positive_cells = (values == 1) | ((values == -1) if policy == "ones" else False)
+    ignored_cells = (values == -1) if policy == "ignore" else np.zeros_like(positive_cells)
+    labels = [tuple(f for f, on in zip(findings, row) if on) for row in positive_cells]
+    ignored = [tuple(f for f, on in zip(findings, row) if on) for row in ignored_cells]
+    return pd.DataFrame({"image": relative, "path": paths, "labels": labels, "ignored": ignored, "view": views})
+
+
+def _add_patients(table: pd.DataFrame, raw: pd.DataFrame, relative: pd.Series, paths: list[str]) -> list[str]:
+    """Fill ``table["patient"]`` from a patient column, else the path, else the files; and the note saying how."""
+    patient_column = _column(raw, *_PATIENT_COLUMNS)
+    if patient_column is not None:
+        table["patient"] = raw[patient_column].str.strip().replace("", None).to_numpy(dtype=object)
+        return []
+    table["patient"] = [(m.group(1).lower() if (m := _PATIENT_IN_PATH.search(p)) else None) for p in relative]
+    if not table["patient"].isna().any():
+        return []
+    unknown = table["patient"].isna().to_numpy()
+    from_files, note = patients_from_files([p for p, u in zip(paths, unknown) if u])
+    table.loc[unknown, "patient"] = pd.Series(from_files, dtype=object).to_numpy()
+    return [note] if note else []
+
+
+def _add_split(table: pd.DataFrame, raw: pd.DataFrame, csv_path: Path, split: str, seed: int) -> tuple[pd.DataFrame, str]:
+    """The table with its split column (the CSV's, re-drawn for --split patient, or seeded), and its source kind."""
+    if split == "patient" and table["patient"].isna().all():
+        raise OCLError(
+            f"--split patient: {csv_path} has no patient IDs (no patient column, no patientNNNNN folder in Path, no DICOM "
+            "PatientID), so it cannot be split by patient; add a patient column or drop --split patient"
+        )
+    split_column = _column(raw, "split")
+    if split_column is None:
+        table["split"] = patient_split(split_keys(table), SEEDED_FRACTIONS, seed)
+        return table, "seeded"
+    given = raw[split_column].str.strip()
+    bad = sorted({s for s in given if s.lower() not in SPLIT_NAMES})
+    if bad:
+        raise OCLError(f"label file {csv_path}: unknown split {bad[0]!r}; use train, val or test")
+    table["split"] = [SPLIT_NAMES[s.lower()] for s in given]
+    if split == "patient":
+        return resplit_by_patient(table, seed), RESPLIT
+    return table, "given"
+
+
 def load_chexpert(
     csv_path: Path,
     *,
@@ -218,82 +314,20 @@ def load_chexpert(
     """
     policy, chosen_view = uncertain or "ones", view or "all"
     raw = _read(csv_path)
-    path_column = _column(raw, "path")
-    if path_column is None:
-        raise OCLError(f"label file {csv_path} lacks the column Path; a CheXpert-style CSV has {_LAYOUT}")
-    findings = [c for c in raw.columns if c.lower() not in _METADATA and not c.lower().startswith("unnamed:")]
-    if not findings:
-        raise OCLError(f"label file {csv_path} has no finding columns; a CheXpert-style CSV has {_LAYOUT}")
-    if raw.empty:
-        raise OCLError(f"label file {csv_path} lists no images; add one row per image")
+    path_column, findings = _finding_columns(raw, csv_path)
     values = _values(raw, findings, csv_path)
     views, view_source = _views(raw)
-    notes: list[str] = []
-    if detected:
-        notes.append(
-            f"label table read as CheXpert-style (a Path column and {len(findings)} finding columns: 1, 0, -1 or blank), "
-            "detected from its header; pass --labels chexpert to say so, or --labels generic for a path,label CSV"
-        )
-    keep = np.ones(len(raw), dtype=bool)
-    if chosen_view != "all":
-        if view_source is None:
-            raise OCLError(
-                f"--view {chosen_view}: {csv_path} says no image's view (no Frontal/Lateral or AP/PA column, no 'frontal' "
-                "or 'lateral' in the paths); add a Frontal/Lateral column or drop --view"
-            )
-        keep = views == chosen_view
-        if not keep.any():
-            raise OCLError(f"--view {chosen_view}: {csv_path} has no {chosen_view} image; pass --view all or another view")
+    notes: list[str] = [_detected_note(findings)] if detected else []
+    keep = _view_mask(views, view_source, chosen_view, csv_path)
     view_note = _view_note(views, view_source, chosen_view, int(keep.sum()))
     raw, values, views = raw[keep].reset_index(drop=True), values[keep], views[keep]
     notes.append(_uncertain_note(values, policy, uncertain is not None))  # of the images kept
     notes += [view_note] if view_note else []
     relative = raw[path_column].str.strip()
-    paths, base = _resolve_paths(relative, csv_path)
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise OCLError(
-            f"{len(missing)} image(s) listed in {csv_path} are missing under {base} "
-            f"(first: {', '.join(missing[:3])}); Path is read relative to the CSV's folder or the folder above it, "
-            "so fix the paths or remove their rows"
-        )
-
-    positive_cells = (values == 1) | ((values == -1) if policy == "ones" else False)
-    ignored_cells = (values == -1) if policy == "ignore" else np.zeros_like(positive_cells)
-    labels = [tuple(f for f, on in zip(findings, row) if on) for row in positive_cells]
-    ignored = [tuple(f for f, on in zip(findings, row) if on) for row in ignored_cells]
-    table = pd.DataFrame({"image": relative, "path": paths, "labels": labels, "ignored": ignored, "view": views})
-
-    patient_column = _column(raw, *_PATIENT_COLUMNS)
-    if patient_column is not None:
-        table["patient"] = raw[patient_column].str.strip().replace("", None).to_numpy(dtype=object)
-    else:
-        table["patient"] = [(m.group(1).lower() if (m := _PATIENT_IN_PATH.search(p)) else None) for p in relative]
-        if table["patient"].isna().any():
-            unknown = table["patient"].isna().to_numpy()
-            from_files, note = patients_from_files([p for p, u in zip(paths, unknown) if u])
-            table.loc[unknown, "patient"] = pd.Series(from_files, dtype=object).to_numpy()
-            notes += [note] if note else []
-    if split == "patient" and table["patient"].isna().all():
-        raise OCLError(
-            f"--split patient: {csv_path} has no patient IDs (no patient column, no patientNNNNN folder in Path, no DICOM "
-            "PatientID), so it cannot be split by patient; add a patient column or drop --split patient"
-        )
-
-    split_column = _column(raw, "split")
-    if split_column is not None:
-        given = raw[split_column].str.strip()
-        bad = sorted({s for s in given if s.lower() not in SPLIT_NAMES})
-        if bad:
-            raise OCLError(f"label file {csv_path}: unknown split {bad[0]!r}; use train, val or test")
-        table["split"] = [SPLIT_NAMES[s.lower()] for s in given]
-        source_kind = "given"
-        if split == "patient":
-            table = resplit_by_patient(table, seed)
-            source_kind = RESPLIT
-    else:
-        table["split"] = patient_split(split_keys(table), SEEDED_FRACTIONS, seed)
-        source_kind = "seeded"
+    paths = _image_paths(relative, csv_path)
+    table = _label_table(relative, paths, values, findings, policy, views)
+    notes += _add_patients(table, raw, relative, paths)
+    table, source_kind = _add_split(table, raw, csv_path, split, seed)
 
     default_task = "multilabel"
     if positive is not None:

@@ -165,6 +165,51 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     return table
 
 
+def _require_patients(table: pd.DataFrame, source: Path, split: str) -> None:
+    """``--split patient`` needs patient IDs: an error when no image has one."""
+    if split == "patient" and table["patient"].isna().all():
+        raise OCLError(
+            f"--split patient: {source} has no patient IDs (no patient column, no DICOM PatientID, no NIH-style "
+            "PPPPPPPP_FFF.png file names), so it cannot be split by patient; add a patient column "
+            "(a CSV with path,label,patient) or drop --split patient"
+        )
+
+
+def _add_labels(table: pd.DataFrame, source: Path) -> tuple[str, ...]:
+    """Split each ``label`` cell at ``|`` into ``table["labels"]``; the classes, at least two of them."""
+    labels = [tuple(sorted(part.strip() for part in text.split("|") if part.strip())) for text in table["label"]]
+    table["labels"] = labels
+    classes = tuple(sorted({c for lab in labels for c in lab}))
+    if len(classes) < 2 and not any(len(lab) == 0 for lab in labels):
+        raise OCLError(
+            f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more"
+        )
+    return classes
+
+
+def _default_task(classes: tuple[str, ...], positive: str | None, source: Path) -> tuple[str, list[str]]:
+    """The default task (binary with two classes or a ``--positive``, else multilabel) and any note saying why."""
+    if len(classes) == 2:
+        chosen, note = choose_positive(classes, positive, source)
+        return f"binary:{chosen}", [note]
+    if positive is not None:
+        task = f"binary:{check_positive(positive, classes, source)}"
+        return task, [f"positive class: {positive} (negative: every other image), as --positive asks"]
+    return ("multilabel" if len(classes) > 2 else f"binary:{classes[-1]}"), []
+
+
+def _assign_split(table: pd.DataFrame, source: Path, split: str, seed: int) -> tuple[pd.DataFrame, str]:
+    """The table with every row's split (drawn by patient when none is given) and the split's source kind."""
+    if table["split"].isna().all():
+        table["split"] = patient_split(split_keys(table), SEEDED_FRACTIONS, seed)
+        return table, "seeded"
+    if table["split"].isna().any():
+        raise OCLError(f"--data {source}: some rows have a split and some do not; give every row a split or none")
+    if split == "patient":
+        return resplit_by_patient(table, seed), RESPLIT
+    return table, "given"
+
+
 def load_generic(
     source: Path,
     *,
@@ -185,39 +230,11 @@ def load_generic(
         patients, note = patients_from_files(table["path"].tolist())
         table["patient"] = patients
         notes += [note] if note else []
-    if split == "patient" and table["patient"].isna().all():
-        raise OCLError(
-            f"--split patient: {source} has no patient IDs (no patient column, no DICOM PatientID, no NIH-style "
-            "PPPPPPPP_FFF.png file names), so it cannot be split by patient; add a patient column "
-            "(a CSV with path,label,patient) or drop --split patient"
-        )
-    labels = [tuple(sorted(part.strip() for part in text.split("|") if part.strip())) for text in table["label"]]
-    table["labels"] = labels
-    classes = tuple(sorted({c for lab in labels for c in lab}))
-    if len(classes) < 2 and not any(len(lab) == 0 for lab in labels):
-        raise OCLError(
-            f"--data {source}: found only the class {classes[0] if classes else '(none)'}; a classifier needs two classes or more"
-        )
-    if len(classes) == 2:
-        chosen, note = choose_positive(classes, positive, source)
-        default_task = f"binary:{chosen}"
-        notes.append(note)
-    elif positive is not None:
-        default_task = f"binary:{check_positive(positive, classes, source)}"
-        notes.append(f"positive class: {positive} (negative: every other image), as --positive asks")
-    else:
-        default_task = "multilabel" if len(classes) > 2 else f"binary:{classes[-1]}"
-
-    if table["split"].isna().all():
-        table["split"] = patient_split(split_keys(table), SEEDED_FRACTIONS, seed)
-        source_kind = "seeded"
-    else:
-        if table["split"].isna().any():
-            raise OCLError(f"--data {source}: some rows have a split and some do not; give every row a split or none")
-        source_kind = "given"
-        if split == "patient":
-            table = resplit_by_patient(table, seed)
-            source_kind = RESPLIT
+    _require_patients(table, source, split)
+    classes = _add_labels(table, source)
+    default_task, task_notes = _default_task(classes, positive, source)
+    notes += task_notes
+    table, source_kind = _assign_split(table, source, split, seed)
     return Dataset(
         name=name or source.stem,
         root=source if source.is_dir() else source.parent,

@@ -24,6 +24,7 @@ __all__ = [
     "CANDIDATES",
     "BlockSpan",
     "LayerCatalog",
+    "LayerFacts",
     "LayerInfo",
     "block_of",
     "block_spans",
@@ -92,6 +93,22 @@ def block_spans(positions: Mapping[str, int]) -> list[BlockSpan]:
 
 
 @dataclass(frozen=True)
+class LayerFacts:
+    """Where a layer sits in DenseNet-121: the facts every record of a layer carries, typed once.
+
+    A trial's record (:meth:`sweep.study.TrialRecord.layer_facts`), a candidate's catalog entry
+    (:attr:`LayerInfo.facts`) and a dictionary row (``layers_index.LayerKey``) all hold these.
+    """
+
+    name: str
+    depth: int | None  # position among the 63 candidates (None: another layer of the network)
+    layer_index: int  # position among all layers of the network
+    block: str
+    channels: int
+    stride: int  # input size / the layer's output size
+
+
+@dataclass(frozen=True)
 class LayerInfo:
     """One candidate cut-off layer: where it is, what it outputs, what truncating there costs."""
 
@@ -107,6 +124,10 @@ class LayerInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def facts(self) -> LayerFacts:
+        return LayerFacts(self.name, self.depth, self.layer_index, self.block, self.channels, self.stride)
 
 
 def _layer_flops(layer: Any) -> float:

@@ -105,15 +105,13 @@ def report_data(
     Args:
         study: an OCL study (one ``ocl sweep`` made).
         storage_url: the storage it lives in (for its predictions and the dictionary).
-        evaluation: the result of ``ocl evaluate`` (:func:`sweep.results._evaluate.evaluate_best`); without
+        evaluation: the result of ``ocl evaluate`` (:func:`sweep.results.evaluate_best`); without
             it, the test result stored on the study (``ocl:evaluation``) is shown, when there is one.
         answer: the study's answer when the caller has already computed it.
 
     Raises:
         OCLError: when the study is not an OCL study (no stored settings).
     """
-    if isinstance(storage_url, optuna.Study):  # the former report_data(evaluation, study), until every caller moves
-        study, evaluation, storage_url = storage_url, study, _url_of(storage_url)
     settings = load_settings(study)
     if answer is None:
         answer = study_answer(study, storage_url)
@@ -126,19 +124,6 @@ def report_data(
     profile = [*_sweep_curves(candidates), *_dictionary_curves(storage_url, settings, info.fingerprint or None)]
     strategies = _comparison(candidates, "strategy", FEATURE_EXTRACTION, FINE_TUNING, settings.space.strategies)
     transfer = _comparison(candidates, "weights", "imagenet", "none", settings.space.weights)
-    dataset = {
-        "name": settings.dataset,
-        "modality": info.modality,
-        "images": info.images,
-        "patients": info.patients,
-        "fingerprint": info.fingerprint,
-        "cross_split_patients": info.cross_split_patients,
-        "split": settings.data_options.split,
-        "positive": settings.data_options.positive,
-        "task": settings.task,
-        "validation": dict(answer.validation),
-        "warnings": list(info.warnings),
-    }
     warnings = tuple(dict.fromkeys([*info.warnings, *answer.warnings]))
     notes = []
     if history and not candidates:
@@ -159,7 +144,7 @@ def report_data(
         strategies=strategies,
         transfer=transfer,
         history=history,
-        dataset=dataset,
+        dataset=_dataset_dict(settings, info, answer),
         warnings=warnings,
         study_file=study_file(settings),
         command=reproduce_command(study.study_name, storage_url, settings, counts["target"]),
@@ -168,9 +153,21 @@ def report_data(
     )
 
 
-def _url_of(study: optuna.Study) -> str:
-    storage = getattr(study._storage, "_backend", study._storage)
-    return str(storage.url)
+def _dataset_dict(settings: SweepSettings, info: DatasetInfo, answer: StudyAnswer) -> dict[str, Any]:
+    """The data section: what was read, how it was split, and the validation split behind the answer."""
+    return {
+        "name": settings.dataset,
+        "modality": info.modality,
+        "images": info.images,
+        "patients": info.patients,
+        "fingerprint": info.fingerprint,
+        "cross_split_patients": info.cross_split_patients,
+        "split": settings.data_options.split,
+        "positive": settings.data_options.positive,
+        "task": settings.task,
+        "validation": dict(answer.validation),
+        "warnings": list(info.warnings),
+    }
 
 
 def _settings_dict(settings: SweepSettings) -> dict[str, Any]:
@@ -358,47 +355,57 @@ def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second
 
 def _evaluation(evaluation: Evaluation | None, study: optuna.Study) -> dict[str, Any] | None:
     """The held-out test result: from ``ocl evaluate``'s Evaluation, or as stored on the study."""
+    if evaluation is not None:
+        return _fresh_evaluation(evaluation)
+    stored = study.user_attrs.get(records.EVALUATION)
+    return _stored_evaluation(stored) if stored else None
+
+
+def _fresh_evaluation(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation just run: per-class scores and ROC curves from its test predictions."""
+    from sklearn.metrics import roc_curve
+
     from sweep.results import CHEXNET_AUROC
 
-    if evaluation is not None:
-        from sklearn.metrics import roc_curve
-
-        test, val = evaluation.test, evaluation.val
-        per_class = [
-            {
-                "output": output,
-                "test_auroc": test.auroc[k],
-                "val_auroc": val.auroc[k],
-                "sensitivity": test.sensitivity[k],
-                "specificity": test.specificity[k],
-                "accuracy": test.accuracy[k],
-                "majority_accuracy": test.majority_accuracy[k],
-                "chexnet_auroc": CHEXNET_AUROC.get(output),
-            }
-            for k, output in enumerate(test.outputs)
-        ]
-        roc = {}
-        for k, output in enumerate(test.outputs):
-            y = evaluation.y_test[:, k]
-            if y.min() != y.max():
-                fpr, tpr, _ = roc_curve(y, evaluation.p_test[:, k])
-                roc[output] = (fpr.tolist(), tpr.tolist())
-        return {
-            "trial": evaluation.trial,
-            "strategy": evaluation.config.strategy,
-            "cut_layer": evaluation.config.cut_layer,
-            "weights": evaluation.weights,
-            "val_mean_auroc": val.mean_auroc,
-            "summary": test.summary(),
-            "low": evaluation.test_interval.low,
-            "high": evaluation.test_interval.high,
-            "per_class": per_class,
-            "roc": roc,
-            "excluded": list(test.excluded),
+    test, val = evaluation.test, evaluation.val
+    per_class = [
+        {
+            "output": output,
+            "test_auroc": test.auroc[k],
+            "val_auroc": val.auroc[k],
+            "sensitivity": test.sensitivity[k],
+            "specificity": test.specificity[k],
+            "accuracy": test.accuracy[k],
+            "majority_accuracy": test.majority_accuracy[k],
+            "chexnet_auroc": CHEXNET_AUROC.get(output),
         }
-    stored = study.user_attrs.get(records.EVALUATION)
-    if not stored:
-        return None
+        for k, output in enumerate(test.outputs)
+    ]
+    roc = {}
+    for k, output in enumerate(test.outputs):
+        y = evaluation.y_test[:, k]
+        if y.min() != y.max():
+            fpr, tpr, _ = roc_curve(y, evaluation.p_test[:, k])
+            roc[output] = (fpr.tolist(), tpr.tolist())
+    return {
+        "trial": evaluation.trial,
+        "strategy": evaluation.config.strategy,
+        "cut_layer": evaluation.config.cut_layer,
+        "weights": evaluation.weights,
+        "val_mean_auroc": val.mean_auroc,
+        "summary": test.summary(),
+        "low": evaluation.test_interval.low,
+        "high": evaluation.test_interval.high,
+        "per_class": per_class,
+        "roc": roc,
+        "excluded": list(test.excluded),
+    }
+
+
+def _stored_evaluation(stored: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation read back from the study (``ocl:evaluation``): scores, no curves."""
+    from sweep.results import CHEXNET_AUROC
+
     test = dict(stored.get("test") or {})
     per_class = [
         {"output": output, "test_auroc": value, "chexnet_auroc": CHEXNET_AUROC.get(output)}

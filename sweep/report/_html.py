@@ -262,78 +262,98 @@ def _evaluation_html(evaluation: dict[str, Any], figures: _Figures) -> str:
 def render_html(data: ReportData) -> str:
     """The page, as one self-contained HTML document."""
     figures = _Figures()
-    settings, counts = data.settings, data.counts
     title = f"OCL study {data.study}"
+    sections = [
+        _nav(data),
+        _answer_html(data),
+        *(
+            f"<div class='warn'><b>Warning:</b> {html.escape(w)}</div>"
+            for w in data.warnings
+            if w not in data.dataset["warnings"]
+        ),
+        *(f"<p class='note'>{html.escape(note)}</p>" for note in data.notes),
+        _profile_html(data, figures),
+        "<section id='strategies'><h2>Feature extraction vs fine-tuning</h2>"
+        + _comparison_html(data.strategies, data.settings["weights"])
+        + "</section><section id='transfer'><h2>Transfer vs scratch</h2>"
+        + _comparison_html(data.transfer, data.settings["strategies"])
+        + "</section>",
+        *([_evaluation_html(data.evaluation, figures)] if data.evaluation else []),
+        _history_html(data, figures),
+        f"<section id='data'><h2>Data, split and leakage</h2>{_data_html(data)}</section>",
+        _reproduce_html(data),
+        f"<footer>Written by <code>ocl report</code> on {html.escape(data.generated)} from {html.escape(data.storage)}. "
+        f"AUROC intervals: {data.answer['n_resamples']:,} patient-level bootstrap resamples; a candidate is judged from "
+        f"{data.answer['min_trials']} completed trials.</footer>",
+    ]
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_asset('report.css')}</style></head><body><main>"
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{_subtitle(data)}</p>"
+        + "\n".join(sections)
+        + f"</main>{_print_script() if figures.count else ''}</body></html>"
+    )
+
+
+def _page_warnings(data: ReportData) -> list[str]:
+    """Warnings for the top of the page; the dataset's own are shown in its section instead."""
+    return [warning for warning in data.warnings if warning not in data.dataset["warnings"]]
+
+
+def _subtitle(data: ReportData) -> str:
+    """Dataset, task, size, strategies, weights and trial counts in one line under the title."""
+    settings, counts = data.settings, data.counts
     weights = ", ".join(_weights_name(w) for w in settings["weights"])
     strategies = ", ".join(STRATEGY_NAMES.get(s, s) for s in settings["strategies"])
-    sub = (
+    return (
         f"{html.escape(settings['dataset'])} · task {html.escape(settings['task'])} · {settings['image_size']} px · "
         f"strategies {html.escape(strategies)} · weights {html.escape(weights)} · {counts.get('finished', 0)} finished "
         f"trial(s) of {counts.get('target', 0)} asked for ({counts.get('complete', 0)} complete, {counts.get('pruned', 0)} "
         f"pruned; {counts.get('fail', 0)} failed)"
     )
-    sections = [
+
+
+def _nav(data: ReportData) -> str:
+    return (
         "<nav><a href='#answer'>Answer</a><a href='#profile'>Layer profile</a><a href='#strategies'>Strategies</a>"
         "<a href='#transfer'>Transfer</a>"
         + ("<a href='#test'>Test</a>" if data.evaluation else "")
-        + "<a href='#history'>History</a><a href='#data'>Data &amp; leakage</a><a href='#reproduce'>Reproduce</a></nav>",
-        _answer_html(data),
-    ]
-    for warning in data.warnings:
-        if warning not in data.dataset["warnings"]:
-            sections.append(f"<div class='warn'><b>Warning:</b> {html.escape(warning)}</div>")
-    for note in data.notes:
-        sections.append(f"<p class='note'>{html.escape(note)}</p>")
-    sections.append("<section id='profile'><h2>Layer profile</h2>")
-    if any(c.kind == "sweep" for c in data.profile) or data.headline:
-        sections.append(
-            "<p class='note'>Each point is one cut-off layer trained one way: its cross-fitted validation AUROC (its trials "
-            "chosen on one half of the validation patients, scored on the other), with the 95% patient-level bootstrap "
-            "interval as bar and band. Filled points have enough trials to be judged; the star is the answer. Dense blocks are "
-            "shaded; the dashed grey line is the dictionary's linear probe, a cheap proxy.</p>"
-        )
-        sections.append(figures.html(_profile_figure(data), "profile"))
-    else:
-        sections.append("<p class='note'>No layer has a score yet.</p>")
-    sections.append("</section>")
-    sections.append("<section id='strategies'><h2>Feature extraction vs fine-tuning</h2>")
-    sections.append(_comparison_html(data.strategies, settings["weights"]))
-    sections.append("</section><section id='transfer'><h2>Transfer vs scratch</h2>")
-    sections.append(_comparison_html(data.transfer, settings["strategies"]))
-    sections.append("</section>")
-    if data.evaluation:
-        sections.append(_evaluation_html(data.evaluation, figures))
-    sections.append("<section id='history'><h2>Optimisation history</h2>")
-    if data.history:
-        sections.append(
-            "<p class='note'>The best single trial is biased upward (it was picked for being best); the answer above "
-            "corrects for that by cross-fitting.</p>"
-        )
-        sections.append(figures.html(_history_figure(data), "history"))
-    else:
-        sections.append("<p class='note'>No finished trial yet.</p>")
-    sections.append("</section>")
-    sections.append(f"<section id='data'><h2>Data, split and leakage</h2>{_data_html(data)}</section>")
-    file_name = _file_name(data.study)
-    sections.append(
+        + "<a href='#history'>History</a><a href='#data'>Data &amp; leakage</a><a href='#reproduce'>Reproduce</a></nav>"
+    )
+
+
+def _profile_html(data: ReportData, figures: _Figures) -> str:
+    if not (any(c.kind == "sweep" for c in data.profile) or data.headline):
+        return "<section id='profile'><h2>Layer profile</h2><p class='note'>No layer has a score yet.</p></section>"
+    return (
+        "<section id='profile'><h2>Layer profile</h2>"
+        "<p class='note'>Each point is one cut-off layer trained one way: its cross-fitted validation AUROC (its trials "
+        "chosen on one half of the validation patients, scored on the other), with the 95% patient-level bootstrap "
+        "interval as bar and band. Filled points have enough trials to be judged; the star is the answer. Dense blocks are "
+        "shaded; the dashed grey line is the dictionary's linear probe, a cheap proxy.</p>"
+        + figures.html(_profile_figure(data), "profile")
+        + "</section>"
+    )
+
+
+def _history_html(data: ReportData, figures: _Figures) -> str:
+    if not data.history:
+        return "<section id='history'><h2>Optimisation history</h2><p class='note'>No finished trial yet.</p></section>"
+    return (
+        "<section id='history'><h2>Optimisation history</h2>"
+        "<p class='note'>The best single trial is biased upward (it was picked for being best); the answer above "
+        "corrects for that by cross-fitting.</p>" + figures.html(_history_figure(data), "history") + "</section>"
+    )
+
+
+def _reproduce_html(data: ReportData) -> str:
+    return (
         "<section id='reproduce'><h2>Reproduce</h2>"
-        f"<p>Save the study's search space as <code>{html.escape(file_name)}</code>:</p>"
+        f"<p>Save the study's search space as <code>{html.escape(_file_name(data.study))}</code>:</p>"
         f"<pre id='study-file'>{html.escape(data.study_file)}</pre>"
         "<p>then run (rerunning it on the same storage resumes the study and adds only missing trials):</p>"
         f"<pre id='command'>{html.escape(data.command)}</pre></section>"
-    )
-    sections.append(
-        f"<footer>Written by <code>ocl report</code> on {html.escape(data.generated)} from {html.escape(data.storage)}. "
-        f"AUROC intervals: {data.answer['n_resamples']:,} patient-level bootstrap resamples; a candidate is judged from "
-        f"{data.answer['min_trials']} completed trials.</footer>"
-    )
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>{_asset('report.css')}</style></head><body><main>"
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{sub}</p>"
-        + "\n".join(sections)
-        + f"</main>{_print_script() if figures.count else ''}</body></html>"
     )
 
 

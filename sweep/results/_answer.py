@@ -239,27 +239,11 @@ def study_answer(
     as the dictionary callback uses it, so every reader of a study gets the same answer.
     """
     split = load_validation(storage_url, study.study_name)
-    pairs = completed_trials(study)
-    stored = load_predictions(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else {}
-    groups: dict[tuple[str, str, str], list] = {}
-    for trial, record in pairs:
-        if trial.number in stored:
-            groups.setdefault((record.strategy, record.cut_layer, record.weights), []).append((trial, record))
-    validation: dict[str, Any] = {}
-    warnings: list[str] = []
+    groups, stored = _candidate_groups(study, storage_url, split)
     if split is None or not groups:
-        return StudyAnswer(study.study_name, [], level, n_resamples, min_trials, validation, warnings)
-
-    y = np.asarray(split.targets)
-    validation = {
-        "images": int(len(y)),
-        "patients": int(len(np.unique(split.patients.astype(str)))),
-        "positives": dict(zip(split.outputs, (y == 1).sum(axis=0).astype(int).tolist())),
-        "fingerprint": split.fingerprint,
-    }
+        return StudyAnswer(study.study_name, [], level, n_resamples, min_trials, {}, [])
     warning = small_validation_warning(split)
-    if warning:
-        warnings.append(warning)
+    warnings = [warning] if warning else []
     settings = load_settings(study)
     scorer = CandidateScorer(
         split,
@@ -275,16 +259,45 @@ def study_answer(
         estimates.append(point)
         resampled.append(boot)
         facts.append((record, len(members), best_trial))
+    candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
+    return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, _validation_facts(split), warnings)
 
-    estimates_array = np.asarray(estimates, np.float64)
-    resampled_array = np.stack(resampled, axis=1)
-    judged = np.asarray([n >= min_trials and np.isfinite(e) for (_, n, _), e in zip(facts, estimates_array)])
+
+def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | None) -> tuple[dict, dict[int, np.ndarray]]:
+    """Completed trials with stored predictions, grouped per candidate (strategy, layer, weights),
+    and those predictions by trial number."""
+    pairs = completed_trials(study)
+    stored = load_predictions(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else {}
+    groups: dict[tuple[str, str, str], list] = {}
+    for trial, record in pairs:
+        if trial.number in stored:
+            groups.setdefault((record.strategy, record.cut_layer, record.weights), []).append((trial, record))
+    return groups, stored
+
+
+def _validation_facts(split: ValidationSplit) -> dict[str, Any]:
+    """How much validation data stands behind the answer: images, patients, positives per output."""
+    y = np.asarray(split.targets)
+    return {
+        "images": int(len(y)),
+        "patients": int(len(np.unique(split.patients.astype(str)))),
+        "positives": dict(zip(split.outputs, (y == 1).sum(axis=0).astype(int).tolist())),
+        "fingerprint": split.fingerprint,
+    }
+
+
+def _judge(
+    keys: list, facts: list, estimates: np.ndarray, resampled: np.ndarray, level: float, min_trials: int
+) -> list[Candidate]:
+    """Each candidate with its interval, whether it has enough trials to be judged, and whether it
+    is in the confidence set; judged candidates first, best first."""
+    judged = np.asarray([n >= min_trials and np.isfinite(e) for (_, n, _), e in zip(facts, estimates)])
     in_set = np.zeros(len(keys), bool)
     if judged.any():
-        in_set[judged] = confidence_set(estimates_array[judged], resampled_array[:, judged], level)
+        in_set[judged] = confidence_set(estimates[judged], resampled[:, judged], level)
     candidates = []
     for i, ((strategy, layer, label), (record, n, best_trial)) in enumerate(zip(keys, facts)):
-        ci = interval(estimates_array[i], resampled_array[:, i], level)
+        ci = interval(estimates[i], resampled[:, i], level)
         candidates.append(
             Candidate(
                 strategy=strategy,
@@ -303,4 +316,4 @@ def study_answer(
             )
         )
     candidates.sort(key=lambda c: (not c.judged, -np.nan_to_num(c.score, nan=-1.0)))
-    return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, validation, warnings)
+    return candidates

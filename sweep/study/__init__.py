@@ -11,6 +11,7 @@ that run trials.
 """
 
 from sweep.study import _records as records
+from sweep.study._finding import ocl_studies, open_study
 from sweep.study._lifecycle import (
     FINISHED,
     METRIC_NAME,
@@ -58,6 +59,8 @@ __all__ = [
     "load_study",
     "make_pruner",
     "make_sampler",
+    "ocl_studies",
+    "open_study",
     "may_prune",
     "parse_devices",
     "prepare",

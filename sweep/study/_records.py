@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sweep.model import LayerFacts
+
 __all__ = [
     "DATASET_INFO",
     "EVALUATION",
@@ -98,6 +100,12 @@ class TrialRecord:
     val_mean_majority_accuracy: float | None = None
     val_auroc_per_class: dict[str, float | None] = field(default_factory=dict)
     prefix_cache: str | None = None  # fine-tuning: the banked tensor slice trained on (sweep.caches._spatial_bank), or "images"
+
+    @property
+    def layer_facts(self) -> LayerFacts:
+        """The cut layer's facts as every other record of a layer holds them (unknown ones as "other" / 0)."""
+        block, channels, stride = self.block or "other", self.channels or 0, self.stride or 0
+        return LayerFacts(self.cut_layer, self.layer_depth, self.layer_index, block, channels, stride)
 
     def description_attrs(self) -> dict[str, Any]:
         """The attributes known when the trial starts."""

@@ -120,39 +120,13 @@ class SearchSpace:
         """
         strategy = _choice(trial, "strategy", self.strategies)
         weights = _choice(trial, "weights", self.weights)
-        span = self.depth_span(layers)
-        if span is not None and by_depth is not False:
-            cut_layer = CANDIDATES[trial.suggest_int("cut_layer_depth", *span)]
-        else:
-            cut_layer = _choice(trial, "cut_layer", list(layers))
+        cut_layer = self._suggest_cut_layer(trial, layers, by_depth)
         unfreeze_from = None
         epochs = self.epochs
         if strategy == FINE_TUNING:
             epochs = self.fine_tuning_epochs
-            if self.unfreeze_from:
-                unfreeze_from = self.unfreeze_from
-            else:
-                back = trial.suggest_int("unfreeze_back", *self.unfreeze_back)
-                earlier = (
-                    [c for c in candidates if candidates.index(c) < candidates.index(cut_layer)]
-                    if cut_layer in candidates
-                    else []
-                )
-                unfreeze_from = earlier[max(0, len(earlier) - back)] if earlier else cut_layer
-        augment = _choice(trial, "augment", self.augment)
-        if strategy == FEATURE_EXTRACTION and self.bank_views == 0:
-            augment = False
-        augmentation = Augmentation(0, 0, 0, 0, 0)
-        if augment and strategy == FINE_TUNING:
-            augmentation = Augmentation(
-                rotation_degrees=trial.suggest_float("rotation_degrees", *self.rotation_degrees),
-                zoom=trial.suggest_float("zoom", *self.zoom),
-                shift=trial.suggest_float("shift", *self.shift),
-                contrast=trial.suggest_float("contrast", *self.contrast),
-                brightness=trial.suggest_float("brightness", *self.brightness),
-            )
-        elif augment:
-            augmentation = Augmentation()  # the strengths the bank's views were made with
+            unfreeze_from = self._suggest_unfreeze_from(trial, cut_layer, candidates)
+        augment, augmentation = self._suggest_augmentation(trial, strategy)
         head_units = _choice(trial, "head_units", self.head_units)
         config = TrialConfig(
             strategy=strategy,
@@ -171,6 +145,38 @@ class SearchSpace:
             seed=seed,
         )
         return config, weights
+
+    def _suggest_cut_layer(self, trial: Any, layers: Sequence[str], by_depth: bool | None) -> str:
+        """The cut layer, sampled by depth when the layers are a contiguous run of candidates, else as a category."""
+        span = self.depth_span(layers)
+        if span is not None and by_depth is not False:
+            return CANDIDATES[trial.suggest_int("cut_layer_depth", *span)]
+        return _choice(trial, "cut_layer", list(layers))
+
+    def _suggest_unfreeze_from(self, trial: Any, cut_layer: str, candidates: Sequence[str]) -> str:
+        """A fine-tuning trial's unfreeze boundary: the fixed one, else ``unfreeze_back`` candidates before the cut."""
+        if self.unfreeze_from:
+            return self.unfreeze_from
+        back = trial.suggest_int("unfreeze_back", *self.unfreeze_back)
+        earlier = [c for c in candidates if candidates.index(c) < candidates.index(cut_layer)] if cut_layer in candidates else []
+        return earlier[max(0, len(earlier) - back)] if earlier else cut_layer
+
+    def _suggest_augmentation(self, trial: Any, strategy: str) -> tuple[bool, Augmentation]:
+        """Whether to augment, and how strongly: sampled for fine-tuning, the bank's strengths for feature extraction."""
+        augment = _choice(trial, "augment", self.augment)
+        if strategy == FEATURE_EXTRACTION and self.bank_views == 0:
+            augment = False
+        if augment and strategy == FINE_TUNING:
+            return augment, Augmentation(
+                rotation_degrees=trial.suggest_float("rotation_degrees", *self.rotation_degrees),
+                zoom=trial.suggest_float("zoom", *self.zoom),
+                shift=trial.suggest_float("shift", *self.shift),
+                contrast=trial.suggest_float("contrast", *self.contrast),
+                brightness=trial.suggest_float("brightness", *self.brightness),
+            )
+        if augment:
+            return augment, Augmentation()  # the strengths the bank's views were made with
+        return augment, Augmentation(0, 0, 0, 0, 0)
 
 
 def is_glob(pattern: str) -> bool:

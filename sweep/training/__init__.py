@@ -7,7 +7,7 @@ hook) and return a :class:`TrialResult` whose ``val`` scores are those of the be
 validation predictions (kept as ``val_predictions``).
 
 Example:
-    >>> result = run_trial(TrialConfig("feature_extraction", "conv4_block24_concat"), data,
+    >>> result = run_trial(TrialConfig(FEATURE_EXTRACTION, "conv4_block24_concat"), data,
     ...                    bank=bank, backbone_factory=lambda: backbone)
     >>> result.val.mean_auroc
 """

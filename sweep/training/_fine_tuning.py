@@ -170,44 +170,11 @@ def train_fine_tuning(
     views = spatial_bank.view_tensors(block) if block is not None and config.augment else None
     if config.augment and views is None:
         block = None  # augmentation without banked views: only the images can give it
-    prefix = None
     if block is None:
-        model = full
-        batches: Any = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
-
-        def predict(rows: np.ndarray) -> np.ndarray:
-            return predict_rows(model, data.images, rows)
-
+        model, batches, predict, prefix = _image_trainer(full, config, data)
     else:
-        entry = entry_layer(boundary, block)
-        model, channels = suffix_model(full, config, entry)
-        clean = spatial_bank.clean(block)
-        batches = BankedTensors(
-            clean,
-            channels,
-            data.targets,
-            data.train,
-            config.batch_size,
-            config.seed,
-            views,
-            np.asarray(spatial_bank.views.indices) if views is not None else None,
-        )
-        prefix = f"{block}[:{channels}]"
-        if entry != boundary:
-            prefix += f" through the frozen {boundary[:5]} transition"
-        prefix += " with the bank's augmented views" if views is not None else ""
-
-        def predict(rows: np.ndarray) -> np.ndarray:
-            return predict_banked(model, clean, channels, np.asarray(rows))
-
-    pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate), loss=WeightedBinaryCrossentropy(pos_weight.tolist())
-    )
-    tracker = _EpochEnd(data, on_epoch, config.patience, lambda _model: predict(data.val))
-    model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
-    if tracker.best_weights is not None:
-        model.set_weights(tracker.best_weights)
+        model, batches, predict, prefix = _banked_trainer(full, config, data, spatial_bank, boundary, block, views)
+    tracker = _fit_keeping_best(model, batches, config, data, on_epoch, predict)
     # The best epoch's own predictions (no second pass over validation); when no epoch had a
     # defined AUROC, the predictions of the weights as trained.
     val_predictions = tracker.best_predictions
@@ -227,3 +194,57 @@ def train_fine_tuning(
         lambda: full,  # the trainer's layers are the full model's: it holds the trained weights
         prefix,
     )
+
+
+def _image_trainer(full: Any, config: TrialConfig, data: TrialData) -> tuple[Any, Any, Any, None]:
+    """The whole network trained on cached images: (model, batches, predict, no prefix)."""
+    model = full
+    batches = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return predict_rows(model, data.images, rows)
+
+    return model, batches, predict, None
+
+
+def _banked_trainer(
+    full: Any, config: TrialConfig, data: TrialData, spatial_bank: Any, boundary: str, block: str, views: np.ndarray | None
+) -> tuple[Any, Any, Any, str]:
+    """The layers after the banked prefix trained on its tensors: (model, batches, predict, prefix description)."""
+    entry = entry_layer(boundary, block)
+    model, channels = suffix_model(full, config, entry)
+    clean = spatial_bank.clean(block)
+    batches = BankedTensors(
+        clean,
+        channels,
+        data.targets,
+        data.train,
+        config.batch_size,
+        config.seed,
+        views,
+        np.asarray(spatial_bank.views.indices) if views is not None else None,
+    )
+    prefix = f"{block}[:{channels}]"
+    if entry != boundary:
+        prefix += f" through the frozen {boundary[:5]} transition"
+    prefix += " with the bank's augmented views" if views is not None else ""
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        return predict_banked(model, clean, channels, np.asarray(rows))
+
+    return model, batches, predict, prefix
+
+
+def _fit_keeping_best(
+    model: Any, batches: Any, config: TrialConfig, data: TrialData, on_epoch: EpochHook | None, predict: Any
+) -> _EpochEnd:
+    """Compile and train the model with early stopping on validation AUROC, ending at the best epoch's weights."""
+    pos_weight = data.positive_weight() if config.class_weight else np.ones(len(data.outputs), np.float32)
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate), loss=WeightedBinaryCrossentropy(pos_weight.tolist())
+    )
+    tracker = _EpochEnd(data, on_epoch, config.patience, lambda _model: predict(data.val))
+    model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
+    if tracker.best_weights is not None:
+        model.set_weights(tracker.best_weights)
+    return tracker

@@ -30,7 +30,7 @@ from sweep.study import (
 )
 from sweep.study import _records as records
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LAYERS = ("pool2_pool", "conv3_block4_concat")
 
 

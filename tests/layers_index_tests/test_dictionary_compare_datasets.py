@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dicom_files import as_12_bit, png, write_dicom
 from helpers import sample_rows
 from scipy.stats import kendalltau, spearmanr
-from test_dicom import as_12_bit, png, write_dicom
 
 SIZE = "32"
 NAME = "nih-effusion-dicom"

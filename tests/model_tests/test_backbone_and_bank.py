@@ -136,7 +136,7 @@ def test_offline_imagenet_says_which_file_and_how_to_fix_it(monkeypatch):
 @pytest.mark.slow
 def test_random_initialisation_is_the_same_in_every_process():
     script = (
-        "from sweep.model._backbone import build_backbone, Weights; import numpy as np; "
+        "from sweep.model import build_backbone, Weights; import numpy as np; "
         "m = build_backbone(32, Weights('none', seed=5)); "
         "print(float(np.sum(m.get_layer('conv3_block1_1_conv').get_weights()[0])))"
     )

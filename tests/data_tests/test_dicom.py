@@ -6,7 +6,7 @@ VOI LUT or neither; MONOCHROME1 stored inverted; RGB; RLE, JPEG 2000 and JPEG co
 compare the decoded and cached pixels with the PNG's. The real files that pydicom ships
 (``pydicom.data``) are read too, where this pydicom installation has them offline.
 
-:func:`write_dicom` is imported by other test modules that need DICOM files.
+:func:`write_dicom` lives in ``tests/dicom_files.py``, shared with the dictionary tests.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_files import as_12_bit, png, write_dicom
 from helpers import SAMPLE_IMAGES, files_under, sample_names_with
 from PIL import Image
 from pydicom.dataset import Dataset as DicomDataset
@@ -25,7 +26,6 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     BasicTextSRStorage,
-    DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
@@ -33,71 +33,17 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from sweep.caches._image_cache import decode_image, load_image_cache
-from sweep.data import has_dicom_marker, is_dicom, load_dataset
+from sweep.caches import load_image_cache
+from sweep.data import decode_image, has_dicom_marker, is_dicom, load_dataset
 from sweep.errors import OCLError
 
 NAMES = ["00000003_000.png", "00000001_000.png", "00000013_003.png"]  # full 0..255 range, 0..254, 0..211
-
-
-def png(name: str) -> np.ndarray:
-    return np.asarray(Image.open(SAMPLE_IMAGES / name))
-
-
-def write_dicom(
-    path: Path,
-    pixels: np.ndarray,
-    *,
-    photometric: str = "MONOCHROME2",
-    bits_stored: int | None = None,
-    patient_id: str | None = "1",
-    sop_class: str = DigitalXRayImageStorageForPresentation,
-    compress: str | None = None,
-    **elements,
-) -> Path:
-    """Write ``pixels`` (rows x columns, rows x columns x 3 for RGB, or frames x rows x columns) as a
-    DICOM file; ``elements`` are extra attributes by keyword (WindowCenter=..., RescaleSlope=...)."""
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = DicomDataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    if patient_id is not None:
-        ds.PatientID = patient_id
-    rgb = photometric == "RGB"
-    frames = pixels.shape[0] if pixels.ndim == 3 and not rgb else 1
-    ds.Rows, ds.Columns = pixels.shape[-3:-1] if rgb else pixels.shape[-2:]
-    ds.SamplesPerPixel = 3 if rgb else 1
-    if rgb:
-        ds.PlanarConfiguration = 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored or ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = int(np.issubdtype(pixels.dtype, np.signedinteger))
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    if compress is None:
-        ds.PixelData = pixels.tobytes()
-    else:
-        ds.compress(compress, pixels)
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def full_range(v: np.ndarray) -> np.ndarray:
     """The image stretched to 0..255 by its own minimum and maximum (what a file without a window gets)."""
     v = v.astype(np.float64)
     return np.rint((v - v.min()) * 255.0 / (v.max() - v.min())).astype(np.uint8)
-
-
-def as_12_bit(v: np.ndarray) -> np.ndarray:
-    return np.rint(v.astype(np.float64) * 4095 / 255).astype(np.uint16)
 
 
 def lut_16_bit() -> list[int]:

@@ -117,19 +117,16 @@ def test_a_cache_build_killed_midway_is_never_read_and_is_rebuilt(tmp_path, cach
     dataset = load_dataset()
     cache = load_image_cache(dataset.paths, 200)
     assert not list((cache_dir / "images").glob(".*tmp-*")), "the killed build's temporary file was not cleaned up"
-    from sweep.caches._image_cache import decode_image
+    from sweep.data import decode_image
 
     assert np.array_equal(cache.images[-1], decode_image(dataset.paths[-1], 200))
 
 
 BANK_SCRIPT = """
 import sys
-from sweep.model._backbone import Weights
+from sweep.caches import load_feature_bank, load_image_cache
 from sweep.data import load_dataset
-from sweep.caches._feature_bank import load_feature_bank
-from sweep.caches._image_cache import load_image_cache
-from sweep.model._candidates import candidate_names
-from sweep.model._backbone import build_backbone
+from sweep.model import Weights, build_backbone, candidate_names
 dataset = load_dataset()
 cache = load_image_cache(dataset.paths, 32)
 backbone = build_backbone(32, Weights("none"))

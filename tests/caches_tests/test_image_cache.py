@@ -15,7 +15,8 @@ from helpers import NIH_FULL_DIR, SAMPLE_IMAGES, files_under
 from PIL import Image
 
 from sweep.caches import _image_cache as image_cache
-from sweep.caches._image_cache import decode_image, load_image_cache
+from sweep.caches import load_image_cache
+from sweep.data import decode_image
 from sweep.errors import OCLError
 
 SIZE = 224

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import optuna
 import pytest
-from test_chexpert import chexpert_rows, write_chexpert
+from chexpert_tables import chexpert_rows, write_chexpert
 
 from sweep.storage import load_validation
 
