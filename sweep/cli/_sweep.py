@@ -190,7 +190,7 @@ def _run(plan, warm_start: bool, log_dir: Path, format: OutputFormat):
     """Execute the plan with a progress bar; the plan is printed once the caches are built."""
     from sweep.api import execute_sweep
 
-    progress = _SweepProgress(plan.finished_before or 0)
+    progress = _ProgressBar(plan.finished_before or 0)
     try:
         return execute_sweep(
             plan,
@@ -270,7 +270,7 @@ def _print_warm_start(enqueued: list[str]) -> None:
     err_console.print(f"warm start: enqueued {len(enqueued)} trial(s) at the dictionary's best layers: {layers}")
 
 
-class _SweepProgress:
+class _ProgressBar:
     """One progress bar for the whole sweep, drawn from the storage once the workers run."""
 
     def __init__(self, already: int) -> None:

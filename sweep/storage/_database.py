@@ -21,6 +21,7 @@ period (``OCL_GRACE_SECONDS``, read in :mod:`sweep._env`); the interval follows 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sqlite3
@@ -184,8 +185,12 @@ class Database:
             raise self.error(f"cannot connect ({_reason(exc)}); check that the server runs and the URL is right") from None
 
 
+@functools.lru_cache(maxsize=64)
 def parse_storage(url: str) -> Database:
     """Check a ``--storage`` URL without connecting: it must parse and name a supported database.
+
+    Parsed once per process and URL: every later caller (the Optuna storage, the prediction
+    store, the dictionary) gets the same :class:`Database`, and so the same shared engine.
 
     Raises:
         OCLError: for a malformed URL, an unsupported database, or an unknown driver.
