@@ -30,7 +30,7 @@ from layers_index._probe import linear_probe, patient_folds
 from layers_index._store import DatasetKey, Score, engine_for, upsert_scores
 from sweep.data import DataOptions, check_scorable
 from sweep.model import parse_weights
-from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_resampled, patients_of
+from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_point, mean_auroc_resampled, patients_of
 
 __all__ = ["LayerScores", "build_dictionary"]
 
@@ -43,7 +43,7 @@ class LayerScores:
     depth: int
     block: str
     channels: int
-    probe_auroc: float
+    probe_auroc: float  # mean over the outputs the mean AUROC counts, as its stored interval
     logme: float
     probe_c: tuple[float, ...] = ()  # the probe's C per output, chosen by patient-wise CV on train
 
@@ -124,10 +124,14 @@ def _layer_rows(
     counted, _ = counted_outputs(targets[val])
     for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed):
         key = info.facts
+        # The point and its interval average the same outputs: those the mean AUROC counts (enough
+        # positives and negatives on validation) that the probe could fit.
         fitted = counted & np.isfinite(probe.predictions).all(axis=0)
-        ci = interval(probe.auroc, mean_auroc_resampled(targets[val], np.nan_to_num(probe.predictions), resamples, fitted))
-        scores += [Score(key, "probe_auroc", probe.auroc, low=ci.low, high=ci.high), Score(key, "logme", evidence)]
-        results.append(LayerScores(info.name, info.depth, info.block, info.channels, probe.auroc, evidence, probe.c))
+        predictions = np.nan_to_num(probe.predictions)
+        point = mean_auroc_point(targets[val], predictions, fitted) if fitted.any() else probe.auroc
+        ci = interval(point, mean_auroc_resampled(targets[val], predictions, resamples, fitted))
+        scores += [Score(key, "probe_auroc", point, low=ci.low, high=ci.high), Score(key, "logme", evidence)]
+        results.append(LayerScores(info.name, info.depth, info.block, info.channels, point, evidence, probe.c))
     return scores, results
 
 

@@ -22,6 +22,15 @@ columns). :func:`logme_fit` fits the columns it is given, as regression targets,
 A NaN label is unknown (``Dataset.targets`` under U-Ignore): that output is scored on the rows
 whose label it knows.
 
+Where OCL's numbers differ from the authors' code: with more features than images (D > n, e.g.
+1,024 channels of ``relu`` on 487 training images), ``F^T F`` has D - n zero eigenvalues. The
+authors' default implementation (thuml/LogME, ``LogME.py``; see its issue #23) sums ``log(alpha +
+beta * sigma_i)`` over the n non-zero singular values only, so it drops ``(D - n) log(alpha)`` from
+the log-determinant of ``A = alpha I + beta F^T F``. OCL keeps that term (the exact evidence of the
+model above, see :meth:`_Spectrum.log_evidence`), so for wide layers on small data the two differ by
+``(D - n) log(alpha) / 2n`` per target column (alpha as fitted, so by a layer-dependent amount, of
+either sign); with n >= D they agree.
+
 No package implements it (``logme`` on PyPI is an unrelated logging tool), hence this module.
 
 Example:

@@ -8,7 +8,14 @@ evaluation, and the names studies and their reports go by.
 - :func:`default_study_name`, :func:`report_path`: where a study and its report are found.
 """
 
-from sweep.results._answer import Candidate, CandidateScorer, StudyAnswer, small_validation_warning, study_answer
+from sweep.results._answer import (
+    Candidate,
+    CandidateScorer,
+    StudyAnswer,
+    patient_halves,
+    small_validation_warning,
+    study_answer,
+)
 from sweep.results._evaluate import CHEXNET_AUROC, Evaluation, best_trial, evaluate_best, evaluation_summary
 from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
 from sweep.results._naming import default_study_name, report_path
@@ -25,6 +32,7 @@ __all__ = [
     "default_study_name",
     "evaluate_best",
     "evaluation_summary",
+    "patient_halves",
     "report_path",
     "small_validation_warning",
     "study_answer",

@@ -8,9 +8,11 @@ naive answer ("the layer of the best trial") untrustworthy, and each has a remed
 - **Winner's curse inside a candidate.** The maximum of a candidate's trials on one validation
   split is biased upward, more so the more trials TPE happened to give it (Cawley & Talbot 2010).
   So a candidate's score is **cross-fitted**: the validation patients are split in two halves
-  (seeded, patient-wise); on each half, the candidate's trial that scored best on the *other*
-  half is scored; the candidate's score is the mean of the two. Choosing and scoring never see
-  the same patients, so visiting a layer more often no longer inflates it.
+  (seeded, patient-wise, stratified by label: :func:`patient_halves`); on each half, the
+  candidate's trial that scored best on the *other* half is scored; the candidate's score is the
+  mean of the two. Choosing the trial and scoring never see the same patients, so visiting a layer
+  more often no longer inflates it. Both halves, and every resample, average the same outputs: those
+  the mean AUROC counts that are defined in each half.
 - **Winner's curse across candidates.** The best of many noisy scores is not reliably the best
   candidate. So the answer is a **confidence set**: every candidate not significantly worse than
   the best, by a paired patient-level bootstrap with max-T correction over all comparisons
@@ -49,7 +51,15 @@ from sweep.stats import (
 from sweep.storage import ValidationSplit, load_predictions, load_validation
 from sweep.study import load_settings
 
-__all__ = ["MIN_TRIALS", "Candidate", "CandidateScorer", "StudyAnswer", "small_validation_warning", "study_answer"]
+__all__ = [
+    "MIN_TRIALS",
+    "Candidate",
+    "CandidateScorer",
+    "StudyAnswer",
+    "patient_halves",
+    "small_validation_warning",
+    "study_answer",
+]
 
 
 @dataclass(frozen=True)
@@ -163,10 +173,28 @@ def _ci(candidate: Candidate) -> str:
     return f"{candidate.score:.3f} [{candidate.low:.3f}, {candidate.high:.3f}]"
 
 
-def _halves(patients: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded patient-wise split of the validation images into two halves (0/1 per image)."""
-    unique, patient_of_image = np.unique(patients.astype(str), return_inverse=True)
-    side = np.random.default_rng(seed).permutation(len(unique)) % 2
+def patient_halves(patients: np.ndarray, targets: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded patient-wise split of the validation images into two halves (0/1 per image),
+    stratified by label, so that a rare finding's positive patients are shared out evenly.
+
+    Unstratified, a finding with 6 positive patients lands 6-0 in one split of every 32, leaving its
+    AUROC undefined in a half. Each patient's stratum is the rarest output it is positive for (or
+    none); within a stratum, patients alternate between the halves in a seeded order, so every
+    output's positives for which it is the rarest differ by at most one between the halves, and the
+    halves by at most one patient per stratum.
+    """
+    unique, patient_of_image = np.unique(np.asarray(patients).astype(str), return_inverse=True)
+    y = np.asarray(targets, np.float64).reshape(len(patient_of_image), -1)
+    positive = np.zeros((len(unique), y.shape[1]), bool)
+    np.logical_or.at(positive, patient_of_image, y > 0)  # NaN (unknown) is not positive
+    rarest_first = np.argsort(positive.sum(axis=0), kind="stable")
+    ranked = positive[:, rarest_first]
+    stratum = np.where(ranked.any(axis=1), ranked.argmax(axis=1), y.shape[1])
+    rng = np.random.default_rng(seed)
+    side = np.zeros(len(unique), np.int64)
+    for value in np.unique(stratum):
+        members = rng.permutation(np.flatnonzero(stratum == value))
+        side[members] = (np.arange(len(members)) + rng.integers(2)) % 2
     return side[patient_of_image]
 
 
@@ -189,6 +217,11 @@ def small_validation_warning(split: ValidationSplit) -> str | None:
     )
 
 
+def _defined(y: np.ndarray) -> np.ndarray:
+    """Per output: whether its AUROC is defined on these rows (a positive and a negative label)."""
+    return ((y == 1).any(axis=0)) & ((y == 0).any(axis=0))
+
+
 class CandidateScorer:
     """Cross-fitted scores of candidates on one study's validation split, under shared resamples.
 
@@ -200,14 +233,17 @@ class CandidateScorer:
         self, split: ValidationSplit, *, n_resamples: int = N_RESAMPLES, seed: int = 0, min_positives: int = MIN_POSITIVES
     ) -> None:
         self.y = np.asarray(split.targets)
-        self.counted, _ = counted_outputs(self.y, min_positives)  # the outputs a trial's mean AUROC counts
-        half = _halves(split.patients, seed)
+        half = patient_halves(split.patients, self.y, seed)
         self.rows = [np.flatnonzero(half == side) for side in (0, 1)]
+        # The outputs a trial's mean AUROC counts, less any left undefined in a half: both halves'
+        # scores, and every resample (strict), then average the same outputs.
+        counted, _ = counted_outputs(self.y, min_positives)
+        self.counted = counted & np.logical_and.reduce([_defined(self.y[rows]) for rows in self.rows])
         self.weights = bootstrap_weights(split.patients, n_resamples, seed)
         self.ones = np.ones((1, len(self.y)), np.float32)
 
     def _mean(self, rows: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return mean_auroc_resampled(self.y[rows], scores[rows], weights[:, rows], self.counted)
+        return mean_auroc_resampled(self.y[rows], scores[rows], weights[:, rows], self.counted, strict=True)
 
     def score(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[float, np.ndarray]:
         """A candidate's cross-fitted score and its resampled values, from its trials' predictions."""

@@ -136,15 +136,21 @@ def weighted_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np
     return result
 
 
-def mean_auroc_resampled(y: np.ndarray, scores: np.ndarray, weights: np.ndarray, outputs: np.ndarray | None = None) -> np.ndarray:
+def mean_auroc_resampled(
+    y: np.ndarray, scores: np.ndarray, weights: np.ndarray, outputs: np.ndarray | None = None, *, strict: bool = False
+) -> np.ndarray:
     """Mean AUROC over ``outputs`` (a boolean mask; default all) under each resample: shape ``(rows,)``.
 
     An output undefined in a resample (no positive drawn) leaves that resample's mean, as it
-    leaves the point estimate's.
+    leaves the point estimate's. With ``strict``, such a resample is NaN instead (and leaves the
+    interval): every value then averages exactly the same outputs as the point, which the answer's
+    cross-fitting needs, since a mean over fewer outputs is another quantity, not a noisier one.
     """
     y, scores = np.asarray(y), np.asarray(scores)
     columns = range(y.shape[1]) if outputs is None else np.flatnonzero(outputs)
     per_output = np.stack([weighted_auroc(y[:, k], scores[:, k], weights) for k in columns], axis=1)
+    if strict:
+        return per_output.mean(axis=1)
     with np.errstate(invalid="ignore"), _quiet_nanmean():
         return np.nanmean(per_output, axis=1)
 

@@ -68,9 +68,9 @@ class Objective:
             trial.set_user_attr(key, value)
         start = time.perf_counter()
 
-        def on_epoch(epoch: int, value: float) -> None:
+        def on_epoch(epoch: int, value: float, training_ends: bool) -> None:
             trial.report(value, epoch)
-            if may_prune(epoch, config.epochs) and trial.should_prune():
+            if may_prune(epoch, config.epochs, training_ends=training_ends) and trial.should_prune():
                 trial.set_user_attr(records.key_of("wall_seconds"), round(time.perf_counter() - start, 3))
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 

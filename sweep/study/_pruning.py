@@ -9,8 +9,8 @@ feature-extraction vs fine-tuning comparison the study exists to make.
 
 So OCL prunes per group: a trial is compared only with trials of the same strategy and the same
 epoch budget (each group gets its own pruner, so Hyperband's resource is that group's budget), and
-the objective never asks at a trial's last epoch (:func:`may_prune`), so a trial that trained to
-the end always completes.
+the objective never asks at the epoch a trial's training ends, its last or the one where patience
+ran out (:func:`may_prune`), so a trial that trained to the end always completes.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from sweep.study._records import key_of
 __all__ = ["PerStrategyPruner", "may_prune"]
 
 
-def may_prune(epoch: int, epochs: int) -> bool:
-    """Whether a trial may be pruned after ``epoch`` (counted from 0) of ``epochs``: never after the last."""
-    return epoch < epochs - 1
+def may_prune(epoch: int, epochs: int, *, training_ends: bool = False) -> bool:
+    """Whether a trial may be pruned after ``epoch`` (counted from 0) of ``epochs``: never after the
+    last, and never once its training has ended otherwise (patience ran out): pruning then would
+    throw away a finished result. The trainer says which (``training_ends``); the pruner is asked
+    only after it has."""
+    return epoch < epochs - 1 and not training_ends
 
 
 class _GroupStorage:

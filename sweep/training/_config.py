@@ -79,8 +79,10 @@ class TrialConfig:
             raise ValueError(f"dropout={self.dropout!r}: expected 0 <= dropout < 1")
 
 
-EpochHook = Callable[[int, float], None]
-"""Called after every epoch with (epoch, validation mean AUROC); may raise to stop the trial."""
+EpochHook = Callable[[int, float, bool], None]
+"""Called after every epoch with (epoch, validation mean AUROC, whether training ends with this
+epoch: its last one, or patience ran out); may raise to stop the trial. A hook must not prune a
+trial whose training has ended: its result is complete and is kept."""
 
 
 class TrainingDiverged(RuntimeError):

@@ -55,9 +55,10 @@ def train_feature_extraction(
         history.append(value)
         if value > best:
             best, best_state, best_epoch = value, head.state(), epoch
+        stopping = epoch - best_epoch >= config.patience or epoch == config.epochs - 1
         if on_epoch is not None:
-            on_epoch(epoch, value)
-        if epoch - best_epoch >= config.patience:
+            on_epoch(epoch, value, stopping)
+        if stopping:
             break
     head.restore(best_state)
     val_predictions = head.predict(x_val)

@@ -135,9 +135,9 @@ def predict_banked(model: Any, clean: np.ndarray, channels: int, rows: np.ndarra
 class _EpochEnd(keras.callbacks.Callback):
     """Scores validation after each epoch, keeps the best weights and predictions, reports to the hook."""
 
-    def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int, predict_val: Any = None) -> None:
+    def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int, epochs: int, predict_val: Any = None) -> None:
         super().__init__()
-        self.data, self.on_epoch, self.patience = data, on_epoch, patience
+        self.data, self.on_epoch, self.patience, self.epochs = data, on_epoch, patience, epochs
         self.predict_val = predict_val or (lambda model: predict_rows(model, data.images, data.val))
         self.history: list[float] = []
         self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
@@ -153,9 +153,10 @@ class _EpochEnd(keras.callbacks.Callback):
         if value > self.best:
             self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
             self.best_predictions = predictions
+        patience_ran_out = epoch - self.best_epoch >= self.patience
         if self.on_epoch is not None:
-            self.on_epoch(epoch, value)
-        if epoch - self.best_epoch >= self.patience:
+            self.on_epoch(epoch, value, patience_ran_out or epoch == self.epochs - 1)
+        if patience_ran_out:
             self.model.stop_training = True
 
 
@@ -243,7 +244,7 @@ def _fit_keeping_best(
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate), loss=WeightedBinaryCrossentropy(pos_weight.tolist())
     )
-    tracker = _EpochEnd(data, on_epoch, config.patience, lambda _model: predict(data.val))
+    tracker = _EpochEnd(data, on_epoch, config.patience, config.epochs, lambda _model: predict(data.val))
     model.fit(batches, epochs=config.epochs, callbacks=[tracker], verbose=0)
     if tracker.best_weights is not None:
         model.set_weights(tracker.best_weights)

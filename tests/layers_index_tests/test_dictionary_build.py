@@ -75,6 +75,20 @@ def test_build_stores_one_probe_and_one_logme_score_per_candidate_layer(built: B
     assert strides["conv1_relu"] == 2 and strides["relu"] == 32
 
 
+def test_a_multilabel_probe_point_lies_in_its_own_interval(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """With 14 findings, several have fewer than 5 validation positives (Hernia 2, Pneumonia 1). The
+    interval averages only the outputs the mean AUROC counts; the point must average the same ones.
+    Before, the point averaged every defined output and fell outside its own interval."""
+    monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))  # the bank is the shared build's: no second forward pass
+    url = f"sqlite:///{tmp_path / 'multilabel.db'}"
+    rows = build_dictionary(url, weights="none", image_size=SIZE, task="multilabel")
+    scores = [s for s in read_scores(url) if s["kind"] == "probe_auroc"]
+    assert len(scores) == len(rows) == 63
+    outside = [(s["layer"], s["low"], s["value"], s["high"]) for s in scores if not s["low"] <= s["value"] <= s["high"]]
+    assert not outside
+    assert {s["task"] for s in scores} == {"multilabel"}
+
+
 def test_show_json_returns_every_layer_and_marks_the_argmax(built: Built, ocl):
     result = ocl("dictionary", "show", "--storage", built.url, "--format", "json")
     assert result.returncode == 0, result.stderr

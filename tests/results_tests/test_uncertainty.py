@@ -178,3 +178,45 @@ def test_a_layer_with_too_few_trials_is_never_crowned(tmp_path):
     assert answer.best is None and not answer.confidence_set
     assert all(not c.judged for c in answer.candidates)
     assert "needed to judge" in answer.sentence()
+
+
+def test_the_halves_share_out_a_rare_findings_positives_and_keep_patients_whole():
+    """Multilabel, 300 patients, one finding with 6 positive patients: unstratified halves leave it
+    without a positive in one half in about 1 of 32 draws; stratified, it splits 3-3 every time."""
+    from sweep.results import patient_halves
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        patients = np.repeat([f"p{i}" for i in range(300)], rng.integers(1, 5, 300))
+        n = len(patients)
+        common = rng.random((300, 2)) < [0.3, 0.1]
+        rare = np.zeros(300, bool)
+        rare[rng.choice(300, 6, replace=False)] = True
+        index = np.unique(patients, return_inverse=True)[1]
+        targets = np.column_stack([common, rare])[index].astype(np.float32)
+        targets[rng.random(n) < 0.02, 0] = np.nan  # an unknown label here and there (U-Ignore)
+        half = patient_halves(patients, targets, seed)
+        assert np.array_equal(half, patient_halves(patients, targets, seed))  # seeded
+        for p in np.unique(patients):  # a patient's images stay together
+            assert len(set(half[patients == p])) == 1
+        positive_patients = [set(patients[(half == side) & (targets[:, 2] == 1)]) for side in (0, 1)]
+        assert sorted(map(len, positive_patients)) == [3, 3], seed
+        for k in range(3):  # every output keeps both classes in both halves
+            for side in (0, 1):
+                column = targets[half == side, k]
+                assert (column == 1).any() and (column == 0).any()
+        sizes = [len(set(patients[half == side])) for side in (0, 1)]
+        assert abs(sizes[0] - sizes[1]) <= 3  # at most one patient per stratum apart
+
+
+def test_strict_resamples_average_exactly_the_points_outputs():
+    rng = np.random.default_rng(0)
+    y = np.zeros((40, 2))
+    y[:20, 0] = 1
+    y[0, 1] = 1  # one positive: undefined whenever that image's patient is not drawn
+    scores = rng.random((40, 2))
+    weights = bootstrap_weights(np.arange(40), 500, 0)
+    loose, strict = mean_auroc_resampled(y, scores, weights), mean_auroc_resampled(y, scores, weights, strict=True)
+    dropped = weights[:, 0] == 0
+    assert dropped.any() and np.isnan(strict[dropped]).all() and np.isfinite(loose[dropped]).all()
+    assert np.allclose(strict[~dropped], loose[~dropped])

@@ -93,3 +93,41 @@ def test_ctrl_c_outside_the_objective_waits_for_the_trial_bookkeeping():
             study.optimize(guard.wrap(objective), n_trials=1)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL]  # never left RUNNING
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+class _PruneOnAnyDip(optuna.pruners.BasePruner):
+    """Wants a trial stopped at any epoch that did not beat its best so far: with patience 1, exactly
+    the epoch where patience ends training."""
+
+    def prune(self, study, trial) -> bool:
+        values = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+        return len(values) > 1 and values[-1] <= max(values[:-1])
+
+
+def test_a_trial_whose_patience_ended_its_training_completes_even_if_the_pruner_says_prune(tmp_path):
+    """The real objective and trainer: with patience 1, training ends at the first epoch without
+    improvement, before the 30-epoch budget; the pruner is then not asked, and the trial completes.
+    Before, the pruner was asked first, and such a finished result was thrown away."""
+    from sweep.data import DataOptions
+    from sweep.study import Objective, SearchSpace, StudyResources, SweepSettings, create_or_resume
+
+    space = SearchSpace(
+        strategies=("feature_extraction",),
+        cut_layers=("pool2_pool",),
+        weights=("none",),
+        head_units=(0,),
+        augment=(False,),
+        epochs=30,
+        patience=1,
+        bank_views=0,
+    )
+    settings = SweepSettings(DataOptions(task="any"), "nih-cxr14-sample", 32, space)
+    context = StudyResources.from_settings(settings)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'ocl.db'}")
+    study = create_or_resume(storage, "patience", settings, target=3)
+    study = optuna.load_study(study_name="patience", storage=storage, pruner=_PruneOnAnyDip())
+    study.optimize(Objective(context, device="cpu:0"), n_trials=3)
+    assert all(trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials)
+    # patience, not the budget, ended them: the case the pruner used to catch
+    assert all(len(trial.intermediate_values) < 30 for trial in study.trials)
+    assert may_prune(3, 30) and not may_prune(3, 30, training_ends=True) and not may_prune(29, 30)
