@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -246,18 +247,43 @@ class CandidateScorer:
         return mean_auroc_resampled(self.y[rows], scores[rows], weights[:, rows], self.counted, strict=True)
 
     def score(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[float, np.ndarray]:
-        """A candidate's cross-fitted score and its resampled values, from its trials' predictions."""
-        chosen = []
-        for side in (0, 1):  # choose on the other half, score on this one
-            other = self.rows[1 - side]
-            values = np.asarray([self._mean(other, stored[t], self.ones)[0] for t in trials])
-            chosen.append(trials[int(np.nanargmax(values))] if np.isfinite(values).any() else trials[0])
+        """A candidate's cross-fitted score and its resampled values, from its trials' predictions.
+
+        The point chooses, for each half, the trial best on the other half and scores it on this
+        one. Each resample makes that choice again on its own resampled patients: holding the
+        point's choice fixed would treat the lucky choice as known, and the interval and the
+        confidence set would be surer than the data (their family-wise error came out at 7-8%
+        instead of 5% with equal candidates).
+        """
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample where both halves are undefined stays NaN
+            points = np.asarray([[self._mean(rows, stored[t], self.ones)[0] for rows in self.rows] for t in trials])
+            resampled = np.stack([np.stack([self._mean(rows, stored[t], self.weights) for rows in self.rows]) for t in trials])
+            point = float(np.nanmean([_chosen_on_other_half(points[:, :, None], side)[0] for side in (0, 1)]))
+            values = np.nanmean(np.stack([_chosen_on_other_half(resampled, side) for side in (0, 1)]), axis=0)
+        return point, values
+
+    def chosen_trials(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[int, int]:
+        """The trials the point scores on half 0 and half 1 (each chosen on the other half)."""
         with np.errstate(all="ignore"):
-            point = float(np.nanmean([self._mean(rows, stored[t], self.ones)[0] for rows, t in zip(self.rows, chosen)]))
-            resampled = np.nanmean(
-                np.stack([self._mean(rows, stored[t], self.weights) for rows, t in zip(self.rows, chosen)]), axis=0
-            )
-        return point, resampled
+            points = np.asarray([[self._mean(rows, stored[t], self.ones)[0] for rows in self.rows] for t in trials])
+        return tuple(trials[_best_index(points[:, 1 - side])] for side in (0, 1))
+
+
+def _best_index(values: np.ndarray) -> int:
+    """The index of the highest value (the first one when none is finite)."""
+    return int(np.argmax(np.where(np.isfinite(values), values, -np.inf)))
+
+
+def _chosen_on_other_half(values: np.ndarray, side: int) -> np.ndarray:
+    """Per column (resample): the value on ``side`` of the trial that is best on the other half.
+
+    Args:
+        values: ``(trials, 2, columns)``, each trial's score on half 0 and half 1.
+    """
+    other = values[:, 1 - side, :]
+    chosen = np.argmax(np.where(np.isfinite(other), other, -np.inf), axis=0)
+    return values[chosen, side, np.arange(values.shape[2])]
 
 
 def study_answer(

@@ -1,0 +1,88 @@
+"""Generated studies where the truth is known, for the answer's statistics.
+
+Validation predictions come from a binormal model with a patient effect: image ``i`` of patient
+``p`` scores ``shift * y + u_p + e_i`` (``u`` shared by every trial, as real models share which
+patients are hard; ``e`` the trial's own noise). With the candidate's ``shift`` known, its true
+AUROC is ``Phi(shift / sqrt(2 (s_u^2 + s_e^2)))`` for every trial of it, so any difference the
+answer finds between equal candidates is an error.
+
+:func:`write_study` stores such trials through the project's own record and prediction store, so
+:func:`sweep.results.study_answer` reads them as it reads a real sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+import numpy as np
+import optuna
+from scipy.stats import norm
+
+from sweep.data import DataOptions
+from sweep.model import CANDIDATES, block_of
+from sweep.stats import mean_auroc_point
+from sweep.storage import ValidationSplit, store_predictions, store_validation
+from sweep.study import SearchSpace, SweepSettings, TrialRecord, create_or_resume
+
+S_U, S_E = 0.7, 0.7
+
+
+def true_auroc(shift: float) -> float:
+    return float(norm.cdf(shift / math.sqrt(2 * (S_U**2 + S_E**2))))
+
+
+def shift_for(auroc: float) -> float:
+    """The binormal shift whose true AUROC is ``auroc``."""
+    return float(norm.ppf(auroc) * math.sqrt(2 * (S_U**2 + S_E**2)))
+
+
+def validation(rng: np.random.Generator, n_patients: int, prevalence: float = 0.4, per_patient: int = 2):
+    """Labels (one per patient, shared by its images), patient ids and the patient effect per image."""
+    patients = np.repeat(np.arange(n_patients), per_patient)
+    label = rng.random(n_patients) < prevalence
+    label[:2] = [True, False]  # both classes, always
+    return label[patients].astype(np.float32)[:, None], patients.astype(str), rng.normal(0, S_U, n_patients)[patients]
+
+
+def predictions(rng: np.random.Generator, y: np.ndarray, effect: np.ndarray, shift: float) -> np.ndarray:
+    return (shift * y[:, 0] + effect + rng.normal(0, S_E, len(y)))[:, None].astype(np.float32)
+
+
+def write_study(url: str, name: str, y: np.ndarray, patients: np.ndarray, trials: dict[str, list[np.ndarray]], seed: int = 0):
+    """A finished study whose trials at each layer (``trials[layer]``) predicted these validation scores."""
+    space = SearchSpace(strategies=("feature_extraction",), cut_layers=tuple(trials), weights=("none",), pruner="none")
+    settings = SweepSettings(DataOptions(task="any", seed=seed), "generated", 32, space)
+    storage = optuna.storages.RDBStorage(url)
+    study = create_or_resume(storage, name, settings, target=sum(map(len, trials.values())))
+    store_validation(url, name, ValidationSplit(("finding",), y, patients, "generated"))
+    for layer, scores in trials.items():
+        for p in scores:
+            trial = study.ask()
+            value = mean_auroc_point(y, p)
+            record = TrialRecord(
+                strategy="feature_extraction",
+                cut_layer=layer,
+                weights="none",
+                layer_depth=CANDIDATES.index(layer),
+                layer_index=10 + CANDIDATES.index(layer),
+                block=block_of(layer),
+                channels=256,
+                stride=8,
+                flops_fraction=0.5,
+                unfreeze_from=None,
+                augment=False,
+                epochs_budget=10,
+                task="any",
+                dataset="generated",
+                device="cpu:0",
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                val_mean_auroc=value,
+            )
+            for key, attr in record.to_user_attrs().items():
+                trial.set_user_attr(key, attr)
+            store_predictions(url, name, trial.number, p)
+            study.tell(trial, value)
+    return study
