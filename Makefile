@@ -5,15 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 TRIALS ?= 200
 ARGS ?=
+# GPU=1 installs TensorFlow with its CUDA libraries (the "gpu" extra) for a Linux GPU machine.
+GPU ?=
+comma := ,
+EXTRAS := dev,dashboard,postgres$(if $(GPU),$(comma)gpu)
+INSTALLED := $(VENV)/.installed$(if $(GPU),-gpu)
 
 .PHONY: install test test-fast sweep dashboard bench lint screenshots
 
-install: $(VENV)/.installed
+install: $(INSTALLED)
 
-$(VENV)/.installed: pyproject.toml
+$(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,dashboard,postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 test: install

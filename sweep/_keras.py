@@ -89,3 +89,39 @@ def _tensorflow_setup() -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # already initialised in this process
             pass
+
+
+def backend_name() -> str:
+    """The Keras backend this process uses (``KERAS_BACKEND``, default ``tensorflow``)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def backend_gpus() -> list[str]:
+    """The GPUs the Keras backend itself sees in this process, each as ``NAME`` (e.g. ``NVIDIA H200``).
+
+    ``nvidia-smi`` can list a GPU that the framework cannot use (no CUDA libraries, a CPU-only
+    build, ``CUDA_VISIBLE_DEVICES`` hiding it), and a framework without its GPU trains on the CPU
+    without a word. This asks the framework.
+    """
+    backend = backend_name()
+    keras_module()  # the quiet import, and TensorFlow's memory growth, before any device is touched
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_physical_devices("GPU")
+        return [str(tf.config.experimental.get_device_details(d).get("device_name", d.name)) for d in devices]
+    if backend == "jax":
+        import jax
+
+        return [str(getattr(d, "device_kind", d)) for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def device_in_use() -> str:
+    """What trials in this process actually train on: ``gpu (NAME)``, or ``cpu``, as the backend says."""
+    gpus = backend_gpus()
+    return f"gpu ({gpus[0]})" if gpus else "cpu"

@@ -69,6 +69,7 @@ __all__ = [
     "execute_sweep",
     "plan_sweep",
     "run_sweep",
+    "check_gpu",
     "run_worker",
     "sweep_result",
 ]
@@ -430,7 +431,9 @@ def run_worker(
     )
 
 
-def worker_process(storage_url: str, study_name: str, *, device: str, worker_index: int, threads: int) -> int:
+def worker_process(
+    storage_url: str, study_name: str, *, device: str, worker_index: int, threads: int, gpu: int | None = None
+) -> int:
     """One worker process as :class:`~sweep.study.WorkerPool` starts it; returns its exit code.
 
     Keras is configured (``threads`` CPU threads) before it loads; a user mistake is one
@@ -440,6 +443,7 @@ def worker_process(storage_url: str, study_name: str, *, device: str, worker_ind
 
     configure(threads=threads)
     try:
+        check_gpu(gpu)
         run_worker(storage_url, study_name, device=device, worker_index=worker_index)
     except OCLError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -450,7 +454,21 @@ def worker_process(storage_url: str, study_name: str, *, device: str, worker_ind
     return 0
 
 
-def prepare_process(settings_json: str, error_file: str, notes_file: str) -> int:
+def check_gpu(gpu: int | None) -> None:
+    """In a process given GPU ``gpu`` (None: a CPU worker), refuse unless its Keras backend sees
+    exactly that one GPU: never train on the CPU while the study says ``gpu:N``.
+
+    Raises:
+        OCLError: which GPU, which backend, and how to fix it.
+    """
+    if gpu is None:
+        return
+    from sweep._keras import backend_gpus, backend_name
+
+    Device("gpu", gpu).check_backend_sees_it(backend_name(), backend_gpus())
+
+
+def prepare_process(settings_json: str, error_file: str, notes_file: str, gpu: int | None = None) -> int:
     """Build a sweep's caches in a child process (the parent never loads TensorFlow); returns its exit code.
 
     A user mistake's one line goes to ``error_file`` for the parent to report once (exit code 2);
@@ -459,6 +477,7 @@ def prepare_process(settings_json: str, error_file: str, notes_file: str) -> int
     from sweep.study import prepare
 
     try:
+        check_gpu(gpu)  # before any cache or study is written: a GPU the backend cannot see is refused here
         lines = prepare(SweepSettings.from_json(settings_json))
     except OCLError as exc:
         Path(error_file).write_text(str(exc))

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _dashboard, _data, _dictionary, _evaluate, _layers, _report, _sweep
+from sweep.cli import _dashboard, _data, _devices, _dictionary, _evaluate, _layers, _report, _sweep
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(_data.app, name="data")
 app.command(name="layers")(_layers.layers)
+app.command(name="devices")(_devices.devices)
 app.command(name="sweep")(_sweep.sweep)
 app.command(name="worker")(_sweep.worker)
 app.command(name="evaluate")(_evaluate.evaluate)

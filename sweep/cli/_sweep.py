@@ -388,11 +388,13 @@ def worker(
     Example: ocl worker --study nih-cxr14-sample-any-224px-fe+ft-imagenet --storage postgresql://ocl@db/ocl --device 0
     """
     from sweep._keras import configure
-    from sweep.api import run_worker
+    from sweep.api import check_gpu, run_worker
     from sweep.study import Device
 
     chosen = Device.from_flag(device)
     if device is not None:  # else the environment says which GPU this process sees
         os.environ["CUDA_VISIBLE_DEVICES"] = chosen.environment(cpu_workers=1)["CUDA_VISIBLE_DEVICES"]
     configure(threads=threads)
+    if chosen.kind == "gpu":
+        check_gpu(chosen.index)
     run_worker(storage, study, device=chosen.worker_label(worker_index), worker_index=worker_index, target=trials)

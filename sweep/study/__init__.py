@@ -29,7 +29,7 @@ from sweep.study._objective import Objective, OutOfMemory, SurplusTrial, with_ou
 from sweep.study._pruning import PerStrategyPruner, may_prune
 from sweep.study._records import DatasetInfo, TrialRecord, key_of
 from sweep.study._resources import StudyResources, layer_catalog
-from sweep.study._scheduler import Device, WorkerPool, parse_devices, visible_gpus
+from sweep.study._scheduler import Device, GpuInfo, WorkerPool, driver_gpus, parse_devices, visible_gpus
 from sweep.study._search_space import PRUNERS, SearchSpace, is_glob, load_search_space
 from sweep.study._worker import prepare, run_worker
 
@@ -39,6 +39,7 @@ __all__ = [
     "PRUNERS",
     "DatasetInfo",
     "Device",
+    "GpuInfo",
     "Objective",
     "OutOfMemory",
     "PerStrategyPruner",
@@ -51,6 +52,7 @@ __all__ = [
     "check_resumable",
     "count_states",
     "create_or_resume",
+    "driver_gpus",
     "is_glob",
     "key_of",
     "layer_catalog",

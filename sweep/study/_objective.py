@@ -50,9 +50,16 @@ class Objective:
     """
 
     def __init__(
-        self, context: StudyResources, *, device: str, target: int | None = None, storage_url: str | None = None
+        self,
+        context: StudyResources,
+        *,
+        device: str,
+        target: int | None = None,
+        storage_url: str | None = None,
+        device_used: str | None = None,
     ) -> None:
         self.context, self.device, self.target, self.storage_url = context, device, target, storage_url
+        self.device_used = device_used  # what the framework trains on, as it says (sweep._keras.device_in_use)
         self._split_stored = False
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -186,6 +193,7 @@ class Objective:
             device=self.device,
             host=socket.gethostname(),
             pid=os.getpid(),
+            device_used=self.device_used,
         )
 
 

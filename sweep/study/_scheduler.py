@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sweep.errors import OCLError
 
-__all__ = ["Device", "WorkerPool", "parse_devices", "process_command", "visible_gpus"]
+__all__ = ["Device", "GpuInfo", "WorkerPool", "driver_gpus", "parse_devices", "process_command", "visible_gpus"]
 
 _LAUNCH = (
     "import importlib, json, sys; module, name, arguments = sys.argv[1:4]; "
@@ -59,6 +59,27 @@ class Device:
             raise OCLError(f"--device {text}: pass a GPU index such as 0, or cpu")
         return cls("gpu", int(index))
 
+    def check_backend_sees_it(self, backend: str, gpus: list[str]) -> None:
+        """A GPU worker must see exactly its one GPU through its backend; a CPU worker sees none.
+
+        Raises:
+            OCLError: naming the GPU, the backend and the fix, before anything is written.
+        """
+        if self.kind != "gpu" or len(gpus) == 1:
+            return
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+        if not gpus:
+            raise OCLError(
+                f"--devices {self.index}: the {backend} backend sees no GPU in the worker for gpu:{self.index} "
+                f"(CUDA_VISIBLE_DEVICES={visible}), so it would train on the CPU; install the GPU build "
+                "(pip install -e '.[gpu]', TensorFlow with its CUDA libraries), check `ocl devices`, or pass --devices cpu"
+            )
+        raise OCLError(
+            f"--devices {self.index}: the {backend} backend sees {len(gpus)} GPUs in the worker for gpu:{self.index} "
+            f"(CUDA_VISIBLE_DEVICES={visible}); a worker must see exactly one: start it with CUDA_VISIBLE_DEVICES set "
+            "to one GPU, as `ocl sweep --devices` does"
+        )
+
     def worker_label(self, worker_index: int) -> str:
         """What a trial records as its device: ``gpu:N``, or ``cpu:W`` for CPU worker W."""
         return self.label if self.kind == "gpu" else f"cpu:{worker_index}"
@@ -89,6 +110,35 @@ def visible_gpus() -> list[int]:
     except (subprocess.SubprocessError, OSError):
         return []
     return [int(line) for line in out.split() if line.strip().isdigit()]
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU as the driver lists it (``nvidia-smi``)."""
+
+    index: int
+    name: str
+    memory_mib: int
+
+
+def driver_gpus() -> list[GpuInfo]:
+    """Every GPU ``nvidia-smi`` lists, with its name and memory; empty without the tool or a GPU.
+
+    What the driver lists is not what a framework can use (see :func:`sweep._keras.backend_gpus`).
+    """
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    found = []
+    for line in out.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) == 3 and parts[0].isdigit() and parts[2].isdigit():
+            found.append(GpuInfo(int(parts[0]), parts[1], int(parts[2])))
+    return found
 
 
 def parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> list[Device]:
@@ -127,7 +177,8 @@ class WorkerPool:
 
     ``worker_entry`` and ``prepare_entry`` are the functions the processes run (module-level, so a
     fresh interpreter can import them): ``worker_entry(storage_url=, study_name=, device=,
-    worker_index=, threads=)`` and ``prepare_entry(settings_json=, error_file=, notes_file=)``.
+    worker_index=, threads=, gpu=)`` and ``prepare_entry(settings_json=, error_file=, notes_file=, gpu=)``;
+    ``gpu`` is the GPU the process was given (None for a CPU worker), which it checks its backend sees.
     """
 
     def __init__(
@@ -157,6 +208,7 @@ class WorkerPool:
             device=device.worker_label(index),
             worker_index=index,
             threads=device.threads(self.cpu_workers),
+            gpu=device.index if device.kind == "gpu" else None,
         )
 
     def _env(self, device: Device) -> dict[str, str]:
@@ -174,7 +226,11 @@ class WorkerPool:
         with tempfile.TemporaryDirectory(prefix="ocl-prepare-") as folder:
             error_file, notes_file = Path(folder) / "error.txt", Path(folder) / "notes.txt"
             command = process_command(
-                self.prepare_entry, settings_json=settings_json, error_file=str(error_file), notes_file=str(notes_file)
+                self.prepare_entry,
+                settings_json=settings_json,
+                error_file=str(error_file),
+                notes_file=str(notes_file),
+                gpu=self.devices[0].index if self.devices[0].kind == "gpu" else None,
             )
             code = subprocess.call(command, env=self._env(self.devices[0]))
             error = error_file.read_text().strip() if error_file.exists() else ""

@@ -67,7 +67,10 @@ def run_worker(
     study = load_study(storage, study_name)
     settings = load_settings(study)
     target = int(target if target is not None else target_of(study))
-    objective = Objective(StudyResources.from_settings(settings), device=device, target=target, storage_url=storage_url)
+    from sweep._keras import device_in_use
+
+    resources = StudyResources.from_settings(settings)
+    objective = Objective(resources, device=device, target=target, storage_url=storage_url, device_used=device_in_use())
     space = settings.space
     study = optuna.load_study(
         study_name=study_name,

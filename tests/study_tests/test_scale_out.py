@@ -160,6 +160,8 @@ def test_four_sqlite_workers_finish_200_trials_without_lock_errors_while_a_reade
     trials = optuna.load_study(study_name="busy", storage=f"sqlite:///{db}").trials
     assert len(_finished(trials)) == 200
     assert {t.user_attrs["ocl:device"] for t in _finished(trials)} == {"cpu:0", "cpu:1", "cpu:2", "cpu:3"}
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t.user_attrs["ocl:device_used"] for t in completed} == {"cpu"}  # what the framework said it trained on
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert all(t.user_attrs.get("ocl:surplus") for t in failed), [t.user_attrs for t in failed]
     logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "logs").glob("*.log"))
