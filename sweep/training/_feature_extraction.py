@@ -47,20 +47,7 @@ def train_feature_extraction(
         config.seed,
     )
     head.set_standardization(x_train)
-    history: list[float] = []
-    best, best_state, best_epoch = -np.inf, head.state(), 0
-    for epoch in range(config.epochs):
-        head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
-        value = mean_auroc(y_val, head.predict(x_val), min_positives=data.min_positives)
-        history.append(value)
-        if value > best:
-            best, best_state, best_epoch = value, head.state(), epoch
-        stopping = epoch - best_epoch >= config.patience or epoch == config.epochs - 1
-        if on_epoch is not None:
-            on_epoch(epoch, value, stopping)
-        if stopping:
-            break
-    head.restore(best_state)
+    history, best_epoch = _fit_keeping_best(head, (x_train, y_train, pos_weight), (x_val, y_val), config, data, on_epoch)
     val_predictions = head.predict(x_val)
 
     def predict(rows: np.ndarray) -> np.ndarray:
@@ -83,3 +70,29 @@ def train_feature_extraction(
         predict,
         export,
     )
+
+
+def _fit_keeping_best(
+    head: NumpyHead, train: tuple, val: tuple, config: TrialConfig, data: TrialData, on_epoch: EpochHook | None
+) -> tuple[list[float], int]:
+    """Train epoch by epoch until the budget or patience ends it, then restore the best epoch's head.
+
+    The hook hears each epoch's validation AUROC together with whether training ends with it, so a
+    pruner is never asked about a trial that has already finished. Returns the history and the best epoch.
+    """
+    (x_train, y_train, pos_weight), (x_val, y_val) = train, val
+    history: list[float] = []
+    best, best_state, best_epoch = -np.inf, head.state(), 0
+    for epoch in range(config.epochs):
+        head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
+        value = mean_auroc(y_val, head.predict(x_val), min_positives=data.min_positives)
+        history.append(value)
+        if value > best:
+            best, best_state, best_epoch = value, head.state(), epoch
+        stopping = epoch - best_epoch >= config.patience or epoch == config.epochs - 1
+        if on_epoch is not None:
+            on_epoch(epoch, value, stopping)
+        if stopping:
+            break
+    head.restore(best_state)
+    return history, best_epoch
