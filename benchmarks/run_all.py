@@ -19,6 +19,7 @@ BENCHMARKS = (
     "bench_dictionary_build",
     "bench_sweep",
     "bench_uncertainty",
+    "bench_power",
 )
 
 

@@ -9,7 +9,7 @@ From Python, the same things the ``ocl`` commands do::
 
     from sweep import run_sweep
     result = run_sweep(trials=16, image_size=64, weights="none")
-    print(result.best.cut_layer, result.best_value)
+    print(result.answer.sentence())
 
 The package is imported by every command, so importing it loads nothing heavy: the library
 functions below load on first use, and TensorFlow and Keras only in the modules that build models.

@@ -13,9 +13,10 @@ in a child process, and trials run in worker processes that see one device each.
 Example:
     >>> from sweep.api import run_sweep
     >>> result = run_sweep(trials=16, image_size=64, weights="none", storage="sqlite:///ocl.db")
-    >>> result.best.cut_layer, round(result.best_value, 3)
-    ('conv4_block24_concat', 0.712)
-    >>> [(s.layer, s.n_trials) for s in result.layers][:3]
+    >>> print(result.answer.sentence())        # the answer, with what the data can and cannot tell apart
+    >>> best = result.answer.best               # cross-fitted score and interval; best.trial is what ocl evaluate reuses
+    >>> best.layer, best.strategy, (best.low, best.score, best.high)
+    >>> result.best_value                       # the single highest trial: biased upward, shown, never ranked on
 """
 
 from __future__ import annotations
@@ -105,7 +106,12 @@ class SweepSnapshot:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """A study after a sweep: counts, the best trial and the per-layer summaries."""
+    """A study after a sweep: counts, the answer, and the per-layer summaries.
+
+    ``answer`` is what to report (its ``best`` carries the cross-fitted score with its interval and
+    the trial ``ocl evaluate`` reuses). ``best``, ``best_value`` and ``best_trial`` are the single
+    highest trial: biased upward by the choice, kept for the dashboard's view, never the answer.
+    """
 
     study_name: str
     storage_url: str
@@ -503,7 +509,7 @@ def evaluate_study(
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
     # The recommended candidate's best configuration; the single best trial when nothing is judged yet.
-    evaluation = evaluate_best(the_study, answer.best.best_trial if answer.best else None)
+    evaluation = evaluate_best(the_study, answer.best.trial if answer.best else None)
     report = write_study_report(
         the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
     )

@@ -70,7 +70,8 @@ def write_study(url: str, name: str, y: np.ndarray, patients: np.ndarray, trials
                 block=block_of(layer),
                 channels=256,
                 stride=8,
-                flops_fraction=0.5,
+                flops_fraction=(CANDIDATES.index(layer) + 1) / len(CANDIDATES),  # deeper costs more
+                params=1000 * (CANDIDATES.index(layer) + 1),
                 unfreeze_from=None,
                 augment=False,
                 epochs_budget=10,

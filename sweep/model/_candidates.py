@@ -121,6 +121,7 @@ class LayerInfo:
     channels: int
     flops_fraction: float  # share of the full network's multiply-adds spent up to this layer
     stride: int  # input size / output size: how much the layer has downsampled
+    params: int = 0  # weights of the network truncated here (DenseNet's layer order is topological)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,10 +151,11 @@ def candidate_layers(model: Any) -> list[LayerInfo]:
     flops = [_layer_flops(layer) for layer in model.layers]
     total = sum(flops) or 1.0
     infos: list[LayerInfo] = []
-    running = 0.0
+    running, params = 0.0, 0
     image_size = int(model.inputs[0].shape[1])
     for index, layer in enumerate(model.layers):
         running += flops[index]
+        params += int(layer.count_params()) if layer.built else 0
         if is_candidate(layer.name):
             height, width, channels = (int(d) for d in layer.output.shape[1:])
             infos.append(
@@ -167,6 +169,7 @@ def candidate_layers(model: Any) -> list[LayerInfo]:
                     channels,
                     running / total,
                     image_size // height,
+                    params,
                 )
             )
     return infos

@@ -102,9 +102,19 @@ def _answer_html(data: ReportData) -> str:
         f"{depth}</span></div>"
         f"<div class='auroc'>validation AUROC <b>{_fmt(head['score'])}</b> "
         f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, cross-fitted, patient-level bootstrap; "
-        f"{head['n_trials']} trial(s), best is trial #{head['best_trial']}</span></div>"
+        f"{head['n_trials']} trial(s), {_scored_by(head)}</span></div>"
         f"{confidence}<p class='sentence'>{sentence}</p>{_caveats(head, answer['min_trials'])}</section>"
     )
+
+
+def _scored_by(head: dict[str, Any]) -> str:
+    """Which trials the interval belongs to, and which one ``ocl evaluate`` reuses."""
+    scored = head.get("scored_trials")
+    reused = f"trial #{head['best_trial']} (best on the whole split) is the configuration ocl evaluate reuses"
+    if not scored:
+        return reused
+    pair = f"trial #{scored[0]}" if scored[0] == scored[1] else f"trials #{scored[0]} and #{scored[1]}"
+    return f"scored on {pair}, each chosen on the other half; {reused}"
 
 
 def _caveats(head: dict[str, Any], min_trials: int) -> str:

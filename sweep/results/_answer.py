@@ -73,13 +73,23 @@ class Candidate:
     depth: int | None
     block: str | None
     n_trials: int
-    best_trial: int  # the trial with the highest validation AUROC (the configuration to reuse)
+    best_trial: int  # the trial with the highest validation AUROC: the configuration ``ocl evaluate`` reuses
     best_value: float  # its validation mean AUROC (biased upward; shown, never ranked on)
     score: float  # cross-fitted validation mean AUROC (what candidates are ranked on)
     low: float
     high: float
     judged: bool  # has at least MIN_TRIALS completed trials
     in_set: bool  # in the confidence set of the best (judged candidates only)
+    flops_fraction: float | None = None  # share of the full network's multiply-adds up to the cut layer
+    params: int | None = None  # weights of the network truncated at the cut layer
+    scored_trials: tuple[int, int] | None = None  # the trials ``score`` scores on validation half 1 and 2
+
+    @property
+    def trial(self) -> int:
+        """The trial whose configuration ``ocl evaluate`` retrains and exports: the candidate's best
+        on the whole validation split. ``score`` estimates how well that rule does on patients it
+        did not choose on (each half scores the trial the other half chose, ``scored_trials``)."""
+        return self.best_trial
 
     @property
     def name(self) -> str:
@@ -113,12 +123,54 @@ class StudyAnswer:
         return [c for c in self.candidates if c.in_set]
 
     @property
+    def cheapest(self) -> Candidate | None:
+        """The candidate in the confidence set with the fewest FLOPs (ties: fewest parameters): as good
+        as the best, as far as the data can tell, at the lowest cost. None when the set is unknown
+        or its candidates carry no costs (a study made before OCL recorded them)."""
+        costed = [c for c in self.confidence_set if c.flops_fraction is not None]
+        if not costed:
+            return None
+        return min(costed, key=lambda c: (c.flops_fraction, c.params if c.params is not None else float("inf")))
+
+    @property
+    def ruled_out_before(self) -> Candidate | None:
+        """The shallowest candidate of the set when every judged candidate shallower than it is
+        significantly worse than the best (so "every layer before it is worse" is true); else None."""
+        placed = [c for c in self.judged if c.depth is not None]
+        members = [c for c in placed if c.in_set]
+        if not members:
+            return None
+        first = min(members, key=lambda c: c.depth)
+        shallower = [c for c in placed if c.depth < first.depth]
+        return first if shallower and not any(c.in_set for c in shallower) else None
+
+    def cost_sentence(self) -> str:
+        """The cheapest candidate as good as the best, with its cost against the full network, and what is ruled out."""
+        parts = []
+        cheap = self.cheapest
+        if cheap is not None and self.best is not None and cheap is not self.best:
+            params = f" and {cheap.params / 1e6:.1f} M parameters" if cheap.params else ""
+            parts.append(
+                f"The cheapest candidate as good as the best is {cheap.name}: {cheap.flops_fraction:.0%} of the full "
+                f"network's FLOPs{params}."
+            )
+        first = self.ruled_out_before
+        if first is not None:
+            parts.append(f"Every judged layer before {first.layer} is significantly worse than the best.")
+        return " ".join(parts)
+
+    @property
     def distinguishable(self) -> bool:
         """Whether the best candidate is significantly better than every other judged one."""
         return len(self.judged) >= 2 and len(self.confidence_set) == 1
 
     def sentence(self) -> str:
-        """The answer in plain words, one sentence."""
+        """The answer in plain words: the verdict, then the cheapest candidate as good as the best and
+        what is ruled out, when the data says so."""
+        cost = self.cost_sentence() if self.best is not None else ""
+        return self._verdict() + (f" {cost}" if cost else "")
+
+    def _verdict(self) -> str:
         level = f"{self.level:.0%}"
         if not self.candidates:
             return "No completed trial has stored validation predictions yet, so there is no answer to give."
@@ -155,10 +207,13 @@ class StudyAnswer:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (``ocl sweep --format json``)."""
+        first = self.ruled_out_before
         return {
             "study": self.study,
             "answer": self.sentence(),
             "best": asdict(self.best) if self.best else None,
+            "cheapest": asdict(self.cheapest) if self.cheapest else None,
+            "ruled_out_before": first.layer if first else None,
             "distinguishable": self.distinguishable,
             "confidence_set": [c.name for c in self.confidence_set],
             "level": self.level,
@@ -320,7 +375,7 @@ def study_answer(
         keys.append(key)
         estimates.append(point)
         resampled.append(boot)
-        facts.append((record, len(members), best_trial))
+        facts.append((record, len(members), best_trial, scorer.chosen_trials([t.number for t, _ in members], stored)))
     candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
     return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, _validation_facts(split), warnings)
 
@@ -353,12 +408,12 @@ def _judge(
 ) -> list[Candidate]:
     """Each candidate with its interval, whether it has enough trials to be judged, and whether it
     is in the confidence set; judged candidates first, best first."""
-    judged = np.asarray([n >= min_trials and np.isfinite(e) for (_, n, _), e in zip(facts, estimates)])
+    judged = np.asarray([n >= min_trials and np.isfinite(e) for (_, n, _, _), e in zip(facts, estimates)])
     in_set = np.zeros(len(keys), bool)
     if judged.any():
         in_set[judged] = confidence_set(estimates[judged], resampled[:, judged], level)
     candidates = []
-    for i, ((strategy, layer, label), (record, n, best_trial)) in enumerate(zip(keys, facts)):
+    for i, ((strategy, layer, label), (record, n, best_trial, chosen)) in enumerate(zip(keys, facts)):
         ci = interval(estimates[i], resampled[:, i], level)
         candidates.append(
             Candidate(
@@ -375,6 +430,9 @@ def _judge(
                 high=ci.high,
                 judged=bool(judged[i]),
                 in_set=bool(in_set[i]),
+                flops_fraction=record.flops_fraction,
+                params=record.params,
+                scored_trials=chosen,
             )
         )
     candidates.sort(key=lambda c: (not c.judged, -np.nan_to_num(c.score, nan=-1.0)))

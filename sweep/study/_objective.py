@@ -193,6 +193,7 @@ class Objective:
             device=self.device,
             host=socket.gethostname(),
             pid=os.getpid(),
+            params=info.params if info else None,
             device_used=self.device_used,
         )
 

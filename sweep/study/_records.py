@@ -100,6 +100,7 @@ class TrialRecord:
     val_mean_majority_accuracy: float | None = None
     val_auroc_per_class: dict[str, float | None] = field(default_factory=dict)
     prefix_cache: str | None = None  # fine-tuning: the banked tensor slice trained on (sweep.caches._spatial_bank), or "images"
+    params: int | None = None  # weights of the network truncated at the cut layer (what a deployed model carries)
     device_used: str | None = None  # what the framework actually trained on: "gpu (NAME)" or "cpu" (``device`` is the assignment)
 
     @property

@@ -57,6 +57,17 @@ def test_the_63_candidates_are_keras_names_in_depth_order(backbone):
     assert infos[-1].channels == 1024 and infos[0].channels == 64
 
 
+def test_each_candidate_knows_the_parameters_of_the_network_truncated_there(backbone):
+    """What the answer's cheapest layer reports: the weights a model cut at the layer carries."""
+    infos = {i.name: i for i in candidate_layers(backbone)}
+    assert infos["relu"].params == backbone.count_params()  # DenseNet-121 without its top: 7.04 M
+    for name in ("conv1_relu", "pool3_pool", "conv4_block12_concat"):
+        truncated = keras.Model(backbone.inputs, backbone.get_layer(name).output)
+        assert infos[name].params == truncated.count_params(), name
+    params = [i.params for i in infos.values()]
+    assert params == sorted(params) and params[0] > 0
+
+
 def test_unknown_layer_names_get_suggestions_and_the_posters_layer_is_accepted(backbone):
     names = [layer.name for layer in backbone.layers]
     assert resolve_layer("conv5_block16_2_conv", names) == "conv5_block16_2_conv"

@@ -314,6 +314,7 @@ def test_the_page_is_self_contained_with_plotly_once_and_fixed_plot_heights(stud
     assert first < page.index("id='profile'") < page.index("id='strategies'") < page.index("id='history'")
     assert page.index("id='history'") < page.index("id='data'") < page.index("id='reproduce'")
     assert f"<span class='layer' id='answer-layer'>{BEST}</span>" in page
+    assert "each chosen on the other half" in page and "is the configuration ocl evaluate reuses" in page
     assert "@media print" in page and LEAK in page
 
 

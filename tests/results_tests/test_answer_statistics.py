@@ -88,3 +88,29 @@ def test_study_answer_keeps_equal_layers_and_finds_a_truly_better_one(tmp_path):
     answer = study_answer(write_study(url, "better", y, patients, better), url)
     assert answer.best.layer == "relu" and answer.distinguishable
     assert answer.best.low <= answer.best.score <= answer.best.high
+
+
+def test_the_answer_names_the_cheapest_layer_as_good_as_the_best_and_what_is_ruled_out(tmp_path):
+    """Three layers of equal true AUROC (0.80) from dense block 2 to the end, and two shallow ones far
+    worse (0.55): the cheapest of the equal three is the shallowest, and every judged layer before it is worse."""
+    rng = np.random.default_rng(1)
+    y, patients, effect = validation(rng, 1000)
+    truths = {
+        "conv2_block1_concat": 0.55,
+        "conv2_block3_concat": 0.55,
+        "conv3_block4_concat": 0.80,
+        "conv4_block12_concat": 0.80,
+        "relu": 0.80,
+    }
+    trials = {layer: [predictions(rng, y, effect, shift_for(auroc)) for _ in range(3)] for layer, auroc in truths.items()}
+    url = f"sqlite:///{tmp_path / 'cheap.db'}"
+    answer = study_answer(write_study(url, "cheap", y, patients, trials), url)
+    assert {c.layer for c in answer.confidence_set} == {"conv3_block4_concat", "conv4_block12_concat", "relu"}
+    assert answer.cheapest.layer == "conv3_block4_concat" and answer.ruled_out_before.layer == "conv3_block4_concat"
+    sentence = answer.sentence()
+    assert "The cheapest candidate as good as the best is conv3_block4_concat" in sentence
+    assert f"{answer.cheapest.flops_fraction:.0%} of the full network's FLOPs" in sentence
+    assert "Every judged layer before conv3_block4_concat is significantly worse than the best." in sentence
+    data = answer.to_dict()
+    assert data["cheapest"]["layer"] == "conv3_block4_concat" and data["ruled_out_before"] == "conv3_block4_concat"
+    assert data["cheapest"]["params"] == 1000 * (data["cheapest"]["depth"] + 1)
