@@ -91,6 +91,10 @@ def _tensorflow_setup() -> None:
             pass
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+"""The Keras backends OCL's model code runs on (``KERAS_BACKEND``, ``ocl sweep --backend``)."""
+
+
 def backend_name() -> str:
     """The Keras backend this process uses (``KERAS_BACKEND``, default ``tensorflow``)."""
     return os.environ.get("KERAS_BACKEND", "tensorflow")

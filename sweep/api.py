@@ -48,6 +48,7 @@ from sweep.study import (
     SweepSettings,
     TrialRecord,
     WorkerPool,
+    check_backend,
     check_resumable,
     count_states,
     create_or_resume,
@@ -55,6 +56,7 @@ from sweep.study import (
     load_study,
     open_study,
     parse_devices,
+    records,
     visible_gpus,
 )
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGY_CHOICES
@@ -91,6 +93,7 @@ class SweepPlan:
     dataset_notes: tuple[str, ...]  # one line each: e.g. which class is positive
     warm_start_from: str | None  # another dataset of the dictionary to warm-start from
     fine_tuning_on_cpu: bool  # fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost
+    backend: str = "tensorflow"  # the Keras backend every worker runs (KERAS_BACKEND); recorded on the study
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ def plan_sweep(
     cv: int | None = None,
     warm_start_from: str | None = None,
     prefix_cache: bool = True,
+    backend: str | None = None,
+    allow_backend_change: bool = False,
     **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
@@ -159,11 +164,14 @@ def plan_sweep(
         cv: score feature-extraction trials by patient-wise K-fold CV over train+val (K >= 2).
         warm_start_from: a dataset of the OCL dictionary to warm-start from.
         prefix_cache: fine-tuning reads its frozen prefix from the spatial bank (``--no-prefix-cache``: False).
+        backend, allow_backend_change: the Keras backend (default ``KERAS_BACKEND``, else tensorflow);
+            a study is resumed on another backend than it ran on only when allowed.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
     _check_flags(trials, strategy, image_size)
+    backend = _check_backend_flag(backend)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus())
     options = DataOptions.of(data, **data_options).check()
@@ -181,11 +189,12 @@ def plan_sweep(
         devices=tuple(device_list),
         trials=trials,
         dataset_info=DatasetInfo.of(dataset),
-        finished_before=_finished_before(storage_url, name, settings),
+        finished_before=_finished_before(storage_url, name, settings, backend, allow_backend_change),
         dataset_warnings=tuple(dataset.warnings),
         dataset_notes=(*dataset.notes, *notes),
         warm_start_from=warm_start_from,
         fine_tuning_on_cpu=not any(d.kind == "gpu" for d in device_list) and FINE_TUNING in space.strategies,
+        backend=backend,
     )
 
 
@@ -257,7 +266,17 @@ def _search_space(
     return space, notes
 
 
-def _finished_before(storage_url: str, name: str, settings: SweepSettings) -> int | None:
+def _check_backend_flag(backend: str | None) -> str:
+    from sweep._keras import BACKENDS, backend_name
+
+    chosen = (backend or backend_name()).strip().lower()
+    if chosen not in BACKENDS:
+        where = "--backend" if backend else "KERAS_BACKEND"
+        raise OCLError(f"{where} {chosen}: pass one of {', '.join(BACKENDS)}")
+    return chosen
+
+
+def _finished_before(storage_url: str, name: str, settings: SweepSettings, backend: str, allow_change: bool) -> int | None:
     """Finished trials of the study being resumed (refusing one run with other settings); None for a
     new study. A SQLite file not there yet holds no study: nothing is created to find that out."""
     database = sqlite_path(storage_url)
@@ -266,6 +285,7 @@ def _finished_before(storage_url: str, name: str, settings: SweepSettings) -> in
     opened = open_storage(storage_url, heartbeat=False)
     if not check_resumable(opened, name, settings):
         return None
+    check_backend(opened, name, backend, allow_change=allow_change)
     return count_states(load_study(opened, name))["finished"]
 
 
@@ -311,6 +331,7 @@ def execute_sweep(
         Path(log_dir),
         worker_entry=worker_process,
         prepare_entry=prepare_process,
+        environment={"KERAS_BACKEND": plan.backend},
     )
     study, cache_notes = _prepare_and_open(plan, pool)
     if on_ready is not None:
@@ -330,6 +351,7 @@ def _prepare_and_open(plan: SweepPlan, pool: WorkerPool) -> tuple[Any, list[str]
     if code != 0:
         raise OCLError(error or f"preparing the caches failed with exit code {code}")
     study = create_or_resume(open_storage(plan.storage_url), plan.study_name, plan.settings, plan.trials)
+    study.set_user_attr(records.BACKEND, plan.backend)
     for key, value in plan.dataset_info.to_user_attrs().items():
         study.set_user_attr(key, value)
     return study, cache_notes
@@ -427,6 +449,7 @@ def run_worker(
     from layers_index import dictionary_callback
     from sweep.study import run_worker as _run_worker
 
+    _adopt_study_backend(storage_url, study_name)
     return _run_worker(
         storage_url,
         study_name,
@@ -435,6 +458,17 @@ def run_worker(
         target=target,
         callbacks=[dictionary_callback(storage_url)],
     )
+
+
+def _adopt_study_backend(storage_url: str, study_name: str) -> None:
+    """A worker that joins without ``KERAS_BACKEND`` runs the backend the study records (before Keras loads)."""
+    import os
+
+    if "KERAS_BACKEND" in os.environ or "keras" in sys.modules:
+        return
+    backend = load_study(open_storage(storage_url, heartbeat=False), study_name).user_attrs.get(records.BACKEND)
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
 
 
 def worker_process(
@@ -504,7 +538,6 @@ def evaluate_study(
     """
     from sweep.report import write_study_report
     from sweep.results import evaluate_best, evaluation_summary
-    from sweep.study import records
 
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)

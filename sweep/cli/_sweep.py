@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from sweep._keras import BACKENDS
 from sweep.cli._common import (
     DataOption,
     FormatOption,
@@ -102,6 +103,20 @@ CvOption = Annotated[
         "Search",
     ),
 ]
+Backend = Enum("Backend", {name: name for name in BACKENDS}, type=str)
+BackendOption = Annotated[
+    Backend | None,
+    _option(
+        "--backend",
+        "Keras backend of every worker: tensorflow, jax or torch. Default: KERAS_BACKEND, else tensorflow. "
+        "Recorded on the study.",
+        "Devices",
+    ),
+]
+AllowBackendChangeOption = Annotated[
+    bool,
+    _option("--allow-backend-change", "Resume a study on another backend than its trials ran on.", "Devices"),
+]
 PrefixCacheOption = Annotated[
     bool,
     typer.Option(
@@ -147,6 +162,8 @@ def sweep(
     uncertain: UncertainOption = None,
     view: ViewOption = None,
     prefix_cache: PrefixCacheOption = True,
+    backend: BackendOption = None,
+    allow_backend_change: AllowBackendChangeOption = False,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -175,6 +192,8 @@ def sweep(
         cv=cv,
         warm_start_from=warm_start_from,
         prefix_cache=prefix_cache,
+        backend=backend.value if backend else None,
+        allow_backend_change=allow_backend_change,
     )
     result = _run(plan, warm_start or warm_start_from is not None, log_dir, format)
     for index, code, log in result.worker_exits:
@@ -244,7 +263,7 @@ def _print_plan(plan, out) -> None:
         f"study [bold]{plan.study_name}[/] in {plan.storage_url}\n"
         f"  data {settings.dataset} ({plan.dataset_info.images:,} images, task {settings.task}, {settings.image_size} px); "
         f"strategies {'+'.join(space.strategies)}; weights {'+'.join(space.weights)}; "
-        f"{len(plan.devices)} worker(s) on {', '.join(d.label for d in plan.devices)}"
+        f"{len(plan.devices)} worker(s) on {', '.join(d.label for d in plan.devices)} ({plan.backend})"
     )
     for note in plan.dataset_notes:
         err_console.print(f"note: {note}", highlight=False)

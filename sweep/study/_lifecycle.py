@@ -102,6 +102,20 @@ def check_resumable(storage: Any, name: str, settings: SweepSettings) -> bool:
     return True
 
 
+def check_backend(storage: Any, name: str, backend: str, *, allow_change: bool = False) -> None:
+    """Refuse to resume study ``name`` on another Keras backend than its trials ran on, unless asked:
+    numerics differ between backends in the last bits, and a study should say what produced it.
+    A study without a recorded backend (made before OCL recorded it) resumes on any."""
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        return
+    stored = optuna.load_study(study_name=name, storage=storage).user_attrs.get(records.BACKEND)
+    if stored is not None and stored != backend and not allow_change:
+        raise OCLError(
+            f"--backend {backend}: study {name} ran its trials on the {stored} backend; pass --backend {stored} to resume "
+            "it, --allow-backend-change to add trials from another backend, or --study NEW_NAME to start another"
+        )
+
+
 def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: int) -> optuna.Study:
     """Open study ``name`` (creating it), check its settings, and record the trial target."""
     check_resumable(storage, name, settings)

@@ -190,8 +190,10 @@ class WorkerPool:
         *,
         worker_entry: Callable[..., int | None],
         prepare_entry: Callable[..., int | None],
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.storage, self.study, self.devices, self.log_dir = storage, study, devices, log_dir
+        self.environment = dict(environment or {})  # e.g. KERAS_BACKEND: what every process it starts must see
         self.worker_entry, self.prepare_entry = worker_entry, prepare_entry
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
@@ -212,7 +214,7 @@ class WorkerPool:
         )
 
     def _env(self, device: Device) -> dict[str, str]:
-        return {**os.environ, **device.environment(self.cpu_workers)}
+        return {**os.environ, **self.environment, **device.environment(self.cpu_workers)}
 
     def prepare(self, settings_json: str) -> tuple[int, str, list[str]]:
         """Check settings and build the image cache, feature banks and spatial banks once, in the
