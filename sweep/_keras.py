@@ -20,9 +20,10 @@ from types import ModuleType
 _ready = False
 _threads = 0
 _show_logs = False
+_gpu_share = 1.0
 
 
-def configure(*, threads: int | None = None, show_logs: bool | None = None) -> None:
+def configure(*, threads: int | None = None, show_logs: bool | None = None, gpu_share: float | None = None) -> None:
     """Set how Keras starts in this process; call before the first :func:`keras_module`.
 
     Args:
@@ -30,13 +31,17 @@ def configure(*, threads: int | None = None, show_logs: bool | None = None) -> N
             one machine share the cores instead of each grabbing all of them.
         show_logs: show TensorFlow's import-time log lines (``ocl --debug``).
     """
-    global _threads, _show_logs
+    global _threads, _show_logs, _gpu_share
     if threads is not None:
         if threads < 0:
             raise ValueError(f"threads={threads}: expected 0 (all cores) or more")
         _threads = threads
     if show_logs is not None:
         _show_logs = show_logs
+    if gpu_share is not None:
+        if not 0 < gpu_share <= 1:
+            raise ValueError(f"gpu_share={gpu_share}: expected a share of one GPU's memory, above 0 and at most 1")
+        _gpu_share = gpu_share
 
 
 @contextmanager
@@ -70,10 +75,20 @@ def keras_module() -> ModuleType:
 
             if keras.backend.backend() == "tensorflow":
                 _tensorflow_setup()
+            elif keras.backend.backend() == "torch" and _gpu_share < 1:
+                _torch_setup()
         _ready = True
     import keras
 
     return keras
+
+
+def _torch_setup() -> None:
+    """Cap a worker that shares its GPU with others to its share of the memory."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(_gpu_share)
 
 
 def _tensorflow_setup() -> None:

@@ -139,6 +139,7 @@ def plan_sweep(
     strategy: str | None = None,
     devices: str | None = None,
     workers: int | None = None,
+    workers_per_gpu: int = 1,
     storage: str | None = None,
     study: str | None = None,
     config: str | Path | None = None,
@@ -158,7 +159,8 @@ def plan_sweep(
         weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
         strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's,
             both; feature extraction only with ``cv``).
-        devices, workers: GPU indices (``"0,1"``) or ``"cpu,cpu"``, or a number of CPU workers.
+        devices, workers: GPU indices (``"0,1"``, ``"0,0,1,1"``) or ``"cpu,cpu"``, or a number of CPU workers.
+        workers_per_gpu: workers on each GPU, each capped to its share of the GPU's memory.
         storage, study: Optuna storage URL (default ``sqlite:///studies/ocl.db``) and study name.
         config: a study file (TOML) with a ``[space]`` table.
         cv: score feature-extraction trials by patient-wise K-fold CV over train+val (K >= 2).
@@ -173,7 +175,7 @@ def plan_sweep(
     _check_flags(trials, strategy, image_size)
     backend = _check_backend_flag(backend)
     storage_url = storage or DEFAULT_STORAGE
-    device_list = parse_devices(devices, workers, visible_gpus())
+    device_list = parse_devices(devices, workers, visible_gpus(), per_gpu=workers_per_gpu)
     options = DataOptions.of(data, **data_options).check()
     space, notes = _search_space(config, strategy, weights, cv, seed=options.seed)
     _check_cache_budget(space, prefix_cache)
@@ -472,7 +474,14 @@ def _adopt_study_backend(storage_url: str, study_name: str) -> None:
 
 
 def worker_process(
-    storage_url: str, study_name: str, *, device: str, worker_index: int, threads: int, gpu: int | None = None
+    storage_url: str,
+    study_name: str,
+    *,
+    device: str,
+    worker_index: int,
+    threads: int,
+    gpu: int | None = None,
+    gpu_share: float = 1.0,
 ) -> int:
     """One worker process as :class:`~sweep.study.WorkerPool` starts it; returns its exit code.
 
@@ -481,7 +490,7 @@ def worker_process(
     """
     from sweep._keras import configure
 
-    configure(threads=threads)
+    configure(threads=threads, gpu_share=gpu_share)
     try:
         check_gpu(gpu)
         run_worker(storage_url, study_name, device=device, worker_index=worker_index)

@@ -73,6 +73,16 @@ DevicesOption = Annotated[
     ),
 ]
 WorkersOption = Annotated[int | None, _option("--workers", "Number of CPU workers (same as --devices cpu,...).", "Devices")]
+WorkersPerGpuOption = Annotated[
+    int,
+    typer.Option(
+        "--workers-per-gpu",
+        min=1,
+        help="Workers on each GPU, each capped to its share of the GPU's memory (small feature-extraction trials "
+        "leave a large GPU idle).",
+        rich_help_panel="Devices",
+    ),
+]
 StorageOption = Annotated[str | None, _option("--storage", STORAGE_HELP + " Default: sqlite:///studies/ocl.db", "Storage")]
 StudyOption = Annotated[
     str | None,
@@ -148,6 +158,7 @@ def sweep(
     strategy: StrategyOption = None,
     devices: DevicesOption = None,
     workers: WorkersOption = None,
+    workers_per_gpu: WorkersPerGpuOption = 1,
     storage: StorageOption = None,
     study: StudyOption = None,
     config: ConfigOption = None,
@@ -186,6 +197,7 @@ def sweep(
         strategy=strategy.value if strategy else None,
         devices=devices,
         workers=workers,
+        workers_per_gpu=workers_per_gpu,
         storage=storage,
         study=study,
         config=config,

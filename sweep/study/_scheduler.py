@@ -141,12 +141,23 @@ def driver_gpus() -> list[GpuInfo]:
     return found
 
 
-def parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> list[Device]:
-    """Turn ``--devices``/``--workers`` into one Device per worker process.
+def parse_devices(devices: str | None, workers: int | None, gpus: list[int], *, per_gpu: int = 1) -> list[Device]:
+    """Turn ``--devices``/``--workers``/``--workers-per-gpu`` into one Device per worker process.
 
-    Default: one worker per visible GPU, else one CPU worker. ``--devices 0,1`` names GPUs;
-    ``--devices cpu,cpu`` or ``--workers 2`` asks for CPU workers.
+    Default: one worker per visible GPU, else one CPU worker. ``--devices 0,1`` names GPUs (``0,0,1,1``
+    puts two workers on each); ``--devices cpu,cpu`` or ``--workers 2`` asks for CPU workers;
+    ``per_gpu`` (``--workers-per-gpu``) repeats every GPU worker that many times. A feature-extraction
+    trial uses a sliver of a large GPU, so several workers per GPU keep it busy.
     """
+    if per_gpu < 1:
+        raise OCLError(f"--workers-per-gpu {per_gpu}: pass 1 or more")
+    chosen = _parse_devices(devices, workers, gpus)
+    if per_gpu > 1 and not any(d.kind == "gpu" for d in chosen):
+        raise OCLError(f"--workers-per-gpu {per_gpu}: no GPU worker to repeat; for CPU workers pass --workers N")
+    return [d for d in chosen for _ in range(per_gpu if d.kind == "gpu" else 1)]
+
+
+def _parse_devices(devices: str | None, workers: int | None, gpus: list[int]) -> list[Device]:
     if devices and workers:
         raise OCLError(f"--devices {devices} and --workers {workers}: pass one of them (--devices cpu,cpu equals --workers 2)")
     if workers is not None:
@@ -211,10 +222,22 @@ class WorkerPool:
             worker_index=index,
             threads=device.threads(self.cpu_workers),
             gpu=device.index if device.kind == "gpu" else None,
+            gpu_share=self.gpu_share(device),
         )
 
     def _env(self, device: Device) -> dict[str, str]:
-        return {**os.environ, **self.environment, **device.environment(self.cpu_workers)}
+        return {**os.environ, **self.environment, **device.environment(self.cpu_workers), **self._memory_share(device)}
+
+    def gpu_share(self, device: Device) -> float:
+        """The share of its GPU's memory a worker may take: 1 / the workers on that GPU."""
+        return 1.0 / sum(d == device for d in self.devices) if device.kind == "gpu" else 1.0
+
+    def _memory_share(self, device: Device) -> dict[str, str]:
+        """Caps for workers sharing a GPU, set before their framework loads: JAX preallocates 75% of a
+        GPU by default, so each gets its share of 90% instead (TensorFlow grows on demand, and PyTorch
+        is capped in the worker by ``sweep._keras.configure(gpu_share=...)``)."""
+        share = self.gpu_share(device)
+        return {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * share:.3f}"} if device.kind == "gpu" and share < 1 else {}
 
     def prepare(self, settings_json: str) -> tuple[int, str, list[str]]:
         """Check settings and build the image cache, feature banks and spatial banks once, in the
