@@ -92,8 +92,12 @@ class SweepPlan:
     dataset_warnings: tuple[str, ...]  # one line each: patients across splits, per-image splits, empty splits
     dataset_notes: tuple[str, ...]  # one line each: e.g. which class is positive
     warm_start_from: str | None  # another dataset of the dictionary to warm-start from
-    fine_tuning_on_cpu: bool  # fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost
     backend: str = "tensorflow"  # the Keras backend every worker runs (KERAS_BACKEND); recorded on the study
+
+    @property
+    def fine_tuning_on_cpu(self) -> bool:
+        """Fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost."""
+        return not any(d.kind == "gpu" for d in self.devices) and FINE_TUNING in self.settings.space.strategies
 
 
 @dataclass(frozen=True)
@@ -151,37 +155,30 @@ def plan_sweep(
     **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
+
     Args:
         trials: finished trials wanted in total; a rerun adds only what is missing.
         data: a :class:`~sweep.data.DataOptions`, or a dataset folder or CSV (default: the embedded
             NIH sample) with ``data_options`` (``task``, ``seed``, ``split``, ``positive``, ...).
-        image_size: square input size in pixels.
-        weights: ``imagenet``, ``none`` or a weights file (default: the study file's).
-        strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's,
-            both; feature extraction only with ``cv``).
-        devices, workers: GPU indices (``"0,1"``, ``"0,0,1,1"``) or ``"cpu,cpu"``, or a number of CPU workers.
-        workers_per_gpu: workers on each GPU, each capped to its share of the GPU's memory.
+        image_size, weights: input size in pixels; ``imagenet``, ``none`` or a weights file (default: the study file's).
+        strategy: ``feature_extraction``, ``fine_tuning`` or ``both`` (default: the study file's; only the first with cv).
+        devices, workers, workers_per_gpu: GPU indices (``"0,1"``) or ``"cpu,cpu"``; CPU workers; workers per GPU.
         storage, study: Optuna storage URL (default ``sqlite:///studies/ocl.db``) and study name.
-        config: a study file (TOML) with a ``[space]`` table.
-        cv: score feature-extraction trials by patient-wise K-fold CV over train+val (K >= 2).
-        warm_start_from: a dataset of the OCL dictionary to warm-start from.
-        prefix_cache: fine-tuning reads its frozen prefix from the spatial bank (``--no-prefix-cache``: False).
+        config, cv: a study file (TOML) with a ``[space]`` table; patient-wise K-fold CV of feature extraction (K >= 2).
+        warm_start_from, prefix_cache: a dictionary dataset to warm-start from; fine-tuning reads the spatial bank.
         backend, allow_backend_change: the Keras backend (default ``KERAS_BACKEND``, else tensorflow);
             a study is resumed on another backend than it ran on only when allowed.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    _check_flags(trials, strategy, image_size)
-    backend = _check_backend_flag(backend)
+    backend = _check_flags(trials, strategy, image_size, backend)
     storage_url = storage or DEFAULT_STORAGE
     device_list = parse_devices(devices, workers, visible_gpus(), per_gpu=workers_per_gpu)
     options = DataOptions.of(data, **data_options).check()
     space, notes = _search_space(config, strategy, weights, cv, seed=options.seed)
     _check_cache_budget(space, prefix_cache)
-    dataset = load_dataset(options)
-    options = dataclasses.replace(options, task=dataset.task(options.task).name)
-    settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache)
+    settings, dataset = _study_settings(options, image_size, space, cv, prefix_cache)
     name = study or default_study_name(settings)
     _check_storage(storage_url, warm_start_from)
     return SweepPlan(
@@ -195,9 +192,17 @@ def plan_sweep(
         dataset_warnings=tuple(dataset.warnings),
         dataset_notes=(*dataset.notes, *notes),
         warm_start_from=warm_start_from,
-        fine_tuning_on_cpu=not any(d.kind == "gpu" for d in device_list) and FINE_TUNING in space.strategies,
         backend=backend,
     )
+
+
+def _study_settings(
+    options: DataOptions, image_size: int, space: SearchSpace, cv: int | None, prefix_cache: bool
+) -> tuple[SweepSettings, Any]:
+    """Load the dataset the options describe; the settings its study is stored under (the task as the dataset names it)."""
+    dataset = load_dataset(options)
+    options = dataclasses.replace(options, task=dataset.task(options.task).name)
+    return SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache), dataset
 
 
 def _check_storage(storage_url: str, warm_start_from: str | None) -> None:
@@ -209,7 +214,8 @@ def _check_storage(storage_url: str, warm_start_from: str | None) -> None:
         check_source(storage_url, warm_start_from)
 
 
-def _check_flags(trials: int, strategy: str | None, image_size: int) -> None:
+def _check_flags(trials: int, strategy: str | None, image_size: int, backend: str | None) -> str:
+    """Refuse a bad flag before anything is loaded; returns the backend the sweep runs on."""
     from sweep.caches import check_image_size
 
     if trials < 1:
@@ -217,6 +223,7 @@ def _check_flags(trials: int, strategy: str | None, image_size: int) -> None:
     if strategy is not None and strategy not in STRATEGY_CHOICES:
         raise OCLError(f"--strategy {strategy}: pass one of {', '.join(STRATEGY_CHOICES)}")
     check_image_size(image_size)
+    return _check_backend_flag(backend)
 
 
 def _check_cache_budget(space: SearchSpace, prefix_cache: bool) -> None:

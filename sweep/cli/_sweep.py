@@ -207,7 +207,11 @@ def sweep(
         backend=backend.value if backend else None,
         allow_backend_change=allow_backend_change,
     )
-    result = _run(plan, warm_start or warm_start_from is not None, log_dir, format)
+    _print_result(_run(plan, warm_start or warm_start_from is not None, log_dir, format), format)
+
+
+def _print_result(result, format: OutputFormat) -> None:
+    """Workers that exited early, then the answer as JSON or as the table, sentence and next steps."""
     for index, code, log in result.worker_exits:
         err_console.print(f"note: worker {index} exited with code {code}; its trial was retried (log: {log})")
     if format is OutputFormat.json:
