@@ -19,7 +19,7 @@ from sweep.storage import ValidationSplit
 
 pytestmark = pytest.mark.slow  # a few thousand generated answers: a minute or two on 2 cores
 
-REPEATS = 300
+REPEATS = 200  # binomial margin at 5%: 3.1 points; the code before (8.5-13%) fails it at every size
 TRUTH = 0.75
 
 
@@ -45,7 +45,8 @@ def _equal_candidates_split(seed: int, n_patients: int, candidates: int = 4, tri
 @pytest.mark.parametrize("n_patients", [69, 300, 1000])
 def test_equal_candidates_are_all_kept_at_least_95_percent_of_the_time(n_patients):
     """Family-wise error with 4 equal candidates of 3 trials each. Holding each candidate's trial
-    choice fixed across resamples made it 9-12% here; choosing again in each resample keeps it under 5%."""
+    choice fixed across resamples (the code before) made it 8.5%, 12.5% and 13% over these 200 draws; choosing
+    again in each resample keeps it under 5%."""
     errors = sum(_equal_candidates_split(seed, n_patients) for seed in range(REPEATS))
     assert errors / REPEATS <= 0.05 + _monte_carlo_margin(0.05, REPEATS), errors
 
