@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from layers_index._schema import SCHEMA_VERSION, SCORE_KINDS, Base, DatasetRow, LayerRow, SchemaVersion, ScoreRow
 from sweep.model import LayerFacts
-from sweep.storage import parse_storage
+from sweep.storage import create_tables, parse_storage
 
 MODEL = "densenet121"
 _checked: set[str] = set()  # URLs whose dictionary schema this process has checked (the engine is the storage's)
@@ -87,7 +87,7 @@ def engine_for(url: str, *, create: bool = True) -> Engine:
                 )
             if version == 1:
                 _upgrade_from_1(engine)
-            Base.metadata.create_all(engine)
+            create_tables(Base.metadata, engine)
             if version is None:
                 _stamp(engine)
     except BaseException:

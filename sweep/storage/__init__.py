@@ -14,6 +14,7 @@ Nothing outside this folder opens a ``sqlite3`` connection or parses a URL.
 from sweep.storage._database import (
     Database,
     check_storage,
+    create_tables,
     heartbeat_interval,
     normalize_url,
     open_storage,
@@ -28,6 +29,7 @@ __all__ = [
     "Database",
     "ValidationSplit",
     "check_storage",
+    "create_tables",
     "heartbeat_interval",
     "load_predictions",
     "load_validation",

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Database",
     "check_storage",
+    "create_tables",
     "heartbeat_interval",
     "normalize_url",
     "open_storage",
@@ -208,6 +209,18 @@ def parse_storage(url: str) -> Database:
     except ArgumentError:
         raise OCLError(f"--storage {url}: {MALFORMED}") from None
     return Database(given=url, url=normalized, backend=backend, path=sqlite_path(normalized))
+
+
+def create_tables(metadata: Any, engine: Engine) -> None:
+    """``metadata.create_all`` that survives a race: workers that open a fresh database at once each
+    check that a table is missing, and all but the first then fail creating it ("table ... already
+    exists"). Such a loser creates what is still missing once more, and carries on."""
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        if "already exists" not in str(exc).lower():
+            raise
+        metadata.create_all(engine)
 
 
 def shown_url(url: str) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, Integer, LargeBinary, String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sweep.storage._database import parse_storage
+from sweep.storage._database import create_tables, parse_storage
 
 __all__ = ["ValidationSplit", "load_predictions", "load_validation", "store_predictions", "store_validation"]
 
@@ -79,7 +79,7 @@ def _engine(url: str) -> Engine:
     if database.url not in _tables_ready:
         database.prepare()
         with database.errors():
-            _Base.metadata.create_all(engine)
+            create_tables(_Base.metadata, engine)
         _tables_ready.add(database.url)
     return engine
 

@@ -112,3 +112,30 @@ def test_upsert_retries_a_lost_race_twice_then_lets_it_propagate(tmp_path: Path,
     assert len(calls) == 3
     with pytest.raises(ValueError, match="score kind 'auroc'"):
         upsert_scores(url, dataset, "none", 64, [Score(scores[0].layer, "auroc", 0.7)])
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_carries_on(tmp_path: Path, monkeypatch):
+    """Four workers opening a fresh database at once: each sees ocl_predictions missing, one creates it,
+    the others then fail with "table ocl_predictions already exists". That failed a trial of a CI
+    run (and left its worker with no finished trial); the loser now creates what is left and goes on."""
+    import numpy as np
+    from sqlalchemy import MetaData
+    from sqlalchemy.exc import OperationalError
+
+    from sweep.storage import ValidationSplit, load_validation, store_validation
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    real_create_all = MetaData.create_all
+    calls = []
+
+    def raced(self, bind, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # another worker wins between our check and our CREATE TABLE
+            real_create_all(self, bind, *args, **kwargs)
+            raise OperationalError("CREATE TABLE ocl_predictions", {}, Exception("table ocl_predictions already exists"))
+        return real_create_all(self, bind, *args, **kwargs)
+
+    monkeypatch.setattr(MetaData, "create_all", raced)
+    split = ValidationSplit(("finding",), np.array([[1.0], [0.0]], np.float32), np.array(["a", "b"]), "fingerprint")
+    store_validation(url, "race", split)
+    assert load_validation(url, "race").fingerprint == "fingerprint" and len(calls) == 2
