@@ -29,7 +29,6 @@ from generated_studies import predictions, shift_for, validation  # noqa: E402
 
 from sweep.results import CandidateScorer  # noqa: E402
 from sweep.stats import confidence_set  # noqa: E402
-from sweep.stats._uncertainty import _max_t_critical  # noqa: E402
 from sweep.storage import ValidationSplit  # noqa: E402
 
 CANDIDATES, TRIALS, BASE = 5, 3, 0.75
@@ -45,14 +44,7 @@ def _before(scorer: CandidateScorer, stored: dict[int, np.ndarray]) -> tuple[flo
 
 
 def _single_step(estimates: np.ndarray, resampled: np.ndarray) -> np.ndarray:
-    centred = np.where(np.isfinite(resampled - estimates), resampled - estimates, 0.0)
-    covariance = np.cov(centred, rowvar=False, bias=True)
-    variance = np.diag(covariance)
-    spread = np.sqrt(np.maximum(variance[:, None] + variance[None, :] - 2 * covariance, 0.0))
-    spread = np.where(spread > 1e-12, spread, np.inf)
-    keep = ~((estimates[:, None] - estimates[None, :] - _max_t_critical(centred, spread, 0.95) * spread) > 0).any(axis=0)
-    keep[np.argmax(estimates)] = True
-    return keep
+    return confidence_set(estimates, resampled, step_down=False)
 
 
 def one_study(seed: int, patients: int, gap: float) -> tuple[np.ndarray, np.ndarray]:

@@ -113,8 +113,9 @@ def _scored_by(head: dict[str, Any]) -> str:
     reused = f"trial #{head['best_trial']} (best on the whole split) is the configuration ocl evaluate reuses"
     if not scored:
         return reused
-    pair = f"trial #{scored[0]}" if scored[0] == scored[1] else f"trials #{scored[0]} and #{scored[1]}"
-    return f"scored on {pair}, each chosen on the other half; {reused}"
+    if scored[0] == scored[1]:
+        return f"scored on trial #{scored[0]} for both halves, each chosen on the other half; {reused}"
+    return f"scored on trials #{scored[0]} and #{scored[1]}, each chosen on the other half; {reused}"
 
 
 def _caveats(head: dict[str, Any], min_trials: int) -> str:

@@ -172,13 +172,15 @@ def interval(estimate: float, resampled: np.ndarray, level: float = LEVEL) -> Sc
     return ScoreInterval(float(estimate), float(low), float(high))
 
 
-def confidence_set(estimates: np.ndarray, resampled: np.ndarray, level: float = LEVEL) -> np.ndarray:
+def confidence_set(estimates: np.ndarray, resampled: np.ndarray, level: float = LEVEL, *, step_down: bool = True) -> np.ndarray:
     """Which candidates are not significantly worse than the best, simultaneously (step-down max-T).
 
     Args:
         estimates: each candidate's score, shape ``(m,)``.
         resampled: the same scores under shared (paired) bootstrap resamples, shape ``(resamples, m)``.
         level: simultaneous confidence level.
+        step_down: False stops after the first step (one critical value over every candidate),
+            the set OCL used before; for comparisons.
 
     Returns:
         A boolean mask, shape ``(m,)``: True for candidates in the set. The best-scoring candidate
@@ -215,6 +217,8 @@ def confidence_set(estimates: np.ndarray, resampled: np.ndarray, level: float = 
         if not beaten.any():
             break
         keep[members[beaten]] = False
+        if not step_down:
+            break
     return keep
 
 

@@ -5,20 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from sweep.stats import confidence_set
-from sweep.stats._uncertainty import _max_t_critical
 
 
-def _single_step(estimates: np.ndarray, resampled: np.ndarray, level: float = 0.95) -> np.ndarray:
+def _single_step(estimates: np.ndarray, resampled: np.ndarray) -> np.ndarray:
     """The set before step-down: one max-T critical value over every candidate."""
-    centred = resampled - estimates
-    covariance = np.cov(centred, rowvar=False, bias=True)
-    variance = np.diag(covariance)
-    spread = np.sqrt(np.maximum(variance[:, None] + variance[None, :] - 2 * covariance, 0.0))
-    spread = np.where(spread > 1e-12, spread, np.inf)
-    critical = _max_t_critical(centred, spread, level)
-    keep = ~((estimates[:, None] - estimates[None, :] - critical * spread) > 0).any(axis=0)
-    keep[np.argmax(estimates)] = True
-    return keep
+    return confidence_set(estimates, resampled, step_down=False)
 
 
 def test_step_down_excludes_what_one_step_cannot_once_the_clearly_worse_are_gone():
