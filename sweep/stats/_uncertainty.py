@@ -9,10 +9,10 @@ interval, and a layer is only called best when the data can tell it apart from t
   replacement and keeps all of a patient's images: a resample is a weight per image (how often its
   patient was drawn). One set of weights is shared by every score compared, so comparisons are
   paired: both layers see the same resampled patients.
-- **Vectorised AUROC.** For all resamples at once: sort the scores once, sum the weights of
-  positives and negatives per group of tied scores, and count each positive-negative pair by
-  the weight product (ties count half, as scikit-learn does). 1,000 resamples of 11,000 images x
-  14 outputs take about a second on two cores (``benchmarks/bench_uncertainty.py``).
+- **Vectorised AUROC.** For all resamples at once: sort the scores once, sum the negatives'
+  weights between the positives' places in one sparse product, and count each positive-negative
+  pair by the weight product (ties count half, as scikit-learn does). ``benchmarks/bench_uncertainty.py``
+  times 1,000 resamples of 11,000 images x 14 outputs.
 - **The confidence set** holds every candidate not significantly worse than the best, with
   simultaneous control over all comparisons. We use the max-T method (Westfall & Young 1993): the
   critical value is the 1 - alpha quantile of the bootstrap maximum, over all ordered pairs, of the
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 __all__ = [
     "LEVEL",
@@ -54,7 +55,7 @@ MIN_TRIALS = 3
 """Completed trials a candidate needs before it is judged (one or two trials say little about a layer)."""
 N_RESAMPLES = 1000
 LEVEL = 0.95
-_CHUNK = 128  # resamples per block: bounds memory at full NIH size (128 x 11,000 doubles per array)
+_CHUNK = 128  # resamples per block in the max-T statistic: bounds its (block, m, m) memory
 
 
 @dataclass(frozen=True)
@@ -101,56 +102,82 @@ def bootstrap_weights(patients: np.ndarray, n_resamples: int = N_RESAMPLES, seed
     return counts[:, patient_of_image]
 
 
-def weighted_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC of one output under each row of ``weights``: shape ``(rows,)``; NaN where a row has no
-    positive or no negative weight. With a row of ones it equals ``sklearn.metrics.roc_auc_score``.
+def weighted_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray, *, by_image: bool = False) -> np.ndarray:
+    """AUROC of one output under each resample of ``weights``: shape ``(resamples,)``; NaN where a
+    resample has no positive or no negative weight. With a row of ones it equals
+    ``sklearn.metrics.roc_auc_score``.
+
+    ``weights`` is ``(resamples, images)``, or ``(images, resamples)`` with ``by_image`` (the layout
+    the computation runs in: pass it so to score many outputs or trials under the same weights).
 
     For each positive, the negative weight below its score (and tied with it, counted half) is read
-    off one cumulative sum over the sorted negatives, at positions found once by binary search.
+    off a cumulative sum over the negatives sorted by score. Only the sums at the positives' places
+    are needed, so the negatives are summed segment by segment between those places, in one sparse
+    product over image-major weights (each negative adds its row of resample weights once), and the
+    cumulative sum runs over the segments only. Weights are integer patient counts, so every float32
+    sum is exact far beyond any validation split's size.
     """
     labels = np.asarray(y, np.float64)
+    by_rows = _image_major(weights, by_image)
     known = ~np.isnan(labels)  # NaN: an unknown label (e.g. CheXpert's U-Ignore) leaves the AUROC
-    weights = np.atleast_2d(weights)
     if not known.all():
-        labels, scores, weights = labels[known], np.asarray(scores)[known], weights[:, known]
-    y = labels > 0
-    scores = np.asarray(scores, np.float64)
-    result = np.full(len(weights), np.nan)
-    if not y.any() or y.all():
+        labels, scores, by_rows = labels[known], np.asarray(scores)[known], by_rows[known]
+    positive = labels > 0
+    result = np.full(by_rows.shape[1], np.nan)
+    if not positive.any() or positive.all():
         return result
-    negatives = np.flatnonzero(~y)
+    scores = np.asarray(scores, np.float64)
+    negatives = np.flatnonzero(~positive)
     negatives = negatives[np.argsort(scores[negatives], kind="stable")]
-    positives = np.flatnonzero(y)
+    positives = np.flatnonzero(positive)
     negative_scores = scores[negatives]
     below = np.searchsorted(negative_scores, scores[positives], side="left")  # negatives strictly below
     upto = np.searchsorted(negative_scores, scores[positives], side="right")  # ... and tied
-    for lo in range(0, len(weights), _CHUNK):
-        block = weights[lo : lo + _CHUNK]
-        # Integer patient counts: float32 sums stay exact far beyond any validation split's size.
-        cumulative = np.zeros((len(block), len(negatives) + 1), np.float32)
-        np.cumsum(block[:, negatives], axis=1, out=cumulative[:, 1:])
-        w_pos = block[:, positives]
-        lower, tied_upper = cumulative[:, below], cumulative[:, upto]
-        pairs = (w_pos * (lower + tied_upper)).sum(axis=1, dtype=np.float64) / 2  # below + tied/2, halved once
-        total = w_pos.sum(axis=1, dtype=np.float64) * cumulative[:, -1].astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            result[lo : lo + _CHUNK] = np.where(total > 0, pairs / total, np.nan)
+    places = np.unique(np.concatenate([[0], below, upto]))  # where the cumulative sum is read
+    segment = np.searchsorted(places, np.arange(len(negatives)), side="right") - 1
+    sums = (
+        sparse.csr_matrix((np.ones(len(negatives), np.float32), (segment, negatives)), shape=(len(places), len(labels))) @ by_rows
+    )  # (places, resamples): negative weight in [places[k], places[k + 1])
+    cumulative = np.zeros((len(places) + 1, by_rows.shape[1]), np.float32)
+    np.cumsum(sums, axis=0, out=cumulative[1:])  # cumulative[k]: negative weight before places[k]
+    lower, tied_upper = cumulative[np.searchsorted(places, below)], cumulative[np.searchsorted(places, upto)]
+    w_pos = by_rows[positives]
+    pairs = (w_pos * (lower + tied_upper)).sum(axis=0, dtype=np.float64) / 2  # below + tied/2, halved once
+    total = w_pos.sum(axis=0, dtype=np.float64) * cumulative[-1].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result[:] = np.where(total > 0, pairs / total, np.nan)
     return result
 
 
-def mean_auroc_resampled(
-    y: np.ndarray, scores: np.ndarray, weights: np.ndarray, outputs: np.ndarray | None = None, *, strict: bool = False
-) -> np.ndarray:
-    """Mean AUROC over ``outputs`` (a boolean mask; default all) under each resample: shape ``(rows,)``.
+def _image_major(weights: np.ndarray, by_image: bool) -> np.ndarray:
+    """Weights as a C-contiguous float32 ``(images, resamples)`` array."""
+    weights = np.asarray(weights, np.float32)
+    if by_image:
+        return np.ascontiguousarray(weights.reshape(len(weights), -1))
+    return np.ascontiguousarray(np.atleast_2d(weights).T)
 
-    An output undefined in a resample (no positive drawn) leaves that resample's mean, as it
-    leaves the point estimate's. With ``strict``, such a resample is NaN instead (and leaves the
-    interval): every value then averages exactly the same outputs as the point, which the answer's
-    cross-fitting needs, since a mean over fewer outputs is another quantity, not a noisier one.
+
+def mean_auroc_resampled(
+    y: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    outputs: np.ndarray | None = None,
+    *,
+    strict: bool = False,
+    by_image: bool = False,
+) -> np.ndarray:
+    """Mean AUROC over ``outputs`` (a boolean mask; default all) under each resample: shape ``(resamples,)``.
+
+    ``weights`` as :func:`weighted_auroc` takes them. An output undefined in a resample (no
+    positive drawn) leaves that resample's mean, as it leaves the point estimate's. With
+    ``strict``, such a resample is NaN instead (and leaves the interval): every value then averages
+    exactly the same outputs as the point, which the answer's cross-fitting needs, since a mean
+    over fewer outputs is another quantity, not a noisier one.
     """
     y, scores = np.asarray(y), np.asarray(scores)
+    by_rows = _image_major(weights, by_image)
     columns = range(y.shape[1]) if outputs is None else np.flatnonzero(outputs)
-    per_output = np.stack([weighted_auroc(y[:, k], scores[:, k], weights) for k in columns], axis=1)
+    per_output = np.stack([weighted_auroc(y[:, k], scores[:, k], by_rows, by_image=True) for k in columns], axis=1)
     if strict:
         return per_output.mean(axis=1)
     with np.errstate(invalid="ignore"), _quiet_nanmean():
