@@ -17,7 +17,7 @@ import optuna
 from layers_index._store import DatasetKey, Score, upsert_scores
 from sweep.results import CandidateScorer, completed_trials, summarize_layers
 from sweep.stats import interval
-from sweep.storage import load_predictions, load_validation
+from sweep.storage import load_validation, stored_trials
 from sweep.study import DatasetInfo, TrialRecord, load_settings
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
 
@@ -47,13 +47,18 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, s
     ]
     split = load_validation(storage_url, study.study_name) if storage_url else None
     if split is not None:
-        trials = [trial.number for trial, _ in members]
-        stored = load_predictions(storage_url, study.study_name, trials)
-        trials = [t for t in trials if t in stored]
+        stored = stored_trials(storage_url, study.study_name, [trial.number for trial, _ in members])
+        trials = [trial.number for trial, _ in members if trial.number in stored]
         if trials:
             settings = load_settings(study)
-            scorer = CandidateScorer(split, seed=settings.data_options.seed, min_positives=settings.space.min_positives)
-            point, resampled = scorer.score(trials, stored)
+            scorer = CandidateScorer(
+                split,
+                seed=settings.data_options.seed,
+                min_positives=settings.space.min_positives,
+                storage_url=storage_url,
+                study=study.study_name,
+            )
+            point, resampled = scorer.score(trials)  # only the new trial's resamples are computed
             ci = interval(point, resampled)
             scores.append(Score(key, f"{prefix}auroc", ci.estimate, low=ci.low, high=ci.high, **common))
     return scores

@@ -50,40 +50,58 @@ def predictions(rng: np.random.Generator, y: np.ndarray, effect: np.ndarray, shi
     return (shift * y[:, 0] + effect + rng.normal(0, S_E, len(y)))[:, None].astype(np.float32)
 
 
-def write_study(url: str, name: str, y: np.ndarray, patients: np.ndarray, trials: dict[str, list[np.ndarray]], seed: int = 0):
-    """A finished study whose trials at each layer (``trials[layer]``) predicted these validation scores."""
-    space = SearchSpace(strategies=("feature_extraction",), cut_layers=tuple(trials), weights=("none",), pruner="none")
+def write_study(url: str, name: str, y: np.ndarray, patients: np.ndarray, trials: dict, seed: int = 0):
+    """A finished study whose trials at each candidate predicted these validation scores.
+
+    ``trials`` maps a layer (feature extraction) or a ``(strategy, layer)`` pair to its trials'
+    predictions: one array each, or an ``(own, crossfit)`` pair (each patient half at the epoch
+    best on it, and at the other half's best epoch).
+    """
+    keys = [key if isinstance(key, tuple) else ("feature_extraction", key) for key in trials]
+    strategies = tuple(dict.fromkeys(strategy for strategy, _ in keys))
+    layers = tuple(dict.fromkeys(layer for _, layer in keys))
+    space = SearchSpace(strategies=strategies, cut_layers=layers, weights=("none",), pruner="none")
     settings = SweepSettings(DataOptions(task="any", seed=seed), "generated", 32, space)
     storage = optuna.storages.RDBStorage(url)
     study = create_or_resume(storage, name, settings, target=sum(map(len, trials.values())))
-    store_validation(url, name, ValidationSplit(("finding",), y, patients, "generated"))
-    for layer, scores in trials.items():
+    outputs = ("finding",) if y.shape[1] == 1 else tuple(f"finding_{k}" for k in range(y.shape[1]))
+    store_validation(url, name, ValidationSplit(outputs, y, patients, "generated"))
+    for key, scores in zip(keys, trials.values()):
         for p in scores:
-            trial = study.ask()
-            value = mean_auroc_point(y, p)
-            record = TrialRecord(
-                strategy="feature_extraction",
-                cut_layer=layer,
-                weights="none",
-                layer_depth=CANDIDATES.index(layer),
-                layer_index=10 + CANDIDATES.index(layer),
-                block=block_of(layer),
-                channels=256,
-                stride=8,
-                flops_fraction=(CANDIDATES.index(layer) + 1) / len(CANDIDATES),  # deeper costs more
-                params=1000 * (CANDIDATES.index(layer) + 1),
-                unfreeze_from=None,
-                augment=False,
-                epochs_budget=10,
-                task="any",
-                dataset="generated",
-                device="cpu:0",
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                val_mean_auroc=value,
-            )
-            for key, attr in record.to_user_attrs().items():
-                trial.set_user_attr(key, attr)
-            store_predictions(url, name, trial.number, p)
-            study.tell(trial, value)
+            add_trial(study, url, y, key, p)
     return study
+
+
+def add_trial(study: optuna.Study, url: str, y: np.ndarray, key: tuple[str, str], p) -> optuna.trial.FrozenTrial:
+    """One completed trial of candidate ``key`` (strategy, layer) that predicted ``p`` (an array, or
+    an ``(own, crossfit)`` pair), written as a worker writes it: record, predictions, value."""
+    strategy, layer = key
+    own, crossfit = p if isinstance(p, tuple) else (p, None)
+    trial = study.ask()
+    value = mean_auroc_point(y, own)
+    record = TrialRecord(
+        strategy=strategy,
+        cut_layer=layer,
+        weights="none",
+        layer_depth=CANDIDATES.index(layer),
+        layer_index=10 + CANDIDATES.index(layer),
+        block=block_of(layer),
+        channels=256,
+        stride=8,
+        flops_fraction=(CANDIDATES.index(layer) + 1) / len(CANDIDATES),  # deeper costs more
+        params=1000 * (CANDIDATES.index(layer) + 1),
+        unfreeze_from=None,
+        augment=False,
+        epochs_budget=10,
+        task="any",
+        dataset="generated",
+        device="cpu:0",
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        val_mean_auroc=value,
+    )
+    for name, attr in record.to_user_attrs().items():
+        trial.set_user_attr(name, attr)
+    store_predictions(url, study.study_name, trial.number, own, crossfit)
+    study.tell(trial, value)
+    return study.trials[trial.number]

@@ -16,7 +16,14 @@ from sweep.results._answer import (
     small_validation_warning,
     study_answer,
 )
-from sweep.results._evaluate import CHEXNET_AUROC, Evaluation, best_trial, evaluate_best, evaluation_summary
+from sweep.results._evaluate import (
+    CHEXNET_AUROC,
+    Evaluation,
+    best_trial,
+    evaluate_best,
+    evaluation_summary,
+    images_per_second,
+)
 from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
 from sweep.results._naming import default_study_name, report_path
 
@@ -31,6 +38,7 @@ __all__ = [
     "completed_trials",
     "default_study_name",
     "evaluate_best",
+    "images_per_second",
     "evaluation_summary",
     "patient_halves",
     "report_path",

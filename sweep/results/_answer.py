@@ -8,7 +8,7 @@ naive answer ("the layer of the best trial") untrustworthy, and each has a remed
 - **Winner's curse inside a candidate.** The maximum of a candidate's trials on one validation
   split is biased upward, more so the more trials TPE happened to give it (Cawley & Talbot 2010).
   So a candidate's score is **cross-fitted**: the validation patients are split in two halves
-  (seeded, patient-wise, stratified by label: :func:`patient_halves`); on each half, the
+  (seeded, patient-wise, stratified by label: :func:`sweep.stats.patient_halves`); on each half, the
   candidate's trial that scored best on the *other* half is scored; the candidate's score is the
   mean of the two. Choosing the trial and scoring never see the same patients, so visiting a layer
   more often no longer inflates it. Both halves, and every resample, average the same outputs: those
@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,11 +46,20 @@ from sweep.stats import (
     N_RESAMPLES,
     bootstrap_weights,
     confidence_set,
-    counted_outputs,
+    crossfit_outputs,
     interval,
     mean_auroc_resampled,
+    patient_halves,
 )
-from sweep.storage import ValidationSplit, load_predictions, load_validation
+from sweep.storage import (
+    StoredPredictions,
+    ValidationSplit,
+    load_predictions,
+    load_resampled,
+    load_validation,
+    store_resampled,
+    stored_trials,
+)
 from sweep.study import load_settings
 
 __all__ = [
@@ -229,31 +239,6 @@ def _ci(candidate: Candidate) -> str:
     return f"{candidate.score:.3f} [{candidate.low:.3f}, {candidate.high:.3f}]"
 
 
-def patient_halves(patients: np.ndarray, targets: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded patient-wise split of the validation images into two halves (0/1 per image),
-    stratified by label, so that a rare finding's positive patients are shared out evenly.
-
-    Unstratified, a finding with 6 positive patients lands 6-0 in one split of every 32, leaving its
-    AUROC undefined in a half. Each patient's stratum is the rarest output it is positive for (or
-    none); within a stratum, patients alternate between the halves in a seeded order, so every
-    output's positives for which it is the rarest differ by at most one between the halves, and the
-    halves by at most one patient per stratum.
-    """
-    unique, patient_of_image = np.unique(np.asarray(patients).astype(str), return_inverse=True)
-    y = np.asarray(targets, np.float64).reshape(len(patient_of_image), -1)
-    positive = np.zeros((len(unique), y.shape[1]), bool)
-    np.logical_or.at(positive, patient_of_image, y > 0)  # NaN (unknown) is not positive
-    rarest_first = np.argsort(positive.sum(axis=0), kind="stable")
-    ranked = positive[:, rarest_first]
-    stratum = np.where(ranked.any(axis=1), ranked.argmax(axis=1), y.shape[1])
-    rng = np.random.default_rng(seed)
-    side = np.zeros(len(unique), np.int64)
-    for value in np.unique(stratum):
-        members = rng.permutation(np.flatnonzero(stratum == value))
-        side[members] = (np.arange(len(members)) + rng.integers(2)) % 2
-    return side[patient_of_image]
-
-
 def small_validation_warning(split: ValidationSplit) -> str | None:
     """A one-line warning when the validation split is too small to rank layers.
 
@@ -273,56 +258,116 @@ def small_validation_warning(split: ValidationSplit) -> str | None:
     )
 
 
-def _defined(y: np.ndarray) -> np.ndarray:
-    """Per output: whether its AUROC is defined on these rows (a positive and a negative label)."""
-    return ((y == 1).any(axis=0)) & ((y == 0).any(axis=0))
-
-
 class CandidateScorer:
     """Cross-fitted scores of candidates on one study's validation split, under shared resamples.
 
     Built once per answer (or per dictionary update); every candidate scored with it sees the same
     halves and the same patient resamples, so their scores are paired.
+
+    A trial's half-scores under the resamples depend only on its own predictions and on this
+    scheme (split, seed, resamples, outputs), not on the other trials: each is computed once, from
+    the trial's stored predictions, and, with ``storage_url`` and ``study``, kept in the storage
+    (``ocl_resamples``), so the next answer, the report and every dictionary update read about
+    16 KB per trial instead of its predictions. A trial's predictions are loaded only when its
+    values are not stored yet.
     """
 
     def __init__(
-        self, split: ValidationSplit, *, n_resamples: int = N_RESAMPLES, seed: int = 0, min_positives: int = MIN_POSITIVES
+        self,
+        split: ValidationSplit,
+        *,
+        n_resamples: int = N_RESAMPLES,
+        seed: int = 0,
+        min_positives: int = MIN_POSITIVES,
+        storage_url: str | None = None,
+        study: str | None = None,
     ) -> None:
         self.y = np.asarray(split.targets)
+        self.patients = split.patients
         half = patient_halves(split.patients, self.y, seed)
         self.rows = [np.flatnonzero(half == side) for side in (0, 1)]
-        # The outputs a trial's mean AUROC counts, less any left undefined in a half: both halves'
-        # scores, and every resample (strict), then average the same outputs.
-        counted, _ = counted_outputs(self.y, min_positives)
-        self.counted = counted & np.logical_and.reduce([_defined(self.y[rows]) for rows in self.rows])
-        self.weights = bootstrap_weights(split.patients, n_resamples, seed)
-        self.ones = np.ones((1, len(self.y)), np.float32)
+        self.counted = crossfit_outputs(self.y, half, min_positives)
+        self.n_resamples, self.seed = n_resamples, seed
+        self.storage_url, self.study = storage_url, study
+        self.scheme = f"crossfit-v1 {split.fingerprint} seed={seed} resamples={n_resamples} min_positives={min_positives}"
+        self._values: dict[int, np.ndarray] = {}
 
-    def _mean(self, rows: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return mean_auroc_resampled(self.y[rows], scores[rows], weights[:, rows], self.counted, strict=True)
+    @functools.cached_property
+    def _half_weights(self) -> list[np.ndarray]:
+        """Per half, image-major: a column of ones (the point), then the bootstrap resamples,
+        ``(images, 1 + resamples)``, the layout :func:`sweep.stats.weighted_auroc` runs in."""
+        weights = bootstrap_weights(self.patients, self.n_resamples, self.seed)
+        return [
+            np.ascontiguousarray(np.concatenate([np.ones((1, len(rows)), np.float32), weights[:, rows]]).T) for rows in self.rows
+        ]
 
-    def score(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[float, np.ndarray]:
+    def trial_values(self, trial: int, predictions: StoredPredictions) -> np.ndarray:
+        """One trial's mean AUROC per (choose on ``own`` / score ``crossfit``, half, point + resamples):
+        shape ``(2, 2, 1 + resamples)``; NaN where a resample leaves an output undefined (strict)."""
+        kinds = [predictions.own] if predictions.crossfit is predictions.own else [predictions.own, predictions.crossfit]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = [
+                np.stack(
+                    [
+                        mean_auroc_resampled(self.y[rows], scores[rows], weights, self.counted, strict=True, by_image=True)
+                        for rows, weights in zip(self.rows, self._half_weights)
+                    ]
+                )
+                for scores in kinds
+            ]
+        return np.stack(values * 2 if len(values) == 1 else values).astype(np.float32)
+
+    def values(self, trials: list[int], stored: dict[int, Any] | None = None) -> np.ndarray:
+        """``trial_values`` of each trial, ``(trials, 2, 2, 1 + resamples)``.
+
+        With ``stored`` (trial -> :class:`StoredPredictions`, or one array serving as both), computed
+        from those predictions. Without, read from this scorer's memory, then from the storage's
+        ``ocl_resamples``, and only then computed from the stored predictions and kept in both.
+        """
+        if stored is not None:
+            return np.stack([self.trial_values(t, _as_stored(stored[t])) for t in trials])
+        missing = [t for t in trials if t not in self._values]
+        if missing and self.storage_url and self.study:
+            self._values.update(load_resampled(self.storage_url, self.study, self.scheme, missing))
+            missing = [t for t in missing if t not in self._values]
+        if missing:
+            if not (self.storage_url and self.study):
+                raise ValueError("CandidateScorer.values needs stored= predictions, or storage_url= and study= to load them")
+            loaded = load_predictions(self.storage_url, self.study, missing)
+            computed = {t: self.trial_values(t, loaded[t]) for t in missing}
+            self._values.update(computed)
+            store_resampled(self.storage_url, self.study, self.scheme, computed)
+        return np.stack([self._values[t] for t in trials])
+
+    def score(self, trials: list[int], stored: dict[int, Any] | None = None) -> tuple[float, np.ndarray]:
         """A candidate's cross-fitted score and its resampled values, from its trials' predictions.
 
-        The point chooses, for each half, the trial best on the other half and scores it on this
-        one. Each resample makes that choice again on its own resampled patients: holding the
-        point's choice fixed would treat the lucky choice as known, and the interval and the
-        confidence set would be surer than the data (their family-wise error came out at 7-8%
-        instead of 5% with equal candidates).
+        The point chooses, for each half, the trial best on the other half (each trial at the epoch
+        best on that other half) and scores it on this one, at the epoch the other half chose. Each
+        resample makes the trial choice again on its own resampled patients: holding the point's
+        choice fixed would treat the lucky choice as known, and the interval and the confidence set
+        would be surer than the data (their family-wise error came out at 7-8% instead of 5% with
+        equal candidates).
         """
+        values = self.values(trials, stored)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a resample where both halves are undefined stays NaN
-            points = np.asarray([[self._mean(rows, stored[t], self.ones)[0] for rows in self.rows] for t in trials])
-            resampled = np.stack([np.stack([self._mean(rows, stored[t], self.weights) for rows in self.rows]) for t in trials])
-            point = float(np.nanmean([_chosen_on_other_half(points[:, :, None], side)[0] for side in (0, 1)]))
-            values = np.nanmean(np.stack([_chosen_on_other_half(resampled, side) for side in (0, 1)]), axis=0)
-        return point, values
+            combined = np.nanmean(np.stack([_chosen_on_other_half(values, side) for side in (0, 1)]), axis=0)
+        return float(combined[0]), combined[1:]
 
-    def chosen_trials(self, trials: list[int], stored: dict[int, np.ndarray]) -> tuple[int, int]:
+    def chosen_trials(self, trials: list[int], stored: dict[int, Any] | None = None) -> tuple[int, int]:
         """The trials the point scores on half 0 and half 1 (each chosen on the other half)."""
-        with np.errstate(all="ignore"):
-            points = np.asarray([[self._mean(rows, stored[t], self.ones)[0] for rows in self.rows] for t in trials])
-        return tuple(trials[_best_index(points[:, 1 - side])] for side in (0, 1))
+        values = self.values(trials, stored)
+        return tuple(trials[_best_index(values[:, 0, 1 - side, 0])] for side in (0, 1))
+
+
+def _as_stored(predictions: Any) -> StoredPredictions:
+    """A trial's predictions as :class:`StoredPredictions` (one array serves as both)."""
+    if isinstance(predictions, StoredPredictions):
+        return predictions
+    array = np.asarray(predictions)
+    return StoredPredictions(array, array)
 
 
 def _best_index(values: np.ndarray) -> int:
@@ -331,14 +376,15 @@ def _best_index(values: np.ndarray) -> int:
 
 
 def _chosen_on_other_half(values: np.ndarray, side: int) -> np.ndarray:
-    """Per column (resample): the value on ``side`` of the trial that is best on the other half.
+    """Per column (point, resamples): the ``crossfit`` value on ``side`` of the trial whose ``own``
+    value is best on the other half.
 
     Args:
-        values: ``(trials, 2, columns)``, each trial's score on half 0 and half 1.
+        values: ``(trials, 2 kinds, 2 halves, columns)`` from :meth:`CandidateScorer.values`.
     """
-    other = values[:, 1 - side, :]
-    chosen = np.argmax(np.where(np.isfinite(other), other, -np.inf), axis=0)
-    return values[chosen, side, np.arange(values.shape[2])]
+    choose = values[:, 0, 1 - side, :]
+    chosen = np.argmax(np.where(np.isfinite(choose), choose, -np.inf), axis=0)
+    return values[chosen, 1, side, np.arange(values.shape[3])]
 
 
 def study_answer(
@@ -356,7 +402,7 @@ def study_answer(
     as the dictionary callback uses it, so every reader of a study gets the same answer.
     """
     split = load_validation(storage_url, study.study_name)
-    groups, stored = _candidate_groups(study, storage_url, split)
+    groups = _candidate_groups(study, storage_url, split)
     if split is None or not groups:
         return StudyAnswer(study.study_name, [], level, n_resamples, min_trials, {}, [])
     warning = small_validation_warning(split)
@@ -367,29 +413,31 @@ def study_answer(
         n_resamples=n_resamples,
         seed=settings.data_options.seed if seed is None else seed,
         min_positives=settings.space.min_positives,
+        storage_url=storage_url,
+        study=study.study_name,
     )
+    scorer.values([t.number for members in groups.values() for t, _ in members])  # computes what is not stored, at once
     keys, estimates, resampled, facts = [], [], [], []
     for key, members in groups.items():
-        point, boot = scorer.score([t.number for t, _ in members], stored)
+        point, boot = scorer.score([t.number for t, _ in members])
         best_trial, record = max(members, key=lambda pair: pair[0].value)
         keys.append(key)
         estimates.append(point)
         resampled.append(boot)
-        facts.append((record, len(members), best_trial, scorer.chosen_trials([t.number for t, _ in members], stored)))
+        facts.append((record, len(members), best_trial, scorer.chosen_trials([t.number for t, _ in members])))
     candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
     return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, _validation_facts(split), warnings)
 
 
-def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | None) -> tuple[dict, dict[int, np.ndarray]]:
-    """Completed trials with stored predictions, grouped per candidate (strategy, layer, weights),
-    and those predictions by trial number."""
+def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | None) -> dict:
+    """Completed trials with stored predictions, grouped per candidate (strategy, layer, weights)."""
     pairs = completed_trials(study)
-    stored = load_predictions(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else {}
+    stored = stored_trials(storage_url, study.study_name, [t.number for t, _ in pairs]) if split is not None else set()
     groups: dict[tuple[str, str, str], list] = {}
     for trial, record in pairs:
         if trial.number in stored:
             groups.setdefault((record.strategy, record.cut_layer, record.weights), []).append((trial, record))
-    return groups, stored
+    return groups
 
 
 def _validation_facts(split: ValidationSplit) -> dict[str, Any]:

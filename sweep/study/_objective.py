@@ -25,7 +25,15 @@ from sweep.study._lifecycle import FINISHED
 from sweep.study._pruning import may_prune
 from sweep.study._records import TrialRecord
 from sweep.study._resources import StudyResources
-from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, TrainingDiverged, TrialConfig, TrialResult, run_trial
+from sweep.training import (
+    FEATURE_EXTRACTION,
+    FINE_TUNING,
+    CrossFitPredictions,
+    TrainingDiverged,
+    TrialConfig,
+    TrialResult,
+    run_trial,
+)
 
 __all__ = ["Objective", "OutOfMemory", "SurplusTrial"]
 
@@ -122,13 +130,15 @@ class Objective:
         """Score a feature-extraction configuration by patient-wise K-fold CV over train+val (``--cv K``).
 
         Each fold trains the head on the other folds (best epoch chosen on its own held-out fold,
-        as a holdout trial chooses on validation) and predicts its held-out patients; the pooled
+        as a holdout trial chooses on validation, and per patient half of it for the answer's
+        cross-fitting) and predicts its held-out patients; the pooled
         out-of-fold predictions score every train+val patient once, about 8x the patients of the
         validation split behind each comparison. Not pruned: the folds run to their ends.
         """
         context, start = self.context, time.perf_counter()
         data = context.data
         pooled = np.zeros(data.targets.shape, np.float32)
+        own, crossfit = np.zeros_like(pooled), np.zeros_like(pooled)
         best_epochs, epochs_run = [], 0
         for fold_train, fold_held_out in context.cv_folds:
             fold = dataclasses.replace(data, train=fold_train, val=fold_held_out)
@@ -136,6 +146,8 @@ class Objective:
                 config, fold, backbone_factory=lambda: context.backbone(weights_label), bank=context.bank(weights_label)
             )
             pooled[fold_held_out] = result.val_predictions
+            halves = result.crossfit or CrossFitPredictions(result.val_predictions, result.val_predictions, (0, 0))
+            own[fold_held_out], crossfit[fold_held_out] = halves.own, halves.crossfit
             best_epochs.append(result.best_epoch)
             epochs_run += result.epochs_run
         rows = context.validation_rows
@@ -154,6 +166,7 @@ class Objective:
             time.perf_counter() - start,
             no_single_model,
             no_single_model,
+            crossfit=CrossFitPredictions(own[rows], crossfit[rows], (0, 0)),
         )
 
     def _interval(self, result: TrialResult) -> tuple[float, float]:
@@ -169,7 +182,10 @@ class Objective:
         if not self._split_stored:
             store_validation(self.storage_url, study, self.context.validation_split())
             self._split_stored = True
-        store_predictions(self.storage_url, study, trial.number, result.val_predictions)
+        if result.crossfit is None:
+            store_predictions(self.storage_url, study, trial.number, result.val_predictions)
+        else:
+            store_predictions(self.storage_url, study, trial.number, result.crossfit.own, result.crossfit.crossfit)
 
     def describe(self, config: TrialConfig, weights_label: str) -> TrialRecord:
         """What a person browsing the dashboard needs to read the trial without the code."""

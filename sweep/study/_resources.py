@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from sweep.data import Dataset, Task, check_scorable, load_dataset
 from sweep.errors import OCLError
 from sweep.model import LayerCatalog, Weights, parse_weights
-from sweep.stats import bootstrap_weights, patients_of
+from sweep.stats import bootstrap_weights, patient_halves, patients_of
 from sweep.storage import ValidationSplit
 from sweep.study._lifecycle import SweepSettings
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
@@ -86,10 +87,19 @@ class StudyResources:
         if self._data is None:
             from sweep.training import TrialData
 
-            self._data = TrialData.from_dataset(
-                self.dataset, self.task, self.cache, min_positives=self.settings.space.min_positives
-            )
+            data = TrialData.from_dataset(self.dataset, self.task, self.cache, min_positives=self.settings.space.min_positives)
+            self._data = dataclasses.replace(data, halves=self.halves)
         return self._data
+
+    @functools.cached_property
+    def halves(self) -> np.ndarray:
+        """Per image row: its validation half (0/1) for cross-fitting, -1 outside the rows trials are
+        scored on. The same halves the answer splits the stored split into (seeded by ``--seed``)."""
+        rows = self.validation_rows
+        halves = np.full(len(self.dataset.paths), -1, np.int64)
+        split = self.validation_split()
+        halves[rows] = patient_halves(split.patients, split.targets, self.settings.data_options.seed)
+        return halves
 
     @functools.cached_property
     def validation_rows(self) -> np.ndarray:

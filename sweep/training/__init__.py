@@ -4,7 +4,8 @@
 feature bank (no backbone pass); ``fine_tuning`` trains the truncated network on cached images.
 Both report validation mean AUROC after every epoch through ``on_epoch`` (the sweep's pruning
 hook) and return a :class:`TrialResult` whose ``val`` scores are those of the best epoch's
-validation predictions (kept as ``val_predictions``).
+validation predictions (kept as ``val_predictions``), and the predictions at the epochs best on
+each patient half (``crossfit``, :mod:`sweep.training._epochs`), which the answer scores.
 
 Example:
     >>> result = run_trial(TrialConfig(FEATURE_EXTRACTION, "conv4_block24_concat"), data,
@@ -31,11 +32,14 @@ from sweep.training._config import (
     TrialResult,
 )
 from sweep.training._data import TrialData
+from sweep.training._epochs import CrossFitPredictions, EpochChoice
 
 __all__ = [
     "FEATURE_EXTRACTION",
     "FINE_TUNING",
     "STRATEGY_CHOICES",
+    "CrossFitPredictions",
+    "EpochChoice",
     "Strategy",
     "OPTIMIZERS",
     "STRATEGIES",

@@ -11,6 +11,7 @@ import numpy as np
 
 from sweep.model import Augmentation
 from sweep.stats import Scores
+from sweep.training._epochs import CrossFitPredictions
 
 
 class Strategy(StrEnum):
@@ -109,3 +110,6 @@ class TrialResult:
     prefix: str | None = None
     """Fine-tuning from the spatial bank: the banked tensor it trained on (``conv4_block24_concat[:640]``,
     and whether with the bank's augmented views); None when it trained on images."""
+    crossfit: CrossFitPredictions | None = None
+    """The validation predictions at the epochs best on each patient half, for the answer's
+    cross-fitting (:mod:`sweep.training._epochs`); None when the data has no halves."""

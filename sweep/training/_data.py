@@ -17,6 +17,9 @@ class TrialData:
 
     ``min_positives``: outputs with fewer validation positives (or negatives) are left out of the
     validation mean AUROC, per epoch and in the final scores (see :func:`sweep.stats._metrics.counted_outputs`).
+    ``halves``: the study's patient halves of the rows it scores trials on
+    (:func:`sweep.stats.patient_halves`), so a trial keeps its epochs cross-fitted over them
+    (:class:`sweep.training._epochs.EpochChoice`); None keeps only the whole split's best epoch.
     """
 
     images: np.ndarray  # (n, size, size) uint8, memory-mapped
@@ -26,6 +29,7 @@ class TrialData:
     val: np.ndarray
     test: np.ndarray
     min_positives: int = MIN_POSITIVES
+    halves: np.ndarray | None = None  # per image row: its validation half (0/1), -1 outside validation
 
     def __post_init__(self) -> None:
         if isinstance(self.min_positives, bool) or not isinstance(self.min_positives, int | np.integer) or self.min_positives < 0:
@@ -42,6 +46,13 @@ class TrialData:
             test=dataset.split_indices("test"),
             min_positives=min_positives,
         )
+
+    def val_halves(self) -> np.ndarray | None:
+        """The half of each ``val`` row, or None when some row has none (or no halves are set)."""
+        if self.halves is None:
+            return None
+        halves = np.asarray(self.halves)[self.val]
+        return halves if len(halves) and (halves >= 0).all() else None
 
     @property
     def image_size(self) -> int:

@@ -9,9 +9,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from sweep.caches import FeatureBank
-from sweep.stats import mean_auroc, score
+from sweep.stats import score
 from sweep.training._config import EpochHook, TrialConfig, TrialResult
 from sweep.training._data import TrialData
+from sweep.training._epochs import EpochChoice
 from sweep.training._head import NumpyHead
 
 # The head's matrix products are small: one BLAS thread is many times faster than two threads
@@ -47,7 +48,7 @@ def train_feature_extraction(
         config.seed,
     )
     head.set_standardization(x_train)
-    history, best_epoch = _fit_keeping_best(head, (x_train, y_train, pos_weight), (x_val, y_val), config, data, on_epoch)
+    history, choice = _fit_keeping_best(head, (x_train, y_train, pos_weight), (x_val, y_val), config, data, on_epoch)
     val_predictions = head.predict(x_val)
 
     def predict(rows: np.ndarray) -> np.ndarray:
@@ -63,36 +64,39 @@ def train_feature_extraction(
         config,
         score(y_val, val_predictions, data.outputs, min_positives=data.min_positives),
         val_predictions,
-        best_epoch,
+        choice.best_epoch,
         len(history),
         history,
         time.perf_counter() - start,
         predict,
         export,
+        crossfit=choice.crossfit(),
     )
 
 
 def _fit_keeping_best(
     head: NumpyHead, train: tuple, val: tuple, config: TrialConfig, data: TrialData, on_epoch: EpochHook | None
-) -> tuple[list[float], int]:
+) -> tuple[list[float], EpochChoice]:
     """Train epoch by epoch until the budget or patience ends it, then restore the best epoch's head.
 
     The hook hears each epoch's validation AUROC together with whether training ends with it, so a
-    pruner is never asked about a trial that has already finished. Returns the history and the best epoch.
+    pruner is never asked about a trial that has already finished. Returns the history and the
+    epoch choice (the whole split's best, and each patient half's for the answer's cross-fitting).
     """
     (x_train, y_train, pos_weight), (x_val, y_val) = train, val
     history: list[float] = []
-    best, best_state, best_epoch = -np.inf, head.state(), 0
+    choice = EpochChoice(y_val, data.val_halves(), data.min_positives)
+    best_state = head.state()
     for epoch in range(config.epochs):
         head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
-        value = mean_auroc(y_val, head.predict(x_val), min_positives=data.min_positives)
+        value, improved = choice.update(epoch, head.predict(x_val))
         history.append(value)
-        if value > best:
-            best, best_state, best_epoch = value, head.state(), epoch
-        stopping = epoch - best_epoch >= config.patience or epoch == config.epochs - 1
+        if improved:
+            best_state = head.state()
+        stopping = epoch - choice.best_epoch >= config.patience or epoch == config.epochs - 1
         if on_epoch is not None:
             on_epoch(epoch, value, stopping)
         if stopping:
             break
     head.restore(best_state)
-    return history, best_epoch
+    return history, choice

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from sweep.caches import entry_layer
-from sweep.stats import mean_auroc, score
+from sweep.stats import score
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
+from sweep.training._epochs import EpochChoice
 from sweep.training._keras_models import (
     WeightedBinaryCrossentropy,
     fine_tuning_model,
@@ -133,26 +134,32 @@ def predict_banked(model: Any, clean: np.ndarray, channels: int, rows: np.ndarra
 
 
 class _EpochEnd(keras.callbacks.Callback):
-    """Scores validation after each epoch, keeps the best weights and predictions, reports to the hook."""
+    """Scores validation after each epoch, keeps the best weights and the epoch choice, reports to the hook."""
 
     def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int, epochs: int, predict_val: Any = None) -> None:
         super().__init__()
         self.data, self.on_epoch, self.patience, self.epochs = data, on_epoch, patience, epochs
         self.predict_val = predict_val or (lambda model: predict_rows(model, data.images, data.val))
         self.history: list[float] = []
-        self.best, self.best_epoch, self.best_weights = -np.inf, 0, None
-        self.best_predictions: np.ndarray | None = None
+        self.choice = EpochChoice(data.targets[data.val], data.val_halves(), data.min_positives)
+        self.best_weights = None
+
+    @property
+    def best_epoch(self) -> int:
+        return self.choice.best_epoch
+
+    @property
+    def best_predictions(self) -> np.ndarray | None:
+        return self.choice.best_predictions
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss", 0.0)
         if not np.isfinite(loss):
             raise TrainingDiverged(f"loss is {loss} after epoch {epoch}")
-        predictions = self.predict_val(self.model)
-        value = mean_auroc(self.data.targets[self.data.val], predictions, min_positives=self.data.min_positives)
+        value, improved = self.choice.update(epoch, self.predict_val(self.model))
         self.history.append(value)
-        if value > self.best:
-            self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
-            self.best_predictions = predictions
+        if improved:
+            self.best_weights = self.model.get_weights()
         patience_ran_out = epoch - self.best_epoch >= self.patience
         if self.on_epoch is not None:
             self.on_epoch(epoch, value, patience_ran_out or epoch == self.epochs - 1)
@@ -194,6 +201,7 @@ def train_fine_tuning(
         predict,
         lambda: full,  # the trainer's layers are the full model's: it holds the trained weights
         prefix,
+        tracker.choice.crossfit(),
     )
 
 

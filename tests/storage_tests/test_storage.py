@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from sqlalchemy import text
@@ -11,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 
 from layers_index import DatasetKey, LayerKey, Score, engine_for, upsert_scores
 from sweep.errors import OCLError
-from sweep.storage import open_storage
+from sweep.storage import (
+    load_predictions,
+    load_resampled,
+    open_storage,
+    store_predictions,
+    store_resampled,
+    stored_trials,
+)
 
 
 def pragmas(engine) -> tuple:
@@ -139,3 +147,31 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_carries_on(tmp_path: 
     split = ValidationSplit(("finding",), np.array([[1.0], [0.0]], np.float32), np.array(["a", "b"]), "fingerprint")
     store_validation(url, "race", split)
     assert load_validation(url, "race").fingerprint == "fingerprint" and len(calls) == 2
+
+
+def test_a_trials_two_sets_of_predictions_round_trip_and_one_set_serves_as_both(tmp_path: Path):
+    """Predictions at each half's epoch come back as stored; a trial whose halves chose the same
+    epoch (or one stored before OCL kept them) is stored once and serves as both."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    rng = np.random.default_rng(0)
+    own, crossfit = rng.random((50, 3)).astype(np.float32), rng.random((50, 3)).astype(np.float32)
+    store_predictions(url, "s", 0, own, crossfit)
+    store_predictions(url, "s", 1, own, own.copy())
+    store_predictions(url, "s", 2, own)
+    loaded = load_predictions(url, "s", [0, 1, 2, 3])
+    assert sorted(loaded) == [0, 1, 2] and stored_trials(url, "s", [0, 1, 2, 3]) == {0, 1, 2}
+    np.testing.assert_array_equal(loaded[0].own, own)
+    np.testing.assert_array_equal(loaded[0].crossfit, crossfit)
+    for trial in (1, 2):
+        assert loaded[trial].crossfit is loaded[trial].own
+        np.testing.assert_array_equal(loaded[trial].own, own)
+
+
+def test_resampled_values_are_kept_per_scheme_and_a_second_write_changes_nothing(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    first, other = np.arange(8, dtype=np.float32).reshape(2, 4), np.ones((2, 4), np.float32)
+    store_resampled(url, "s", "scheme-a", {3: first})
+    store_resampled(url, "s", "scheme-a", {3: other, 4: other})  # trial 3 is already there: kept
+    assert sorted(load_resampled(url, "s", "scheme-a", [3, 4, 5])) == [3, 4]
+    np.testing.assert_array_equal(load_resampled(url, "s", "scheme-a", [3])[3], first)
+    assert load_resampled(url, "s", "scheme-b", [3]) == {}
