@@ -45,6 +45,7 @@ from sweep.study import (
     DatasetInfo,
     Device,
     SearchSpace,
+    StudyResources,
     SweepSettings,
     TrialRecord,
     WorkerPool,
@@ -53,6 +54,7 @@ from sweep.study import (
     count_states,
     create_or_resume,
     load_search_space,
+    load_settings,
     load_study,
     open_study,
     parse_devices,
@@ -542,12 +544,25 @@ def prepare_process(settings_json: str, error_file: str, notes_file: str, gpu: i
     return 0
 
 
+EVALUATE_CONFIGS = ("best", "cheapest")
+"""Which candidate of the answer ``ocl evaluate --config`` retrains: the best-scoring one, or the
+cheapest one in its confidence set (fewest FLOPs, as good as the best as far as the data can tell)."""
+
+
 def evaluate_study(
-    study_name: str | None = None, *, storage: str | None = None, output_dir: str | Path = "studies/reports"
+    study_name: str | None = None,
+    *,
+    storage: str | None = None,
+    output_dir: str | Path = "studies/reports",
+    config: str = "best",
 ) -> Any:
     """Retrain the answer's configuration, score it once on the test split, and write the study's
     report (with a test section) and the ``.keras`` model; the summary is stored on the study
     (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
+
+    ``config`` is ``best`` (the answer's best candidate) or ``cheapest`` (the cheapest candidate as
+    good as it). Either way the candidate's trial is retrained (:attr:`sweep.results.Candidate.trial`),
+    and the exported model's inference throughput is measured beside the full network's.
 
     Returns:
         ``(evaluation, summary)``: the :class:`sweep.results.Evaluation` and the stored summary dict.
@@ -555,15 +570,59 @@ def evaluate_study(
     from sweep.report import write_study_report
     from sweep.results import evaluate_best, evaluation_summary
 
+    if config not in EVALUATE_CONFIGS:
+        raise OCLError(f"--config {config}: expected one of {', '.join(EVALUATE_CONFIGS)}")
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
-    # The recommended candidate's best configuration; the single best trial when nothing is judged yet.
-    evaluation = evaluate_best(the_study, answer.best.trial if answer.best else None)
+    candidate = _candidate_to_evaluate(answer, config)
+    # The chosen candidate's configuration; the single best trial when nothing is judged yet.
+    evaluation = evaluate_best(the_study, candidate.trial if candidate else None)
     report = write_study_report(
         the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
     )
     model_path = report.with_suffix(".keras")
-    evaluation.result.export().save(model_path)
-    summary = {**evaluation_summary(evaluation, str(report), str(model_path)), "answer": answer.sentence()}
+    model = evaluation.result.export()
+    model.save(model_path)
+    summary = {
+        **evaluation_summary(evaluation, str(report), str(model_path)),
+        "config": config,
+        "candidate": candidate.name if candidate else None,
+        "inference": _inference_cost(the_study, model, candidate),
+        "answer": answer.sentence(),
+    }
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary
+
+
+def _candidate_to_evaluate(answer: Any, config: str) -> Any:
+    """The answer's best candidate, or its cheapest as good one; ``cheapest`` needs a judged set."""
+    if config == "best":
+        return answer.best
+    if answer.cheapest is None:
+        raise OCLError(
+            f"--config cheapest: study {answer.study} has no judged candidate with a recorded cost yet "
+            f"(each needs {answer.min_trials}+ completed trials); run more trials or use --config best"
+        )
+    return answer.cheapest
+
+
+def _inference_cost(study: Any, model: Any, candidate: Any) -> dict[str, Any]:
+    """The exported model's measured throughput on test images beside the full DenseNet-121's, on
+    this machine's device, with the candidate's FLOPs and parameters against the full network."""
+    from sweep._keras import device_in_use
+    from sweep.results import images_per_second
+
+    context = StudyResources.from_settings(load_settings(study))
+    images = context.data.images[context.data.test[:32]]
+    full = context.backbone("none")
+    cut, whole = images_per_second(model, images), images_per_second(full, images)
+    return {
+        "images_per_second": round(cut, 1),
+        "full_network_images_per_second": round(whole, 1),
+        "speedup": round(cut / whole, 2),
+        "flops_fraction": candidate.flops_fraction if candidate else None,
+        "params": candidate.params if candidate else None,
+        "full_network_params": int(full.count_params()),
+        "device": device_in_use(),
+        "image_size": int(images.shape[1]),
+    }

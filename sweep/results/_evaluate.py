@@ -8,6 +8,7 @@ chosen on validation), and scored on test with the thresholds chosen on validati
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean
 from sweep.study import StudyResources, load_settings
 from sweep.training import FEATURE_EXTRACTION, TrialConfig, TrialResult, run_trial
 
-__all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best"]
+__all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best", "images_per_second"]
 
 CHEXNET_AUROC = {
     "Atelectasis": 0.8094,
@@ -109,6 +110,23 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
         test_interval,
         tuple(context.dataset.warnings),
     )
+
+
+def images_per_second(model: Any, images: np.ndarray, batch_size: int = 32, min_seconds: float = 1.0) -> float:
+    """Measured inference throughput of ``model`` on these images (grayscale, ``(n, size, size)``).
+
+    One warm-up batch (compilation), then whole batches until ``min_seconds`` have passed: a
+    figure measured on this machine, as the answer's cost against the full network needs it.
+    """
+    batch = np.asarray(images[:batch_size], np.float32)[..., None]
+    model.predict_on_batch(batch)
+    done, start = 0, time.perf_counter()
+    while True:
+        model.predict_on_batch(batch)
+        done += len(batch)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return done / elapsed
 
 
 def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[str, Any]:

@@ -168,6 +168,23 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
         assert not [k for k in trial.user_attrs if "test" in k.lower()], trial.number
     assert study.user_attrs["ocl:evaluation"]["trial"] == best.number
     assert 0.0 <= summary["test"]["mean_auroc"] <= 1.0
+    cost = summary["inference"]  # measured now, on this machine, beside the full network
+    assert cost["images_per_second"] > 0 and cost["full_network_images_per_second"] > 0 and cost["device"] == "cpu"
+    assert cost["speedup"] == pytest.approx(cost["images_per_second"] / cost["full_network_images_per_second"], rel=0.01)
+
+
+def test_evaluate_config_cheapest_retrains_the_cheapest_candidate_as_good_as_the_best(swept, tmp_path):
+    root, env, storage = own_copy(swept, tmp_path)
+    answer = study_answer(optuna.load_study(study_name=STUDY, storage=storage), storage)
+    result = run_ocl(root, env, "evaluate", "--storage", storage, "--config", "cheapest", "--format", "json")
+    if answer.cheapest is None:  # nothing judged yet in this small study: one line says so
+        assert result.returncode == 2 and result.stderr.strip().startswith("error: --config cheapest"), result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["config"] == "cheapest" and summary["trial"] == answer.cheapest.trial
+    assert summary["candidate"] == answer.cheapest.name
+    assert summary["inference"]["flops_fraction"] == answer.cheapest.flops_fraction
 
 
 def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_path):
