@@ -115,6 +115,33 @@ def backend_name() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def backend_gpu_capability() -> tuple[int, int] | None:
+    """The CUDA compute capability of the backend's first GPU, e.g. ``(9, 0)``; None without a GPU
+    (or when the backend does not say)."""
+    backend = backend_name()
+    if not backend_gpus():
+        return None
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+            capability = details.get("compute_capability")
+            return tuple(int(v) for v in capability) if capability else None
+        if backend == "jax":
+            import jax
+
+            gpu = next(d for d in jax.devices() if d.platform in ("gpu", "cuda"))
+            return tuple(int(v) for v in str(gpu.compute_capability).split(".")[:2])
+        if backend == "torch":
+            import torch
+
+            return tuple(torch.cuda.get_device_capability(0))
+    except (AttributeError, StopIteration, ValueError):
+        return None
+    return None
+
+
 def backend_gpus() -> list[str]:
     """The GPUs the Keras backend itself sees in this process, each as ``NAME`` (e.g. ``NVIDIA H200``).
 

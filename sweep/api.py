@@ -31,6 +31,7 @@ from typing import Any
 from sweep._env import DEFAULT_STORAGE
 from sweep.data import DataOptions, load_dataset
 from sweep.errors import OCLError
+from sweep.model import parse_precision
 from sweep.results import (
     LayerSummary,
     StudyAnswer,
@@ -154,6 +155,7 @@ def plan_sweep(
     prefix_cache: bool = True,
     backend: str | None = None,
     allow_backend_change: bool = False,
+    precision: str = "float32",
     **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
@@ -168,8 +170,8 @@ def plan_sweep(
         storage, study: Optuna storage URL (default ``sqlite:///studies/ocl.db``) and study name.
         config, cv: a study file (TOML) with a ``[space]`` table; patient-wise K-fold CV of feature extraction (K >= 2).
         warm_start_from, prefix_cache: a dictionary dataset to warm-start from; fine-tuning reads the spatial bank.
-        backend, allow_backend_change: the Keras backend (default ``KERAS_BACKEND``, else tensorflow);
-            a study is resumed on another backend than it ran on only when allowed.
+        backend, allow_backend_change, precision: the Keras backend (default ``KERAS_BACKEND``, else tensorflow;
+            a study resumes on another only when allowed); ``float32`` or ``mixed``.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
@@ -179,8 +181,7 @@ def plan_sweep(
     device_list = parse_devices(devices, workers, visible_gpus(), per_gpu=workers_per_gpu)
     options = DataOptions.of(data, **data_options).check()
     space, notes = _search_space(config, strategy, weights, cv, seed=options.seed)
-    _check_cache_budget(space, prefix_cache)
-    settings, dataset = _study_settings(options, image_size, space, cv, prefix_cache)
+    settings, dataset = _study_settings(options, image_size, space, cv, prefix_cache, precision)
     name = study or default_study_name(settings)
     _check_storage(storage_url, warm_start_from)
     return SweepPlan(
@@ -199,12 +200,15 @@ def plan_sweep(
 
 
 def _study_settings(
-    options: DataOptions, image_size: int, space: SearchSpace, cv: int | None, prefix_cache: bool
+    options: DataOptions, image_size: int, space: SearchSpace, cv: int | None, prefix_cache: bool, precision: str
 ) -> tuple[SweepSettings, Any]:
-    """Load the dataset the options describe; the settings its study is stored under (the task as the dataset names it)."""
+    """Load the dataset the options describe (once the spatial bank's disk budget is known to fit); the
+    settings its study is stored under (the task as the dataset names it)."""
+    _check_cache_budget(space, prefix_cache)
     dataset = load_dataset(options)
     options = dataclasses.replace(options, task=dataset.task(options.task).name)
-    return SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache), dataset
+    settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache)
+    return dataclasses.replace(settings, precision=parse_precision(precision)), dataset
 
 
 def _check_storage(storage_url: str, warm_start_from: str | None) -> None:

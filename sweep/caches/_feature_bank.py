@@ -103,6 +103,7 @@ def load_feature_bank(
     cache_dir: Path | None = None,
     batch_size: int = BATCH_SIZE,
     backbone: Any = None,
+    dtype_policy: str = "float32",
 ) -> FeatureBank:
     """Open the bank for these images and weights, computing whatever layers or views are missing.
 
@@ -113,7 +114,8 @@ def load_feature_bank(
         views: augmented views of the training images to bank as well.
         backbone: an already built backbone to reuse (else built here only if something is missing).
     """
-    directory = Path(cache_dir or default_cache_dir()) / "bank" / weights.identity / cache.key
+    precision = "" if dtype_policy == "float32" else f"-{dtype_policy}"  # other numbers: other files
+    directory = Path(cache_dir or default_cache_dir()) / "bank" / f"{weights.identity}{precision}" / cache.key
     n = len(cache.images)
     with _artifacts.locked(directory):
         manifest = _artifacts.read_manifest(directory, "layers", "views")

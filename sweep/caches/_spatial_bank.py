@@ -280,6 +280,7 @@ def load_spatial_bank(
     batch_size: int = BATCH_SIZE,
     backbone: Any = None,
     verify_checksum: bool = True,
+    dtype_policy: str = "float32",
 ) -> SpatialBank:
     """Open the spatial bank for these images and weights, banking whatever blocks are missing.
 
@@ -291,11 +292,14 @@ def load_spatial_bank(
         max_bytes: disk budget of this bank (default: ``OCL_CACHE_MAX_GB``).
         backbone: an already built backbone to reuse (else built here only if something is missing).
         verify_checksum: check every file's checksum (the prepare step does; workers trust it).
+        dtype_policy: the Keras dtype policy the tensors are computed in (:func:`sweep.model.dtype_policy`);
+            another policy's bank is another folder.
     """
     from sweep._env import cache_max_bytes
 
     budget = cache_max_bytes() if max_bytes is None else max_bytes
-    directory = Path(cache_dir or default_cache_dir()) / "spatial" / weights.identity / cache.key
+    precision = "" if dtype_policy == "float32" else f"-{dtype_policy}"  # other numbers: other files
+    directory = Path(cache_dir or default_cache_dir()) / "spatial" / f"{weights.identity}{precision}" / cache.key
     n, size = len(cache.images), int(cache.images.shape[1])
     view_rows = views.count * len(views.indices) if views else 0
     with _artifacts.locked(directory):

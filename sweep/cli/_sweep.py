@@ -146,6 +146,22 @@ WarmStartFromOption = Annotated[
         "Search",
     ),
 ]
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    mixed = "mixed"
+
+
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option(
+        "--precision",
+        help="float32, or mixed: banking and fine-tuning compute in bfloat16 (float16 on GPUs before compute "
+        "capability 8.0) with float32 weights and output (for GPUs; float32 is the CPU default). A study keeps its precision.",
+        rich_help_panel="Devices",
+    ),
+]
 LogDirOption = Annotated[Path, typer.Option("--log-dir", help="Folder for the workers' logs.", rich_help_panel="Storage")]
 
 
@@ -175,6 +191,7 @@ def sweep(
     prefix_cache: PrefixCacheOption = True,
     backend: BackendOption = None,
     allow_backend_change: AllowBackendChangeOption = False,
+    precision: PrecisionOption = Precision.float32,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
@@ -184,7 +201,6 @@ def sweep(
     strategy and epoch budget (after 5 of them, not in the first quarter of its budget); a trial is
     never pruned after its last epoch. The answer printed at the end is the cross-fitted score of each
     (strategy, layer) with its 95% interval and the set of layers the data cannot tell apart.
-
     Example: ocl sweep --trials 200 --devices 0,1
     """
     from sweep.api import plan_sweep
@@ -206,6 +222,7 @@ def sweep(
         prefix_cache=prefix_cache,
         backend=backend.value if backend else None,
         allow_backend_change=allow_backend_change,
+        precision=precision.value,
     )
     _print_result(_run(plan, warm_start or warm_start_from is not None, log_dir, format), format)
 

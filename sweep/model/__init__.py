@@ -1,5 +1,5 @@
 """The network: DenseNet-121, the weights it starts from, its candidate cut-off layers, and the
-augmentation layers fine-tuning trains with.
+augmentation layers fine-tuning trains with, and the precision it computes in.
 
 Keras layer names are the words for cut points (``conv4_block24_concat``); :data:`CANDIDATES`
 lists the 63 of them in network order. Building the network needs Keras, so the names that do
@@ -26,6 +26,7 @@ from sweep.model._candidates import (
     is_candidate,
     resolve_layer,
 )
+from sweep.model._precision import PRECISIONS, dtype_policy, parse_precision, use_precision
 from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, weights_label
 
 _NEEDS_KERAS = ("XrayPreprocessing", "build_backbone", "preprocessing_layer")
@@ -34,6 +35,7 @@ __all__ = [
     "CANDIDATES",
     "IMAGENET_FILE",
     "IMAGENET_MD5",
+    "PRECISIONS",
     "TRANSFORMS",
     "Augmentation",
     "BlockSpan",
@@ -46,10 +48,13 @@ __all__ = [
     "build_augmentation",
     "candidate_layers",
     "candidate_names",
+    "dtype_policy",
     "is_candidate",
     "layer_seeds",
+    "parse_precision",
     "parse_weights",
     "resolve_layer",
+    "use_precision",
     "weights_label",
     *_NEEDS_KERAS,
 ]

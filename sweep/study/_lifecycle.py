@@ -55,6 +55,7 @@ class SweepSettings:
     space: SearchSpace
     cv: int | None = None  # K: feature-extraction trials score K-fold out-of-fold predictions over train+val (--cv)
     prefix_cache: bool = True  # fine-tuning trials read their frozen prefix from the spatial bank (--no-prefix-cache)
+    precision: str = "float32"  # float32 or mixed (--precision): what banking and fine-tuning compute in
 
     @property
     def task(self) -> str:
@@ -68,6 +69,8 @@ class SweepSettings:
     def to_json(self) -> str:
         values = asdict(self)
         values.update(values.pop("data_options"))
+        if values["precision"] == "float32":  # the default is left out: studies stored before it keep their JSON and names
+            values.pop("precision")
         return json.dumps(values, sort_keys=True)
 
     @classmethod

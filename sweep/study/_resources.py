@@ -147,7 +147,16 @@ class StudyResources:
         so every trial gets its own)."""
         from sweep.model import build_backbone
 
+        self.dtype_policy  # noqa: B018 (the precision is set before the first layer is built)
         return build_backbone(self.settings.image_size, self.weights[label])
+
+    @functools.cached_property
+    def dtype_policy(self) -> str:
+        """The Keras dtype policy of ``--precision`` on this process's device, set on first use
+        (before any model is built): ``float32``, ``mixed_bfloat16`` or ``mixed_float16``."""
+        from sweep.model import use_precision
+
+        return use_precision(self.settings.precision)
 
     def _views(self) -> Any:
         """The augmented views of the training images both banks hold (None without augmentation)."""
@@ -165,7 +174,12 @@ class StudyResources:
             from sweep.caches import load_feature_bank
 
             self._banks[label] = load_feature_bank(
-                self.cache, self.weights[label], self.cut_layers, views=self._views(), backbone=backbone
+                self.cache,
+                self.weights[label],
+                self.cut_layers,
+                views=self._views(),
+                backbone=backbone,
+                dtype_policy=self.dtype_policy,
             )
         return self._banks[label]
 
@@ -185,6 +199,7 @@ class StudyResources:
                 cut_layers=self.cut_layers,
                 backbone=backbone,
                 verify_checksum=verify_checksum,
+                dtype_policy=self.dtype_policy,
             )
         return self._spatial[label]
 

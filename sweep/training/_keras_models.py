@@ -49,7 +49,8 @@ def _head(x: Any, n_outputs: int, units: int, dropout: float) -> Any:
         x = keras.layers.Dense(units, activation="relu", name="head_dense")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.layers.Dense(n_outputs, activation="sigmoid", name="head_output")(x)
+    # float32 whatever the precision: the sigmoid and the loss of a mixed-precision model stay exact
+    return keras.layers.Dense(n_outputs, activation="sigmoid", name="head_output", dtype="float32")(x)
 
 
 def fine_tuning_model(backbone: Any, config: TrialConfig, n_outputs: int) -> Any:

@@ -39,7 +39,8 @@ def test_an_unknown_backend_is_one_clear_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_both_strategies_sweep_on_jax_with_tensorflow_unimportable(ocl, tmp_path, monkeypatch):
+def test_both_strategies_sweep_on_jax_in_mixed_precision_with_tensorflow_unimportable(ocl, tmp_path, monkeypatch, cache_dir):
+    """One sweep for two promises CI keeps: JAX without TensorFlow, and ``--precision mixed`` on a CPU."""
     pytest.importorskip("jax", reason="the dev extra installs jax for this check")
     shim = tmp_path / "no-tensorflow" / "tensorflow"
     shim.mkdir(parents=True)
@@ -49,7 +50,7 @@ def test_both_strategies_sweep_on_jax_with_tensorflow_unimportable(ocl, tmp_path
     database = tmp_path / "jax.db"
     done = ocl(
         "sweep", "--backend", "jax", "--trials", "4", "--weights", "none", "--image-size", "32", "--strategy", "both",
-        "--storage", f"sqlite:///{database}", "--format", "json", timeout=900,
+        "--precision", "mixed", "--storage", f"sqlite:///{database}", "--format", "json", timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["finished"] == 4
@@ -58,3 +59,5 @@ def test_both_strategies_sweep_on_jax_with_tensorflow_unimportable(ocl, tmp_path
     assert study.user_attrs[records.BACKEND] == "jax"
     assert {t.user_attrs.get("ocl:device_used") for t in study.trials if t.state.name == "COMPLETE"} == {"cpu"}
     assert "(jax)" in done.stderr  # the plan says which backend runs
+    assert json.loads(study.user_attrs[records.SETTINGS])["precision"] == "mixed"
+    assert [p.name for p in (cache_dir / "bank").iterdir()] == ["none-seed0-mixed_bfloat16"]
