@@ -26,6 +26,14 @@ def _session_env(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory):
+    """The session's one real small sweep (tests/small_sweep.py), made on first use."""
+    from small_sweep import make_small_sweep
+
+    return make_small_sweep(tmp_path_factory.mktemp("small-sweep"))
+
+
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """This test's own cache directory (``OCL_CACHE_DIR``), created empty."""

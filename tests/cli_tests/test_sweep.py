@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
+from small_sweep import SMALL_STUDY, STUDY, SWEEP_ARGS, Swept, own_copy, run_ocl
 
 from sweep.results import study_answer
 
 pytestmark = pytest.mark.slow
-
-SMALL_STUDY = """
-[space]
-cut_layers = ["conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu"]
-head_units = [0, 128]
-epochs = 4
-patience = 2
-bank_views = 1
-"""
-STUDY = "small"
-
-
-def run_ocl(workdir: Path, env: dict, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sweep", *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def trials_of(storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -45,37 +28,10 @@ def finished(trials) -> list:
     return [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
 
-SWEEP_ARGS = ("--image-size", "32", "--weights", "none", "--config", "small.toml", "--study", STUDY)
-
-
-@dataclass(frozen=True)
-class Swept:
-    """A finished 12-trial study made by two worker processes, and the command's output."""
-
-    root: Path
-    env: dict
-    storage: str
-    result: subprocess.CompletedProcess
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Swept:
-    """One real sweep per module, read by many tests; a test that writes to it takes :func:`own_copy`."""
-    root = tmp_path_factory.mktemp("sweep")
-    (root / "small.toml").write_text(SMALL_STUDY)
-    env = dict(os.environ, OCL_CACHE_DIR=str(root / "cache"), COLUMNS="200")
-    storage = f"sqlite:///{root / 'ocl.db'}"
-    result = run_ocl(root, env, "sweep", "--trials", "12", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
-    assert result.returncode == 0, result.stderr
-    return Swept(root, env, storage, result)
-
-
-def own_copy(swept: Swept, tmp_path: Path) -> tuple[Path, dict, str]:
-    """This test's own copy of the swept study (same caches), so tests never see each other's writes."""
-    for path in swept.root.glob("ocl.db*"):
-        shutil.copyfile(path, tmp_path / path.name)
-    shutil.copyfile(swept.root / "small.toml", tmp_path / "small.toml")
-    return tmp_path, swept.env, f"sqlite:///{tmp_path / 'ocl.db'}"
+@pytest.fixture
+def swept(small_sweep) -> Swept:
+    """The session's real 12-trial sweep, read by many tests; a test that writes to it takes :func:`own_copy`."""
+    return small_sweep
 
 
 def test_two_workers_finish_exactly_the_target_and_a_rerun_adds_only_the_missing(swept, tmp_path):

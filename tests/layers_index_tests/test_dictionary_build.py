@@ -78,12 +78,17 @@ def test_build_stores_one_probe_and_one_logme_score_per_candidate_layer(built: B
 def test_a_multilabel_probe_point_lies_in_its_own_interval(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """With 14 findings, several have fewer than 5 validation positives (Hernia 2, Pneumonia 1). The
     interval averages only the outputs the mean AUROC counts; the point must average the same ones.
-    Before, the point averaged every defined output and fell outside its own interval."""
+    Before, the point averaged every defined output and fell outside its own interval (for most
+    layers: 8 layers from every dense block stand for the 63, 14 probes each, in a tenth of the time)."""
     monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))  # the bank is the shared build's: no second forward pass
+    import sweep.model
+
+    every = sweep.model.candidate_layers
+    monkeypatch.setattr(sweep.model, "candidate_layers", lambda backbone: every(backbone)[::8])
     url = f"sqlite:///{tmp_path / 'multilabel.db'}"
     rows = build_dictionary(url, weights="none", image_size=SIZE, task="multilabel")
     scores = [s for s in read_scores(url) if s["kind"] == "probe_auroc"]
-    assert len(scores) == len(rows) == 63
+    assert len(scores) == len(rows) == 8
     outside = [(s["layer"], s["low"], s["value"], s["high"]) for s in scores if not s["low"] <= s["value"] <= s["high"]]
     assert not outside
     assert {s["task"] for s in scores} == {"multilabel"}

@@ -11,7 +11,6 @@ Without Chromium or Selenium the tests skip and say what to install.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -25,21 +24,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+from small_sweep import STUDY, own_copy, run_ocl
+
+from sweep.results import study_answer
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver")
 SCREEN = (1366, 768)
-STUDY = "browser"
-SMALL_STUDY = """
-[space]
-cut_layers = ["conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu"]
-head_units = [0, 128]
-epochs = 4
-patience = 2
-bank_views = 1
-"""
 
 
 def _first(paths: tuple[str, ...], name: str) -> str | None:
@@ -85,13 +78,6 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
-def run_ocl(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "sweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
 @dataclass(frozen=True)
 class Pages:
     root: Path
@@ -102,24 +88,19 @@ class Pages:
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory) -> Pages:
-    """A real sweep and dictionary build at 32 px, and the pages written from them by the CLI."""
-    _browser()  # skip before sweeping when there is no browser to look with
-    root = tmp_path_factory.mktemp("browser-sweep")
-    (root / "small.toml").write_text(SMALL_STUDY)
-    storage = f"sqlite:///{root / 'ocl.db'}"
+def pages(small_sweep, tmp_path_factory) -> Pages:
+    """The session's real sweep at 32 px, a dictionary build, and the pages written from them by the CLI."""
+    _browser()  # skip before building when there is no browser to look with
+    root, env, storage = own_copy(small_sweep, tmp_path_factory.mktemp("browser-sweep"))
     common = ("--storage", storage, "--image-size", "32", "--weights", "none")
-    swept = run_ocl(
-        root, "sweep", "--trials", "10", "--workers", "2", *common, "--config", "small.toml", "--study", STUDY, "--format", "json"
-    )
-    assert swept.returncode == 0, swept.stderr
-    built = run_ocl(root, "dictionary", "build", *common)
+    built = run_ocl(root, env, "dictionary", "build", *common)
     assert built.returncode == 0, built.stderr
-    reported = run_ocl(root, "report", "--storage", storage, "--output", "pages/report.html")
+    reported = run_ocl(root, env, "report", "--storage", storage, "--output", "pages/report.html")
     assert reported.returncode == 0, reported.stderr
-    plotted = run_ocl(root, "dictionary", "plot", "--storage", storage, "--output", "pages/dictionary.html")
+    plotted = run_ocl(root, env, "dictionary", "plot", "--storage", storage, "--output", "pages/dictionary.html")
     assert plotted.returncode == 0, plotted.stderr
-    return Pages(root, storage, json.loads(swept.stdout), root / "pages" / "report.html", root / "pages" / "dictionary.html")
+    answer = study_answer(optuna.load_study(study_name=STUDY, storage=storage), storage).to_dict()
+    return Pages(root, storage, answer, root / "pages" / "report.html", root / "pages" / "dictionary.html")
 
 
 # --- looking at a page ------------------------------------------------------------------------------
@@ -199,7 +180,7 @@ def test_the_study_report_draws_every_plot_and_names_the_answer(browser, pages, 
     top = pages.answer["best"] or pages.answer["candidates"][0]
     assert browser.find_element("id", "answer-layer").text == top["layer"]
     text = browser.execute_script("return document.body.innerText")
-    assert top["layer"] in text and "confidence set" in text.lower() and "ocl sweep --config browser.toml" in text
+    assert top["layer"] in text and "confidence set" in text.lower() and f"ocl sweep --config {STUDY}.toml" in text
     assert "LogME" in text and "linear probe AUROC (dictionary)" in text  # the dictionary was built first
     # it reads on a 1366x768 screen: no sideways scrolling, and the answer is on the first screen
     assert browser.execute_script("return document.documentElement.scrollWidth") <= SCREEN[0]

@@ -8,7 +8,6 @@ error for a taken port is checked here too: it is the other page a study is read
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -22,6 +21,9 @@ import numpy as np
 import optuna
 import pytest
 from sklearn.metrics import roc_auc_score
+from small_sweep import STUDY as SWEPT_STUDY
+from small_sweep import TRIALS, own_copy
+from small_sweep import run_ocl as run_swept
 
 from sweep.data import DataOptions
 from sweep.model import CANDIDATES, block_of
@@ -385,38 +387,23 @@ def test_ocl_dashboard_on_a_taken_port_names_the_port_and_the_flag(study, url, t
 
 # --- a real sweep -----------------------------------------------------------------------------------
 
-SMALL_STUDY = """
-[space]
-cut_layers = ["conv2_block6_concat", "pool3_pool", "conv4_block24_concat", "relu"]
-head_units = [0, 128]
-epochs = 4
-patience = 2
-bank_views = 1
-"""
-
 
 @pytest.mark.slow
-def test_ocl_report_on_a_real_sweep_states_the_sweeps_answer(tmp_path):
-    (tmp_path / "small.toml").write_text(SMALL_STUDY)
-    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
-    swept = run_ocl(
-        tmp_path,
-        *("sweep", "--trials", "10", "--workers", "2", "--storage", storage, "--image-size", "32", "--weights", "none"),
-        *("--config", "small.toml", "--study", "small", "--format", "json"),
-        timeout=900,
-    )
-    assert swept.returncode == 0, swept.stderr
-    answer = json.loads(swept.stdout)
-    result = run_ocl(tmp_path, "report", "--storage", storage, "--output", "out/report.html")
+def test_ocl_report_on_a_real_sweep_states_the_sweeps_answer(small_sweep, tmp_path):
+    root, env, storage = own_copy(small_sweep, tmp_path)
+    printed = " ".join(small_sweep.result.stdout.split())  # the sweep's own closing lines, unwrapped
+    answer = study_answer(optuna.load_study(study_name=SWEPT_STUDY, storage=storage), storage)
+    assert f"answer: {answer.sentence()}" in printed
+    result = run_swept(root, env, "report", "--storage", storage, "--output", "out/report.html")
     assert result.returncode == 0, result.stderr
-    page = (tmp_path / "out" / "report.html").read_text()
-    study = optuna.load_study(study_name="small", storage=storage)
+    page = (root / "out" / "report.html").read_text()
+    study = optuna.load_study(study_name=SWEPT_STUDY, storage=storage)
     data = report_data(study, storage)
-    assert data.answer["answer"] == answer["answer"]
-    assert html_text(answer["answer"]) in page
-    top = answer["best"] or answer["candidates"][0]
-    assert f"id='answer-layer'>{top['layer']}</span>" in page
-    assert data.counts["finished"] == 10 and len(data.history) == 10
+    assert data.answer["answer"] == answer.sentence()
+    assert html_text(answer.sentence()) in page
+    top = answer.best or answer.candidates[0]
+    assert f"id='answer-layer'>{top.layer}</span>" in page
+    assert data.counts["finished"] == TRIALS and len(data.history) == TRIALS
 
 
 def html_text(text: str) -> str:
