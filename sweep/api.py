@@ -43,6 +43,7 @@ from sweep.results import (
 )
 from sweep.storage import check_storage, open_storage, sqlite_path
 from sweep.study import (
+    FINISHED,
     DatasetInfo,
     Device,
     SearchSpace,
@@ -101,6 +102,20 @@ class SweepPlan:
     def fine_tuning_on_cpu(self) -> bool:
         """Fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost."""
         return not any(d.kind == "gpu" for d in self.devices) and FINE_TUNING in self.settings.space.strategies
+
+    def measured_seconds(self) -> dict[str, tuple[int, float]]:
+        """Per strategy, from the study being resumed: how many trials finished and their mean wall
+        time in seconds, as the workers recorded it (``ocl:wall_seconds``); empty for a new study."""
+        if not self.finished_before:
+            return {}
+        study = load_study(open_storage(self.storage_url, heartbeat=False), self.study_name)
+        times: dict[str, list[float]] = {}
+        for trial in study.get_trials(deepcopy=False, states=FINISHED):
+            attrs = trial.user_attrs
+            strategy, seconds = attrs.get(records.key_of("strategy")), attrs.get(records.key_of("wall_seconds"))
+            if strategy is not None and seconds is not None:
+                times.setdefault(str(strategy), []).append(float(seconds))
+        return {strategy: (len(values), sum(values) / len(values)) for strategy, values in times.items()}
 
 
 @dataclass(frozen=True)

@@ -31,15 +31,8 @@ from sweep.cli._common import (
     print_json,
     warn,
 )
-from sweep.training import STRATEGIES, STRATEGY_CHOICES
+from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGIES, STRATEGY_CHOICES
 
-# Measured with benchmarks/bench_fine_tuning.py and `ocl sweep --strategy fine_tuning` on the embedded sample.
-CPU_FINE_TUNING_NOTE = (
-    "no GPU visible: fine-tuning trials run on the CPU, their frozen prefix read from the spatial bank. On 2 cores "
-    "at 224 px (2-core AMD EPYC, embedded sample) a fine-tuning trial took 13 s on average (30 trials: 16 s finished, "
-    "8 s pruned) against under 1 s for feature extraction, and 200 trials of both 9 min; "
-    "--strategy feature_extraction leaves fine-tuning out"
-)
 STORAGE_HELP = "Optuna storage URL: sqlite:///PATH for one machine, postgresql://user@host/db for several."
 
 
@@ -304,11 +297,27 @@ def _print_plan(plan, out) -> None:
         warn(warning)
     if plan.fine_tuning_on_cpu:
         slower = "" if settings.prefix_cache else " (with --no-prefix-cache, epochs 8-30x slower)"
-        err_console.print(f"note: {CPU_FINE_TUNING_NOTE}{slower}", highlight=False)
+        err_console.print(f"note: {_cpu_fine_tuning_note(plan)}{slower}", highlight=False)
     if plan.finished_before is not None and plan.finished_before >= plan.trials:
         out.print(f"{plan.finished_before} trials already finished (target {plan.trials}); nothing to run")
     elif plan.finished_before is not None:
         out.print(f"resuming study {plan.study_name} at {plan.finished_before}/{plan.trials} finished trials")
+
+
+def _cpu_fine_tuning_note(plan) -> str:
+    """What fine-tuning on the CPU costs: what this study measured so far, else where measured figures are."""
+    measured = plan.measured_seconds()
+    if FINE_TUNING in measured:
+        n, seconds = measured[FINE_TUNING]
+        other = measured.get(FEATURE_EXTRACTION)
+        versus = f" against {other[1]:.1f} s for its {other[0]} feature-extraction trial(s)" if other else ""
+        cost = f"so far this study's {n} fine-tuning trial(s) took {seconds:.0f} s on average{versus}"
+    else:
+        cost = "each takes many times a feature-extraction trial (measured on 2 cores: README, benchmarks/bench_fine_tuning.py)"
+    return (
+        f"no GPU visible: fine-tuning trials run on the CPU, their frozen prefix read from the spatial bank; {cost}; "
+        "--strategy feature_extraction leaves fine-tuning out"
+    )
 
 
 def _print_cache_notes(lines: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 On a GPU, mixed precision (layers compute in 16 bits on the tensor cores and keep float32
 weights) is how the chip is meant to be used, and halves activation memory; the prepared GPU
-check (``scripts/gpu_check/run.sh``) measures what it gains. Which 16-bit type depends on the
+check (``benchmarks/gpu_check.sh``) measures what it gains. Which 16-bit type depends on the
 chip: bfloat16 (float32's range, fewer mantissa bits; no loss scaling needed) where the GPU
 computes it natively (NVIDIA compute capability 8.0 and later: A100, H100, H200, RTX 30xx/40xx),
 float16 (with Keras' loss scaling) on older GPUs, bfloat16 on CPUs (oneDNN). float32 stays the

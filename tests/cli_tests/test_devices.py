@@ -4,6 +4,7 @@ refuses instead of training on the CPU, and ``ocl devices`` says what the backen
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import files_under
@@ -34,3 +35,28 @@ def test_ocl_devices_says_that_the_backend_sees_no_gpu_here(ocl, monkeypatch):
     assert report["backend"] == "tensorflow" and report["backend_gpus"] == []
     table = ocl("devices")
     assert table.returncode == 0 and "tensorflow backend sees none" in table.stdout
+
+
+def test_the_gpu_check_dry_run_lists_its_commands_and_its_size_and_every_command_parses():
+    """benchmarks/gpu_check.sh --dry-run, here: the commands it would run on the GPU machine, the wheels
+    and the size they travel at; each ``ocl`` command in it is one the CLI accepts as written."""
+    import shlex
+    import subprocess
+
+    import typer
+
+    from sweep.cli import app
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("--workers-per-gpu 4 --trials 40 --strategy both" in line for line in lines)
+    assert "(limit 64 MiB): fits" in lines[-1] and "wheels (11 packages" in done.stdout
+    command = typer.main.get_command(app)
+    for line in lines:
+        words = shlex.split(line)
+        if "-m" in words and words[words.index("-m") + 1] == "sweep":
+            name, *args = words[words.index("-m") + 2 :]
+            with command.make_context("ocl", [name]) as group:
+                command.get_command(group, name).make_context(name, args, parent=group)  # raises on an unknown flag

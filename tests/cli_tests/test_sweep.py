@@ -256,3 +256,21 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_trials(tmp_path):
     for pid in {t.user_attrs["ocl:pid"] for t in trials if "ocl:pid" in t.user_attrs}:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_cpu_note_states_what_this_study_measured_not_a_typed_in_figure(swept, tmp_path, monkeypatch):
+    from sweep.api import plan_sweep
+    from sweep.cli._sweep import _cpu_fine_tuning_note
+
+    root, _, storage = own_copy(swept, tmp_path)
+    monkeypatch.chdir(root)
+    flags = {"image_size": 32, "weights": "none", "config": "small.toml", "devices": "cpu"}
+    plan = plan_sweep(20, storage=storage, study=STUDY, **flags)
+    trials = [t for t in trials_of(storage) if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    fine = [t.user_attrs["ocl:wall_seconds"] for t in trials if t.user_attrs["ocl:strategy"] == "fine_tuning"]
+    note = _cpu_fine_tuning_note(plan)
+    assert fine  # the small sweep samples both strategies
+    assert f"so far this study's {len(fine)} fine-tuning trial(s) took {sum(fine) / len(fine):.0f} s on average" in note
+    fresh = plan_sweep(20, storage=f"sqlite:///{tmp_path / 'new.db'}", study="new", **flags)
+    assert "many times a feature-extraction trial (measured on 2 cores: README" in _cpu_fine_tuning_note(fresh)
+    assert not any(ch.isdigit() for ch in _cpu_fine_tuning_note(fresh).split("(measured")[0])  # no typed-in figure
