@@ -32,6 +32,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("OCL_CACHE_DIR", "studies/cache"))
 
 
+def pseudonym_key_file() -> Path:
+    """``OCL_PSEUDONYM_KEY_FILE``, else ``pseudonym.key`` beside the cache folder (deleting the caches keeps it)."""
+    named = os.environ.get("OCL_PSEUDONYM_KEY_FILE")
+    return Path(named).expanduser() if named else cache_dir().absolute().parent / "pseudonym.key"
+
+
 def grace_seconds() -> int:
     """``OCL_GRACE_SECONDS``: seconds without a heartbeat after which a worker counts as dead (default 20).
 

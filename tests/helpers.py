@@ -31,3 +31,12 @@ def sample_rows() -> tuple[list[str], list[list[str]]]:
 def sample_names_with(label: str) -> list[str]:
     """Sample images whose Finding Labels cell is exactly ``label``."""
     return [row[0] for row in sample_rows()[1] if row[1] == label]
+
+
+def pseudonyms(patient_ids) -> list:
+    """The pseudonyms ``load_dataset`` gives these patient IDs under this test's key (None stays None)."""
+    import pandas as pd
+
+    from sweep.data import pseudonym_key, pseudonymise
+
+    return pseudonymise(pd.Series(list(patient_ids), dtype=object), pseudonym_key()).tolist()

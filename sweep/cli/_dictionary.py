@@ -28,6 +28,7 @@ from sweep.cli._common import (
     new_table,
     warn,
 )
+from sweep.model import shared_weights_name
 
 app = typer.Typer(
     help="The OCL dictionary: how good each layer's features are, per dataset, task and weights.",
@@ -172,6 +173,7 @@ def show(
         )
     if top is not None:
         frame = top_layers(frame, top)
+    frame = frame.assign(weights=frame["weights"].map(shared_weights_name))  # a weights file by name, not by folder
     if format is TableFormat.json:
         typer.echo(format_json(frame))
     elif format is TableFormat.csv:
@@ -200,7 +202,7 @@ def plot(
     frame = dictionary_frame(_storage(storage))
     if frame.empty:
         raise OCLError(f"--storage {_storage(storage)}: the dictionary is empty; run `ocl dictionary build` first")
-    data = plot_data(frame)
+    data = plot_data(frame.assign(weights=frame["weights"].map(shared_weights_name)))
     path = write_html(draw(data), output)
     gains = (
         f"{len(data.gains)} ImageNet-minus-none gain curve(s)"

@@ -4,7 +4,7 @@
 a class-folder directory (PNG, JPEG, BMP, TIFF, GIF, WebP or DICOM files), a ``path,label`` CSV or a
 CheXpert-style CSV (``--labels``; detected from the header otherwise, and a note says so). Without
 ``--data`` it loads the embedded NIH sample (638 real images at 256 px), so ``ocl`` works with no
-download.
+download. Patient IDs are keyed pseudonyms from then on (:mod:`sweep.data._pseudonyms`).
 """
 
 from sweep.data._chestxray14 import LABEL_FILES, assign_splits, is_chestxray14, load_chestxray14, read_labels
@@ -17,9 +17,14 @@ from sweep.data._label_tasks import FINDINGS, NO_FINDING, Task, check_scorable, 
 from sweep.data._load import SAMPLE_DIR, SAMPLE_NAME, load_dataset
 from sweep.data._options import LABEL_FORMATS, DataOptions
 from sweep.data._positive import NEGATIVE_CLASS_NAMES, looks_negative
+from sweep.data._pseudonyms import key_fingerprint, pseudonym_key, pseudonym_key_path, pseudonymise
 from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_overlap, patient_split, resplit_by_patient
 
 __all__ = [
+    "key_fingerprint",
+    "pseudonym_key",
+    "pseudonym_key_path",
+    "pseudonymise",
     "CHEXPERT_FINDINGS",
     "DICOM_SUFFIXES",
     "FINDINGS",

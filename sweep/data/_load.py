@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from sweep.data._chexpert import chexpert_folder_table, load_chexpert, looks_lik
 from sweep.data._dataset import Dataset
 from sweep.data._generic import load_generic
 from sweep.data._options import DataOptions
+from sweep.data._pseudonyms import pseudonym_key, pseudonymise
 from sweep.errors import OCLError
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "load_dataset"]
@@ -34,6 +36,14 @@ def load_dataset(data: DataOptions | Path | str | None = None, **options: Any) -
         ValueError: when ``split`` is not ``given`` or ``patient``.
     """
     checked = DataOptions.of(data, **options).check()
+    dataset = _read(checked)
+    # Patient IDs become keyed pseudonyms once the split is drawn: nothing downstream sees an ID.
+    table = dataset.table.assign(patient=pseudonymise(dataset.table["patient"], pseudonym_key()))
+    return dataclasses.replace(dataset, table=table)
+
+
+def _read(checked: DataOptions) -> Dataset:
+    """The dataset as its adapter reads it (real patient IDs)."""
     path = checked.path
     common = {"seed": checked.seed, "split": checked.split, "positive": checked.positive}
     if path is not None and path.is_file() and path.suffix.lower() == ".csv" and checked.labels != "generic":

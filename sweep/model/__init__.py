@@ -27,7 +27,7 @@ from sweep.model._candidates import (
     resolve_layer,
 )
 from sweep.model._precision import PRECISIONS, dtype_policy, parse_precision, use_precision
-from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, weights_label
+from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, shared_weights_name, weights_label
 
 _NEEDS_KERAS = ("XrayPreprocessing", "build_backbone", "preprocessing_layer")
 
@@ -54,6 +54,7 @@ __all__ = [
     "parse_precision",
     "parse_weights",
     "resolve_layer",
+    "shared_weights_name",
     "use_precision",
     "weights_label",
     *_NEEDS_KERAS,

@@ -30,7 +30,16 @@ from pathlib import Path
 
 from sweep.errors import OCLError
 
-__all__ = ["IMAGENET_FILE", "IMAGENET_MD5", "KINDS", "WEIGHT_SUFFIXES", "Weights", "parse_weights", "weights_label"]
+__all__ = [
+    "IMAGENET_FILE",
+    "IMAGENET_MD5",
+    "KINDS",
+    "WEIGHT_SUFFIXES",
+    "Weights",
+    "parse_weights",
+    "shared_weights_name",
+    "weights_label",
+]
 
 IMAGENET_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_MD5 = "30ee3e1110167f948a6b9946edeeb738"
@@ -120,3 +129,9 @@ def weights_label(text: str) -> str:
         return word
     path = Path(text).expanduser()
     return str(path.resolve()) if path.is_file() else text
+
+
+def shared_weights_name(label: str) -> str:
+    """A weights label as pages and exports made to be shared show it: ``imagenet``, ``none``, or a
+    weights file's name without its folders (which name users and machines)."""
+    return Path(label).name if ("/" in label or "\\" in label) else label

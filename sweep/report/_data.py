@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import optuna
 
-from sweep.model import CANDIDATES, block_spans
+from sweep.model import CANDIDATES, block_spans, shared_weights_name
 from sweep.results import Candidate, StudyAnswer, study_answer
-from sweep.storage import shown_url
+from sweep.storage import shared_url
 from sweep.study import DatasetInfo, SweepSettings, count_states, load_settings, target_of
 from sweep.study import _records as records
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGIES
@@ -133,7 +133,7 @@ def report_data(
         )
     return ReportData(
         study=study.study_name,
-        storage=shown_url(storage_url),
+        storage=shared_url(storage_url),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         settings=_settings_dict(settings),
         counts=counts,
@@ -173,7 +173,7 @@ def _dataset_dict(settings: SweepSettings, info: DatasetInfo, answer: StudyAnswe
 def _settings_dict(settings: SweepSettings) -> dict[str, Any]:
     space = settings.space
     return {
-        "data": settings.data_options.data,
+        "data": _shared_path(settings.data_options.data) if settings.data_options.data else None,
         "dataset": settings.dataset,
         "task": settings.task,
         "image_size": settings.image_size,
@@ -182,7 +182,7 @@ def _settings_dict(settings: SweepSettings) -> dict[str, Any]:
         "positive": settings.data_options.positive,
         "cv": getattr(settings, "cv", None),
         "strategies": list(space.strategies),
-        "weights": list(space.weights),
+        "weights": [_weights_name(label) for label in space.weights],
         "cut_layers": list(space.cut_layers),
         "pruner": space.pruner,
     }
@@ -236,7 +236,12 @@ def _label(strategy: str, weights: str, all_weights: Sequence[str]) -> str:
 
 
 def _weights_name(label: str) -> str:
-    return Path(label).name if "/" in label else label
+    return shared_weights_name(label)
+
+
+def _shared_path(path: str) -> str:
+    """A path as a page made to be shared names it: its last part only (no folders, no user names)."""
+    return Path(path).name or str(path)
 
 
 def _sweep_curves(candidates: Sequence[Candidate]) -> list[ProfileCurve]:
@@ -456,7 +461,7 @@ def reproduce_command(study: str, storage_url: str, settings: SweepSettings, tar
 
     parts = ["ocl", "sweep", "--config", _file_name(study)]
     if settings.data_options.data:
-        parts += ["--data", settings.data_options.data]
+        parts += ["--data", _shared_path(settings.data_options.data)]
     parts += ["--task", settings.task, "--image-size", str(settings.image_size), "--seed", str(settings.data_options.seed)]
     if settings.data_options.split != "given":
         parts += ["--split", settings.data_options.split]
@@ -465,5 +470,5 @@ def reproduce_command(study: str, storage_url: str, settings: SweepSettings, tar
     cv = getattr(settings, "cv", None)
     if cv:
         parts += ["--cv", str(cv)]
-    parts += ["--trials", str(max(target, 1)), "--study", study, "--storage", shown_url(storage_url)]
+    parts += ["--trials", str(max(target, 1)), "--study", study, "--storage", shared_url(storage_url)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -289,7 +290,10 @@ class CandidateScorer:
         self.counted = crossfit_outputs(self.y, half, min_positives)
         self.n_resamples, self.seed = n_resamples, seed
         self.storage_url, self.study = storage_url, study
-        self.scheme = f"crossfit-v1 {split.fingerprint} seed={seed} resamples={n_resamples} min_positives={min_positives}"
+        self.scheme = (
+            f"crossfit-v1 {split.fingerprint} {_split_digest(split)} seed={seed} resamples={n_resamples} "
+            f"min_positives={min_positives}"
+        )
         self._values: dict[int, np.ndarray] = {}
 
     @functools.cached_property
@@ -360,6 +364,14 @@ class CandidateScorer:
         """The trials the point scores on half 0 and half 1 (each chosen on the other half)."""
         values = self.values(trials, stored)
         return tuple(trials[_best_index(values[:, 0, 1 - side, 0])] for side in (0, 1))
+
+
+def _split_digest(split: ValidationSplit) -> str:
+    """A short hash of the split's patients and targets: resamples made for other patient names (a
+    split stored before pseudonymisation) or other labels are never reused."""
+    digest = hashlib.sha256("\n".join(map(str, split.patients)).encode())
+    digest.update(np.nan_to_num(np.asarray(split.targets, np.float32), nan=-1).tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _as_stored(predictions: Any) -> StoredPredictions:

@@ -49,6 +49,7 @@ __all__ = [
     "normalize_url",
     "open_storage",
     "parse_storage",
+    "shared_url",
     "shown_url",
     "sqlite_path",
     "sqlite_pragmas",
@@ -156,6 +157,15 @@ class Database:
         """The URL as pages and messages may show it: any password masked."""
         return make_url(self.given).render_as_string(hide_password=True)
 
+    @property
+    def shared(self) -> str:
+        """The URL as a page made to be shared shows it: no folder, user, host or port, only the
+        database's name (``sqlite:///ocl.db``, ``postgresql://…/ocl``)."""
+        url = make_url(self.given)
+        if self.path is not None:
+            return f"sqlite:///{self.path.name}"
+        return f"{url.drivername.split('+')[0]}://…/{url.database or ''}"
+
     def shared_engine(self) -> Engine:
         """This process's one engine on the database (the prediction store and the dictionary share it)."""
         if self.url not in _ENGINES:
@@ -221,6 +231,14 @@ def create_tables(metadata: Any, engine: Engine) -> None:
         if "already exists" not in str(exc).lower():
             raise
         metadata.create_all(engine)
+
+
+def shared_url(url: str) -> str:
+    """``url`` without folders, user, host or port (:attr:`Database.shared`), for reports and exports."""
+    try:
+        return parse_storage(url).shared
+    except OCLError:
+        return "(storage)"
 
 
 def shown_url(url: str) -> str:

@@ -135,18 +135,21 @@ def _unpack(blob: bytes) -> dict[str, np.ndarray]:
 
 
 def store_validation(url: str, study: str, split: ValidationSplit) -> None:
-    """Record a study's validation split once; a worker that raced another writes nothing new."""
+    """Record a study's validation split once; a worker that raced another writes nothing new.
+
+    A split stored before OCL pseudonymised patient IDs (same images, other patient names) is
+    rewritten with the pseudonyms, so the storage keeps no real ID once the study runs again.
+    """
     patients = np.asarray([str(p) for p in split.patients])
-    row = _ValidationRow(
-        study=study,
-        fingerprint=split.fingerprint,
-        outputs=json.dumps(list(split.outputs)),
-        arrays=_pack(targets=np.asarray(split.targets, np.float32), patients=patients),
-    )
+    arrays = _pack(targets=np.asarray(split.targets, np.float32), patients=patients)
+    row = _ValidationRow(study=study, fingerprint=split.fingerprint, outputs=json.dumps(list(split.outputs)), arrays=arrays)
     try:
         with Session(_engine(url)) as session, session.begin():
-            if session.get(_ValidationRow, study) is None:
+            stored = session.get(_ValidationRow, study)
+            if stored is None:
                 session.add(row)
+            elif stored.fingerprint == split.fingerprint and not np.array_equal(_unpack(stored.arrays)["patients"], patients):
+                stored.arrays = arrays
     except IntegrityError:  # another worker stored the same split first
         pass
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from sweep.data import DataOptions
+from sweep.data import DataOptions, key_fingerprint, pseudonym_key, pseudonym_key_path
 from sweep.errors import OCLError
 from sweep.study import _records as records
 from sweep.study._search_space import SearchSpace
@@ -30,6 +30,7 @@ __all__ = [
     "load_study",
     "make_pruner",
     "make_sampler",
+    "check_pseudonym_key",
 ]
 
 METRIC_NAME = "val_mean_auroc"
@@ -129,7 +130,24 @@ def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: i
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
     study.set_user_attr(records.TARGET, int(target))
+    check_pseudonym_key(study)
     return study
+
+
+def check_pseudonym_key(study: optuna.Study) -> None:
+    """Record the fingerprint of this machine's pseudonym key on a study without one, and refuse a
+    study whose patients were pseudonymised with another key (the stored split would name other
+    pseudonyms than this machine computes)."""
+    here = key_fingerprint(pseudonym_key())
+    stored = study.user_attrs.get(records.PSEUDONYM_KEY)
+    if stored is None:
+        study.set_user_attr(records.PSEUDONYM_KEY, here)
+    elif stored != here:
+        raise OCLError(
+            f"--study {study.study_name}: its patient IDs were pseudonymised with another key (fingerprint {stored}; "
+            f"this machine's {pseudonym_key_path()} is {here}); copy the key file from the machine that started the "
+            "study, or point OCL_PSEUDONYM_KEY_FILE at it"
+        )
 
 
 def load_settings(study: optuna.Study) -> SweepSettings:

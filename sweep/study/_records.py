@@ -52,6 +52,7 @@ SETTINGS = _key("settings")  # JSON of the sweep settings (data, task, size, see
 DATASET_INFO = _key("dataset_info")  # modality, images, patients, split fingerprint (for the dictionary)
 TARGET = _key("target_trials")  # finished trials wanted in total
 BACKEND = _key("backend")  # the Keras backend its trials ran on (tensorflow, jax or torch)
+PSEUDONYM_KEY = _key("pseudonym_key")  # fingerprint of the key its patient pseudonyms were made with (never the key)
 EVALUATION = _key("evaluation")  # the held-out test result of `ocl evaluate`
 
 # Trial attributes that are not part of a trial's description or outcome.

@@ -20,7 +20,16 @@ import optuna
 from sweep.errors import OCLError
 from sweep.storage import open_storage
 from sweep.study import _records as records
-from sweep.study._lifecycle import SweepSettings, count_states, load_settings, load_study, make_pruner, make_sampler, target_of
+from sweep.study._lifecycle import (
+    SweepSettings,
+    check_pseudonym_key,
+    count_states,
+    load_settings,
+    load_study,
+    make_pruner,
+    make_sampler,
+    target_of,
+)
 from sweep.study._objective import Objective, OutOfMemory, SurplusTrial
 from sweep.study._resources import StudyResources
 from sweep.training import TrainingDiverged
@@ -66,6 +75,7 @@ def run_worker(
     storage = open_storage(storage_url, grace_seconds=grace_seconds)
     study = load_study(storage, study_name)
     settings = load_settings(study)
+    check_pseudonym_key(study)  # another machine's key would score other pseudonyms: refused here
     target = int(target if target is not None else target_of(study))
     from sweep._keras import device_in_use
 

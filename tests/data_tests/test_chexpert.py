@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chexpert_tables import HEADER, ROOT_NAME, chexpert_rows, write_chexpert
-from helpers import SAMPLE_IMAGES
+from helpers import SAMPLE_IMAGES, pseudonyms
 
 from sweep.caches import load_image_cache
 from sweep.data import CHEXPERT_FINDINGS, SPLITS, load_dataset, summarize
@@ -48,7 +48,7 @@ def test_detected_from_the_header_and_says_so(chexpert):
     # Paths start with CheXpert-v1.0-small/, so they are relative to the folder above the CSV.
     assert all(Path(p).is_file() and Path(p).is_relative_to(csv_path.parent) for p in dataset.paths)
     # The patient is the patientNNNNN folder, and the split is drawn by patient.
-    assert dataset.table["patient"].tolist() == [row["Path"].split("/")[2] for row in rows]
+    assert dataset.table["patient"].tolist() == pseudonyms(row["Path"].split("/")[2] for row in rows)
     assert dataset.split_source == "seeded" and set(dataset.table["split"]) == set(SPLITS)
     assert dataset.cross_split_patients == 0
     assert dataset.warnings == ()
@@ -135,7 +135,7 @@ def test_patient_column_and_split_column(tmp_path):
     csv_path = write_chexpert(tmp_path, rows, header=[*HEADER, "Patient ID", "split"])
 
     given = load_dataset(csv_path)
-    assert given.table["patient"].tolist() == [row["Patient ID"] for row in rows]
+    assert given.table["patient"].tolist() == pseudonyms(row["Patient ID"] for row in rows)
     assert given.split_source == "given" and given.table["split"].tolist()[:3] == ["train", "val", "test"]
     assert given.cross_split_patients > 0
     assert given.warnings[0].endswith("pass --split patient to re-split by patient")

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE_IMAGES, sample_names_with
+from helpers import SAMPLE_IMAGES, pseudonyms, sample_names_with
 
 from sweep.data import SPLITS, load_dataset, summarize
 
@@ -142,7 +142,7 @@ def test_csv_with_path_label_patient(tmp_path):
     assert table["path"].iloc[0] == str((tmp_path / "pics" / names[0]).resolve())
     assert table["path"].iloc[16] == str(absolute)
     # Patients come from the column, not from the NIH-style file names.
-    assert table["patient"].iloc[:16].tolist() == [f"P{i // 2}" for i in range(16)]
+    assert table["patient"].iloc[:16].tolist() == pseudonyms(f"P{i // 2}" for i in range(16))
     assert table["patient"].iloc[16] is None or table["patient"].isna().iloc[16]
     # Both images of a patient land in the same split.
     assert table.iloc[:16].groupby("patient")["split"].nunique().max() == 1
