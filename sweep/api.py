@@ -41,6 +41,7 @@ from sweep.results import (
     study_answer,
     summarize_layers,
 )
+from sweep.stats import OPERATING_POINTS
 from sweep.storage import check_storage, open_storage, sqlite_path
 from sweep.study import (
     FINISHED,
@@ -574,14 +575,17 @@ def evaluate_study(
     storage: str | None = None,
     output_dir: str | Path = "studies/reports",
     config: str = "best",
+    operating_point: str = "youden",
 ) -> Any:
     """Retrain the answer's configuration, score it once on the test split, and write the study's
     report (with a test section) and the ``.keras`` model; the summary is stored on the study
     (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
 
     ``config`` is ``best`` (the answer's best candidate) or ``cheapest`` (the cheapest candidate as
-    good as it). Either way the candidate's trial is retrained (:attr:`sweep.results.Candidate.trial`),
-    and the exported model's inference throughput is measured beside the full network's.
+    good as it); ``operating_point`` names the threshold the summary leads with
+    (:data:`sweep.stats.OPERATING_POINTS`). Either way the candidate's trial is retrained
+    (:attr:`sweep.results.Candidate.trial`); the exported model returns calibrated scores, and its
+    inference throughput is measured beside the full network's.
 
     Returns:
         ``(evaluation, summary)``: the :class:`sweep.results.Evaluation` and the stored summary dict.
@@ -591,6 +595,8 @@ def evaluate_study(
 
     if config not in EVALUATE_CONFIGS:
         raise OCLError(f"--config {config}: expected one of {', '.join(EVALUATE_CONFIGS)}")
+    if operating_point not in OPERATING_POINTS:
+        raise OCLError(f"--operating-point {operating_point}: expected one of {', '.join(OPERATING_POINTS)}")
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
     candidate = _candidate_to_evaluate(answer, config)
@@ -601,10 +607,15 @@ def evaluate_study(
     )
     model_path = report.with_suffix(".keras")
     model = evaluation.result.export()
+    if evaluation.clinical is not None:  # the exported model's scores are the calibrated ones
+        from sweep.model import with_temperature
+
+        model = with_temperature(model, list(evaluation.clinical.temperatures))
     model.save(model_path)
     summary = {
         **evaluation_summary(evaluation, str(report), str(model_path)),
         "config": config,
+        "operating_point": operating_point,
         "candidate": candidate.name if candidate else None,
         "inference": _inference_cost(the_study, model, candidate),
         "answer": answer.sentence(),

@@ -9,11 +9,15 @@ from typing import Annotated
 import typer
 
 from sweep.cli._common import FormatOption, OutputFormat, console, new_table, print_json, warn
+from sweep.stats import OPERATING_POINTS
 
 
 class EvaluateConfig(str, Enum):
     best = "best"
     cheapest = "cheapest"
+
+
+OperatingPoint = Enum("OperatingPoint", {name: name for name in OPERATING_POINTS}, type=str)
 
 
 def evaluate(
@@ -37,6 +41,14 @@ def evaluate(
             "FLOPs, as good as the best as far as the data can tell.",
         ),
     ] = EvaluateConfig.best,
+    operating_point: Annotated[
+        OperatingPoint,
+        typer.Option(
+            "--operating-point",
+            help="The threshold the summary leads with, chosen on validation: youden (max sensitivity + specificity), "
+            "sens@spec90/95 (most sensitive at 90/95% specificity) or spec@sens90/95 (most specific at 90/95% sensitivity).",
+        ),
+    ] = "youden",
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Retrain the answer's configuration and score it once on the test split.
@@ -47,7 +59,9 @@ def evaluate(
     """
     from sweep.api import evaluate_study
 
-    evaluation, summary = evaluate_study(study, storage=storage, output_dir=output_dir, config=config.value)
+    evaluation, summary = evaluate_study(
+        study, storage=storage, output_dir=output_dir, config=config.value, operating_point=OperatingPoint(operating_point).value
+    )
     for warning in summary["warnings"]:
         warn(warning)
     if format is OutputFormat.json:
@@ -83,5 +97,40 @@ def _print_evaluation(evaluation, summary: dict) -> None:
         f"{cost['full_network_images_per_second']:.0f} img/s for the full DenseNet-121 ({cost['speedup']:.1f}x; measured now)",
         highlight=False,
     )
+    _print_clinical(summary)
     console.print(f"[bold]the study's answer:[/] {summary['answer']}", highlight=False)
     console.print(f"report: {summary['report']}\nmodel:  {summary['model']}")
+
+
+def _ci(value: dict) -> str:
+    return f"{value['estimate']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
+
+
+def _print_clinical(summary: dict) -> None:
+    """Calibration before and after the validation temperature, and the chosen operating point on test."""
+    point = summary["operating_point"]
+    table = new_table(
+        f"Calibration and the {point} operating point (chosen on validation, scored on test)",
+        "output",
+        "temperature",
+        "ECE before",
+        "ECE after",
+        "threshold",
+        "sensitivity",
+        "specificity",
+        "PPV",
+        "NPV",
+    )
+    for output, calibration in summary["calibration"].items():
+        chosen = summary["operating_points"][output].get(point)
+        rates = [_ci(chosen["test"][k]) for k in ("sensitivity", "specificity", "ppv", "npv")] if chosen else ["-"] * 4
+        threshold = f"{chosen['threshold']:.3f}" if chosen else "-"
+        table.add_row(
+            output,
+            f"{calibration['temperature']:.2f}",
+            _ci(calibration["ece_before"]),
+            _ci(calibration["ece_after"]),
+            threshold,
+            *rates,
+        )
+    console.print(table)

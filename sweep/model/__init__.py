@@ -29,7 +29,7 @@ from sweep.model._candidates import (
 from sweep.model._precision import PRECISIONS, dtype_policy, parse_precision, use_precision
 from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, shared_weights_name, weights_label
 
-_NEEDS_KERAS = ("XrayPreprocessing", "build_backbone", "preprocessing_layer")
+_NEEDS_KERAS = ("TemperatureScaling", "XrayPreprocessing", "build_backbone", "preprocessing_layer", "with_temperature")
 
 __all__ = [
     "CANDIDATES",

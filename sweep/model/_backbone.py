@@ -44,6 +44,33 @@ class XrayPreprocessing(keras.layers.Layer):
         return preprocess_input(images)
 
 
+@keras.saving.register_keras_serializable(package="ocl")
+class TemperatureScaling(keras.layers.Layer):
+    """Sigmoid scores recalibrated per output: ``sigmoid(logit(p) / T)``, with each output's T fitted
+    on validation by ``ocl evaluate`` (:func:`sweep.stats.fit_temperature`). Monotone: the ranking
+    and every threshold's calls are unchanged; the scores now read as risks."""
+
+    def __init__(self, temperatures: list[float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.temperatures = [float(t) for t in temperatures]
+
+    def call(self, inputs):
+        ops = keras.ops
+        p = ops.clip(ops.cast(inputs, "float32"), 1e-6, 1 - 1e-6)
+        logits = ops.log(p) - ops.log(1 - p)
+        return ops.sigmoid(logits / ops.convert_to_tensor(self.temperatures, dtype="float32"))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "temperatures": self.temperatures}
+
+
+def with_temperature(model, temperatures: list[float]):
+    """``model`` (raw X-ray to sigmoid scores) followed by its outputs' temperatures, as one model."""
+    inputs = keras.Input(model.inputs[0].shape[1:], name="xray")
+    outputs = TemperatureScaling(temperatures, name="temperature_scaling", dtype="float32")(model(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
+
+
 def preprocessing_layer() -> XrayPreprocessing:
     return XrayPreprocessing(name="xray_preprocessing")
 

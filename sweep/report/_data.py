@@ -404,6 +404,7 @@ def _fresh_evaluation(evaluation: Evaluation) -> dict[str, Any]:
         "per_class": per_class,
         "roc": roc,
         "excluded": list(test.excluded),
+        "clinical": evaluation.clinical.to_dict() if evaluation.clinical else None,
     }
 
 
@@ -429,6 +430,9 @@ def _stored_evaluation(stored: dict[str, Any]) -> dict[str, Any]:
         "per_class": per_class,
         "roc": {},
         "excluded": [],
+        "clinical": {k: stored[k] for k in ("temperatures", "calibration", "operating_points")}
+        if "calibration" in stored
+        else None,
     }
 
 

@@ -266,7 +266,47 @@ def _evaluation_html(evaluation: dict[str, Any], figures: _Figures) -> str:
         )
     if evaluation["roc"]:
         parts.append("<h3>ROC curves on the test split</h3>" + figures.html(_roc_figure(evaluation), "roc"))
+    if evaluation.get("clinical"):
+        parts.append(_clinical_html(evaluation["clinical"]))
     parts.append("</section>")
+    return "".join(parts)
+
+
+def _interval_text(value: dict[str, Any]) -> str:
+    return f"{_fmt(value['estimate'])} <span class='ci'>[{_fmt(value['low'])}, {_fmt(value['high'])}]</span>"
+
+
+def _clinical_html(clinical: dict[str, Any]) -> str:
+    """Calibration (ECE before and after the validation temperature) and every operating point on test."""
+    rows = "".join(
+        f"<tr><td class=l>{html.escape(output)}</td><td>{c['temperature']:.2f}</td><td>{_interval_text(c['ece_before'])}</td>"
+        f"<td>{_interval_text(c['ece_after'])}</td></tr>"
+        for output, c in clinical["calibration"].items()
+    )
+    parts = [
+        "<h3 id='calibration'>Calibration</h3>",
+        "<div class='scroll'><table><tr><th class=l>output</th><th>temperature</th><th>test ECE before (95% CI)</th>"
+        f"<th>test ECE after</th></tr>{rows}</table></div>",
+        "<p class='note'>ECE: expected calibration error over 10 equal-mass bins, |observed frequency - mean score|. "
+        "The temperature is fitted on validation only and applied to test; it leaves AUROC and every operating "
+        "point's calls unchanged. The exported model returns the calibrated scores.</p>",
+        "<h3 id='operating-points'>Operating points</h3>",
+    ]
+    head = "<tr><th class=l>output</th><th class=l>point</th><th>threshold</th><th>sensitivity</th><th>specificity</th>"
+    head += "<th>PPV</th><th>NPV</th></tr>"
+    body = "".join(
+        f"<tr><td class=l>{html.escape(output)}</td><td class=l>{html.escape(name)}</td><td>{point['threshold']:.3f}</td>"
+        + "".join(f"<td>{_interval_text(point['test'][k])}</td>" for k in ("sensitivity", "specificity", "ppv", "npv"))
+        + "</tr>"
+        for output, points in clinical["operating_points"].items()
+        for name, point in points.items()
+    )
+    parts.append(f"<div class='scroll'><table>{head}{body}</table></div>")
+    parts.append(
+        "<p class='note'>Each threshold is chosen on validation (calibrated scale) and applied unchanged to test: "
+        "youden maximises sensitivity + specificity; sens@spec90 is the most sensitive threshold with 90% validation "
+        "specificity; spec@sens95 the most specific with 95% validation sensitivity. Intervals: patient-level bootstrap.</p>"
+    )
     return "".join(parts)
 
 

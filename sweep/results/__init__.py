@@ -4,7 +4,8 @@ evaluation, and the names studies and their reports go by.
 - :func:`summarize_layers`: best and mean validation AUROC per layer (the naive view, for tables);
 - :func:`study_answer`: the cross-fitted score of every candidate with its patient-level interval,
   the confidence set, and the sentence that says what the data can tell apart;
-- :func:`evaluate_best`: the answer's configuration retrained and scored once on the test split;
+- :func:`evaluate_best`: the answer's configuration retrained and scored once on the test split,
+  with calibration and operating points chosen on validation (:func:`clinical_evaluation`);
 - :func:`default_study_name`, :func:`report_path`: where a study and its report are found.
 """
 
@@ -16,6 +17,7 @@ from sweep.results._answer import (
     small_validation_warning,
     study_answer,
 )
+from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
 from sweep.results._evaluate import (
     CHEXNET_AUROC,
     Evaluation,
@@ -31,10 +33,12 @@ __all__ = [
     "CHEXNET_AUROC",
     "Candidate",
     "CandidateScorer",
+    "ClinicalEvaluation",
     "Evaluation",
     "LayerSummary",
     "StudyAnswer",
     "best_trial",
+    "clinical_evaluation",
     "completed_trials",
     "default_study_name",
     "evaluate_best",

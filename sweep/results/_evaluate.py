@@ -1,7 +1,10 @@
 """Evaluating a study's best configuration on the held-out test split.
 
 The sweep selects on validation AUROC only; the test split is touched here, once, after
-selection. The best trial's configuration is rebuilt from its stored parameters (an Optuna
+selection. Beside AUROC it scores calibration (before and after a temperature fitted on
+validation) and operating points chosen on validation (:mod:`sweep.results._clinical`).
+
+The best trial's configuration is rebuilt from its stored parameters (an Optuna
 ``FixedTrial`` replays the search space), trained again with the same seed on train (best epoch
 chosen on validation), and scored on test with the thresholds chosen on validation.
 """
@@ -16,6 +19,7 @@ import numpy as np
 import optuna
 
 from sweep.errors import OCLError
+from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
 from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean_auroc_resampled, score
 from sweep.study import StudyResources, load_settings
 from sweep.training import FEATURE_EXTRACTION, TrialConfig, TrialResult, run_trial
@@ -56,6 +60,7 @@ class Evaluation:
     result: TrialResult
     test_interval: ScoreInterval  # test mean AUROC with its 95% patient-level bootstrap interval
     warnings: tuple[str, ...] = ()  # the dataset's: patients across splits, per-image splits
+    clinical: ClinicalEvaluation | None = None  # calibration and operating points (chosen on validation)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -95,8 +100,10 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
     patients = context.patients(data.test)
     counted = np.asarray([name not in test.excluded for name in test.outputs])
-    resampled = mean_auroc_resampled(y_test, p_test, bootstrap_weights(patients, seed=settings.data_options.seed), counted)
+    weights = bootstrap_weights(patients, seed=settings.data_options.seed)
+    resampled = mean_auroc_resampled(y_test, p_test, weights, counted)
     test_interval = interval(test.mean_auroc, resampled)
+    clinical = clinical_evaluation(data.outputs, (data.targets[data.val], result.val_predictions), (y_test, p_test), weights)
     return Evaluation(
         study.study_name,
         trial.number,
@@ -109,6 +116,7 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
         result,
         test_interval,
         tuple(context.dataset.warnings),
+        clinical,
     )
 
 
@@ -146,4 +154,5 @@ def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[
         "report": report,
         "model": model,
         "warnings": list(evaluation.warnings),
+        **(evaluation.clinical.to_dict() if evaluation.clinical else {}),
     }

@@ -4,12 +4,17 @@
   threshold chosen on validation, balanced accuracy beside the majority-class baseline;
 - :func:`interval`, :func:`bootstrap_weights`, :func:`confidence_set`: patient-level bootstrap
   intervals and the max-T confidence set of candidates not worse than the best;
+- :func:`ece`, :func:`fit_temperature`, :func:`reliability_curve`: calibration, and its repair on
+  validation; :func:`choose_thresholds`, :func:`rates_at`: operating points chosen on validation
+  with sensitivity, specificity, PPV and NPV on test;
 - :func:`patient_halves`, :func:`crossfit_outputs`: the two validation halves that every choice
   (trial, epoch) is cross-fitted over, and the outputs both halves average.
 """
 
+from sweep.stats._calibration import BINS, apply_temperature, ece, ece_resampled, fit_temperature, reliability_curve
 from sweep.stats._crossfit import crossfit_outputs, patient_halves
 from sweep.stats._metrics import MIN_POSITIVES, Scores, counted_outputs, mean_auroc, score, youden_thresholds
+from sweep.stats._operating_points import OPERATING_POINTS, choose_thresholds, rates_at, rates_resampled
 from sweep.stats._uncertainty import (
     LEVEL,
     MIN_TRIALS,
@@ -25,6 +30,16 @@ from sweep.stats._uncertainty import (
 )
 
 __all__ = [
+    "BINS",
+    "OPERATING_POINTS",
+    "apply_temperature",
+    "choose_thresholds",
+    "ece",
+    "ece_resampled",
+    "fit_temperature",
+    "rates_at",
+    "rates_resampled",
+    "reliability_curve",
     "LEVEL",
     "MIN_POSITIVES",
     "MIN_TRIALS",

@@ -124,6 +124,21 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
         assert not [k for k in trial.user_attrs if "test" in k.lower()], trial.number
     assert study.user_attrs["ocl:evaluation"]["trial"] == best.number
     assert 0.0 <= summary["test"]["mean_auroc"] <= 1.0
+    # Calibration and operating points: chosen on validation, scored on test, carried by the model.
+    import keras
+
+    from sweep.model import TemperatureScaling  # registers OCL's layers for loading
+
+    assert summary["operating_point"] == "youden"
+    for output, calibration in summary["calibration"].items():
+        assert calibration["temperature"] == summary["temperatures"][output] > 0
+        for key in ("ece_before", "ece_after"):
+            assert calibration[key]["low"] <= calibration[key]["high"]
+        youden = summary["operating_points"][output]["youden"]
+        assert set(youden["test"]) == {"sensitivity", "specificity", "ppv", "npv"}
+    loaded = keras.saving.load_model(model, compile=False)
+    layer = loaded.get_layer("temperature_scaling")
+    assert isinstance(layer, TemperatureScaling) and layer.temperatures == pytest.approx(list(summary["temperatures"].values()))
     cost = summary["inference"]  # measured now, on this machine, beside the full network
     assert cost["images_per_second"] > 0 and cost["full_network_images_per_second"] > 0 and cost["device"] == "cpu"
     assert cost["speedup"] == pytest.approx(cost["images_per_second"] / cost["full_network_images_per_second"], rel=0.01)

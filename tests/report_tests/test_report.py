@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 from small_sweep import STUDY as SWEPT_STUDY
 from small_sweep import TRIALS, own_copy
@@ -28,8 +29,8 @@ from small_sweep import run_ocl as run_swept
 from sweep.data import DataOptions
 from sweep.model import CANDIDATES, block_of
 from sweep.report import render_html, report_data, write_study_report
-from sweep.results import Evaluation, study_answer
-from sweep.stats import ScoreInterval, score
+from sweep.results import Evaluation, clinical_evaluation, study_answer
+from sweep.stats import ScoreInterval, bootstrap_weights, score
 from sweep.storage import ValidationSplit, open_storage, store_predictions, store_validation
 from sweep.study import DatasetInfo, SearchSpace, SweepSettings, TrialRecord, create_or_resume, load_search_space
 from sweep.study import _records as records
@@ -273,9 +274,10 @@ def test_a_stored_test_result_becomes_the_test_section(study, url):
 def evaluation_of(study: optuna.Study) -> Evaluation:
     rng = np.random.default_rng(1)
     y = (rng.random((120, 2)) < 0.4).astype(np.uint8)
-    p = (y + rng.normal(0, 0.8, y.shape)).astype(np.float32)
+    p = expit(2 * (y - 0.5) + rng.normal(0, 0.8, y.shape)).astype(np.float32)  # sigmoid scores
     outputs = ["Effusion", "Nodule"]
     val = score(y, p, outputs)
+    weights = bootstrap_weights(np.arange(len(y)).astype(str), 200, seed=0)
     return Evaluation(
         study=study.study_name,
         trial=3,
@@ -287,6 +289,7 @@ def evaluation_of(study: optuna.Study) -> Evaluation:
         p_test=p,
         result=None,
         test_interval=ScoreInterval(0.8, 0.75, 0.85),
+        clinical=clinical_evaluation(tuple(outputs), (y, p), (y, p), weights),
     )
 
 
@@ -297,8 +300,10 @@ def test_ocl_evaluates_result_is_a_section_of_the_same_page_with_roc_curves(stud
     assert page.count("id='answer-layer'") == 1 and "Held-out test" in page
     assert "Effusion" in page and "0.9248" not in page  # per class; CheXNet's Cardiomegaly is not among the outputs
     assert 'id="plot-roc"' in page
+    assert "id='calibration'" in page and "id='operating-points'" in page and "sens@spec90" in page
     data = report_data(study, url, evaluation=evaluation)
     assert set(data.evaluation["roc"]) == {"Effusion", "Nodule"}
+    assert data.evaluation["clinical"]["calibration"]["Nodule"]["temperature"] > 0
     rendered = render_html(data)  # data first, picture second: the same page from the gathered data
     assert "Held-out test" in rendered and f">{BEST}<" in rendered
 
