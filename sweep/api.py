@@ -601,7 +601,7 @@ def evaluate_study(
     answer = study_answer(the_study, storage_url)
     candidate = _candidate_to_evaluate(answer, config)
     # The chosen candidate's configuration; the single best trial when nothing is judged yet.
-    evaluation = evaluate_best(the_study, candidate.trial if candidate else None)
+    evaluation = evaluate_best(the_study, candidate.trial if candidate else None, operating_point=operating_point)
     report = write_study_report(
         the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
     )
@@ -615,7 +615,6 @@ def evaluate_study(
     summary = {
         **evaluation_summary(evaluation, str(report), str(model_path)),
         "config": config,
-        "operating_point": operating_point,
         "candidate": candidate.name if candidate else None,
         "inference": _inference_cost(the_study, model, candidate),
         "answer": answer.sentence(),

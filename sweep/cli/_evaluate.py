@@ -98,6 +98,7 @@ def _print_evaluation(evaluation, summary: dict) -> None:
         highlight=False,
     )
     _print_clinical(summary)
+    _print_subgroups(summary)
     console.print(f"[bold]the study's answer:[/] {summary['answer']}", highlight=False)
     console.print(f"report: {summary['report']}\nmodel:  {summary['model']}")
 
@@ -134,3 +135,38 @@ def _print_clinical(summary: dict) -> None:
             *rates,
         )
     console.print(table)
+
+
+def _print_subgroups(summary: dict) -> None:
+    """Per subgroup of sex, age band and view: a table for up to three outputs, and every flagged gap."""
+    subgroups = summary.get("subgroups") or {}
+    if len(subgroups) <= 3:
+        for output, groupings in subgroups.items():
+            table = new_table(
+                f"{output} by subgroup (test; false negatives at {summary['operating_point']})",
+                "grouping",
+                "subgroup",
+                "images",
+                "prevalence",
+                "AUROC",
+                "false-negative rate",
+            )
+            for grouping, found in groupings.items():
+                for name, facts in found["subgroups"].items():
+                    scored = not facts["too_small"]
+                    auroc = _ci(facts["auroc"]) if scored else "too small to score"
+                    fnr = _ci(facts["false_negative_rate"]) if scored else ""
+                    table.add_row(grouping, str(name), str(facts["images"]), f"{facts['prevalence']:.0%}", auroc, fnr)
+            console.print(table)
+    from sweep.results import gap_lines
+
+    lines = gap_lines(subgroups)
+    for line in lines:
+        console.print(f"[bold]subgroup gap:[/] {line}", highlight=False)
+    tested = any(
+        found.get(key) for groupings in subgroups.values() for found in groupings.values() for key in ("auroc_gap", "fnr_gap")
+    )
+    if tested and not lines:
+        console.print("no subgroup gap is significant (95%, corrected for the pairs compared)", highlight=False)
+    elif subgroups and not tested:
+        console.print("no subgroup gap could be tested: no grouping has two subgroups large enough to score", highlight=False)

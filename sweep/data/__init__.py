@@ -11,6 +11,7 @@ from sweep.data._chestxray14 import LABEL_FILES, assign_splits, is_chestxray14, 
 from sweep.data._chexpert import CHEXPERT_FINDINGS, UNCERTAIN_POLICIES, VIEWS, load_chexpert
 from sweep.data._dataset import RESPLIT, SPLIT_POLICIES, SPLITS, Dataset
 from sweep.data._decode import IMAGE_FORMATS, IMAGE_SUFFIXES, RESIZE_METHODS, decode_image, formats_text
+from sweep.data._demographics import AGE_BANDS, DEMOGRAPHICS, age_band
 from sweep.data._dicom import DICOM_SUFFIXES, dicom_gray, has_dicom_marker, is_dicom, min_max, read_dicom_header
 from sweep.data._info import summarize
 from sweep.data._label_tasks import FINDINGS, NO_FINDING, Task, check_scorable, parse_task, task_names
@@ -21,6 +22,9 @@ from sweep.data._pseudonyms import key_fingerprint, pseudonym_key, pseudonym_key
 from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_overlap, patient_split, resplit_by_patient
 
 __all__ = [
+    "AGE_BANDS",
+    "DEMOGRAPHICS",
+    "age_band",
     "key_fingerprint",
     "pseudonym_key",
     "pseudonym_key_path",

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._demographics import DEMOGRAPHICS, demographics
 from sweep.data._label_tasks import FINDINGS, NO_FINDING
 from sweep.data._positive import check_positive
 from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_split, resplit_by_patient, split_warnings
@@ -79,13 +80,14 @@ def read_labels(csv_path: Path) -> pd.DataFrame:
                 f"valid findings: {NO_FINDING}, {', '.join(FINDINGS)}"
             )
         labels.append(tuple(sorted(parts, key=FINDINGS.index)))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "image": raw["Image Index"].str.strip(),
             "patient": raw["Patient ID"].str.strip().str.lstrip("0").replace("", "0"),
             "labels": labels,
         }
     )
+    return table.assign(**demographics(raw, sex="Patient Gender", age="Patient Age", position="View Position"))
 
 
 def _read_list(path: Path) -> set[str]:
@@ -181,7 +183,7 @@ def load_chestxray14(
     return Dataset(
         name=name or root.name,
         root=root,
-        table=table[["image", "path", "patient", "labels", "split"]],
+        table=table[["image", "path", "patient", "labels", "split", *(c for c in DEMOGRAPHICS if c in table.columns)]],
         classes=FINDINGS,
         split_source=source,
         default_task=default_task,

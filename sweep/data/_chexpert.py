@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
+from sweep.data._demographics import DEMOGRAPHICS, demographics
 from sweep.data._generic import SPLIT_NAMES, patients_from_files
 from sweep.data._positive import check_positive
 from sweep.data._split import SEEDED_FRACTIONS, patient_split, resplit_by_patient, split_keys, split_warnings
@@ -326,6 +327,8 @@ def load_chexpert(
     relative = raw[path_column].str.strip()
     paths = _image_paths(relative, csv_path)
     table = _label_table(relative, paths, values, findings, policy, views)
+    names = {key: _column(raw, key.lower()) or "" for key in ("Sex", "Age", "AP/PA")}
+    table = table.assign(**demographics(raw, sex=names["Sex"], age=names["Age"], position=names["AP/PA"]))
     notes += _add_patients(table, raw, relative, paths)
     table, source_kind = _add_split(table, raw, csv_path, split, seed)
 
@@ -336,7 +339,7 @@ def load_chexpert(
     return Dataset(
         name=name or _name(csv_path),
         root=csv_path.parent,
-        table=table[["image", "path", "patient", "labels", "split", "ignored", "view"]],
+        table=table[["image", "path", "patient", "labels", "split", "ignored", "view", *(c for c in DEMOGRAPHICS if c in table)]],
         classes=tuple(findings),
         split_source=source_kind,
         has_negative_class=False,

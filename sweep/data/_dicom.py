@@ -37,6 +37,7 @@ __all__ = [
     "DICOM_SUFFIXES",
     "dicom_gray",
     "dicom_patient",
+    "dicom_facts",
     "dicom_patients",
     "has_dicom_marker",
     "is_dicom",
@@ -296,7 +297,25 @@ def window(values: np.ndarray, center: float, width: float, function: str = "LIN
 
 
 def dicom_patients(paths: Sequence[str]) -> list[str | None]:
-    """The ``PatientID`` of each DICOM file, reading headers only (pixel data is skipped, not decoded).
+    """The ``PatientID`` of each DICOM file (:func:`dicom_facts`)."""
+    return [facts["patient"] for facts in dicom_facts(paths)]
+
+
+def _facts(ds) -> dict:
+    from sweep.data._demographics import dicom_age, normal_position, normal_sex
+
+    return {
+        "patient": dicom_patient(ds),
+        "sex": normal_sex(ds.get("PatientSex", None)),
+        "age": dicom_age(ds.get("PatientAge", None)),
+        "position": normal_position(ds.get("ViewPosition", None)),
+    }
+
+
+def dicom_facts(paths: Sequence[str]) -> list[dict]:
+    """Each DICOM file's ``PatientID`` and demographics (``PatientSex``, ``PatientAge``,
+    ``ViewPosition``, normalised as :mod:`sweep.data._demographics` says), reading headers only
+    (pixel data is skipped, not decoded).
 
     Every file gets the checks of :func:`read_dicom_header`, so ``ocl data info`` already refuses a
     truncated file or one without pixel data. A progress bar shows on a terminal.
@@ -306,12 +325,12 @@ def dicom_patients(paths: Sequence[str]) -> list[str | None]:
     """
     from sweep._progress import rate_progress, rate_text
 
-    found: list[str | None] = [None] * len(paths)
+    found: list[dict] = [{}] * len(paths)
     errors: list[tuple[int, OCLError]] = []
 
     def read(index: int) -> None:
         try:
-            found[index] = dicom_patient(read_dicom_header(paths[index]))
+            found[index] = _facts(read_dicom_header(paths[index]))
         except OCLError as exc:
             errors.append((index, exc))
 

@@ -30,7 +30,8 @@ import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
 from sweep.data._decode import IMAGE_SUFFIXES, formats_text
-from sweep.data._dicom import dicom_patients, is_dicom
+from sweep.data._demographics import DEMOGRAPHICS
+from sweep.data._dicom import dicom_facts, is_dicom
 from sweep.data._positive import check_positive, choose_positive
 from sweep.data._split import (
     SEEDED_FRACTIONS,
@@ -59,15 +60,24 @@ def _patient_from_name(path: str) -> str | None:
     return str(int(match.group(1))) if match else None
 
 
-def patients_from_files(paths: list[str]) -> tuple[list[str | None], str | None]:
+def patients_from_files(paths: list[str], demographics: dict | None = None) -> tuple[list[str | None], str | None]:
     """Each image's patient from the file itself: a DICOM's PatientID, else an NIH-style name; and a
-    note saying how many DICOM files gave theirs (None without DICOM files)."""
+    note saying how many DICOM files gave theirs (None without DICOM files). With ``demographics``
+    (a dict), the DICOM files' sex, age and view position fill it, one list per column."""
     dicoms = [i for i, p in enumerate(paths) if is_dicom(p)]
     patients = [_patient_from_name(p) for p in paths]
     if not dicoms:
         return patients, None
-    for index, patient in zip(dicoms, dicom_patients([paths[i] for i in dicoms])):
-        patients[index] = patient
+    facts = dicom_facts([paths[i] for i in dicoms])
+    for index, found in zip(dicoms, facts):
+        patients[index] = found["patient"]
+    if demographics is not None:
+        for column, missing in (("sex", None), ("age", float("nan")), ("position", None)):
+            values = [missing] * len(paths)
+            for index, found in zip(dicoms, facts):
+                values[index] = found[column]
+            if any(v is not None and v == v for v in values):
+                demographics[column] = values
     known = [patients[i] for i in dicoms if patients[i] is not None]
     note = (
         f"patients: the PatientID of {len(known):,} of {len(dicoms):,} DICOM file(s), {len(set(known)):,} distinct "
@@ -227,8 +237,11 @@ def load_generic(
     table = _read_csv(source) if source.is_file() else _read_folders(source)
     notes: list[str] = []
     if "patient" not in table.columns:
-        patients, note = patients_from_files(table["path"].tolist())
+        demographics: dict = {}
+        patients, note = patients_from_files(table["path"].tolist(), demographics)
         table["patient"] = patients
+        for column, values in demographics.items():  # read for subgroup analysis only, never a model input
+            table[column] = values
         notes += [note] if note else []
     _require_patients(table, source, split)
     classes = _add_labels(table, source)
@@ -238,7 +251,9 @@ def load_generic(
     return Dataset(
         name=name or source.stem,
         root=source if source.is_dir() else source.parent,
-        table=table[["image", "path", "patient", "labels", "split"]].reset_index(drop=True),
+        table=table[["image", "path", "patient", "labels", "split", *(c for c in DEMOGRAPHICS if c in table)]].reset_index(
+            drop=True
+        ),
         classes=classes,
         split_source=source_kind,
         has_negative_class=False,

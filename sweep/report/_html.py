@@ -18,6 +18,7 @@ from sweep.report._data import STRATEGY_NAMES, Comparison, ReportData, _file_nam
 from sweep.report._history import _history_figure
 from sweep.report._profile import _profile_figure
 from sweep.report._roc import _roc_figure
+from sweep.results import gap_lines
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -307,7 +308,42 @@ def _clinical_html(clinical: dict[str, Any]) -> str:
         "youden maximises sensitivity + specificity; sens@spec90 is the most sensitive threshold with 90% validation "
         "specificity; spec@sens95 the most specific with 95% validation sensitivity. Intervals: patient-level bootstrap.</p>"
     )
+    if clinical.get("subgroups"):
+        parts.append(_subgroups_html(clinical["subgroups"], clinical.get("operating_point", "youden")))
     return "".join(parts)
+
+
+def _subgroups_html(subgroups: dict[str, Any], point: str) -> str:
+    """Per output and subgroup of sex, age band and view: AUROC and false-negative rate, and the flagged gaps."""
+    head = "<tr><th class=l>output</th><th class=l>grouping</th><th class=l>subgroup</th><th>images</th><th>prevalence</th>"
+    head += "<th>AUROC (95% CI)</th><th>false-negative rate</th></tr>"
+    rows = []
+    for output, groupings in subgroups.items():
+        for grouping, found in groupings.items():
+            for name, facts in found["subgroups"].items():
+                scored = not facts["too_small"]
+                cells = (
+                    [_interval_text(facts["auroc"]), _interval_text(facts["false_negative_rate"])]
+                    if scored
+                    else ["<span class='ci'>too small to score</span>", ""]
+                )
+                rows.append(
+                    f"<tr><td class=l>{html.escape(output)}</td><td class=l>{html.escape(grouping)}</td>"
+                    f"<td class=l>{html.escape(str(name))}</td><td>{facts['images']}</td><td>{facts['prevalence']:.0%}</td>"
+                    + "".join(f"<td>{c}</td>" for c in cells)
+                    + "</tr>"
+                )
+    gaps = gap_lines(subgroups)
+    flagged = "".join(f"<div class='warn'><b>Subgroup gap:</b> {html.escape(line)}</div>" for line in gaps)
+    return (
+        "<h3 id='subgroups'>Subgroups</h3>"
+        f"<div class='scroll'><table>{head}{''.join(rows)}</table></div>{flagged}"
+        f"<p class='note'>Sex, age band and view position as the data records them; never a model input. False "
+        f"negatives at the {html.escape(point)} operating point (for the any-finding task, the underdiagnosis rate). A "
+        "subgroup with fewer than 10 positives or negatives is not scored. The largest AUROC and false-negative-rate "
+        "gaps are flagged when their paired bootstrap interval, corrected for the pairs compared, excludes 0"
+        f"{'' if gaps else '; none is'}.</p>"
+    )
 
 
 def render_html(data: ReportData) -> str:

@@ -28,9 +28,11 @@ from sweep.results._evaluate import (
 )
 from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
 from sweep.results._naming import default_study_name, report_path
+from sweep.results._subgroups import MIN_SUBGROUP, gap_lines, subgroup_analysis, subgroups_of
 
 __all__ = [
     "CHEXNET_AUROC",
+    "MIN_SUBGROUP",
     "Candidate",
     "CandidateScorer",
     "ClinicalEvaluation",
@@ -42,11 +44,14 @@ __all__ = [
     "completed_trials",
     "default_study_name",
     "evaluate_best",
+    "gap_lines",
     "images_per_second",
     "evaluation_summary",
     "patient_halves",
     "report_path",
     "small_validation_warning",
     "study_answer",
+    "subgroup_analysis",
+    "subgroups_of",
     "summarize_layers",
 ]

@@ -1,5 +1,6 @@
-"""What a reportable model needs beyond AUROC: calibration before and after temperature scaling, and
-operating points chosen on validation with their test sensitivity, specificity, PPV and NPV.
+"""What a reportable model needs beyond AUROC: calibration before and after temperature scaling,
+operating points chosen on validation with their test sensitivity, specificity, PPV and NPV, and
+the same per subgroup of sex, age and view (:mod:`sweep.results._subgroups`).
 
 Everything that is *chosen* (each output's temperature, each operating point's threshold) is
 chosen on the validation split; the test split only scores those choices, once, with
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep.results._subgroups import subgroup_analysis
 from sweep.stats import (
     OPERATING_POINTS,
     apply_temperature,
@@ -39,6 +41,8 @@ class ClinicalEvaluation:
     temperatures: tuple[float, ...]
     calibration: dict[str, dict[str, Any]] = field(repr=False)
     operating_points: dict[str, dict[str, Any]] = field(repr=False)
+    operating_point: str = "youden"  # the point the subgroups' false-negative rates are read at
+    subgroups: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # output -> grouping -> ...
 
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         """Raw sigmoid scores ``(images, outputs)`` on the calibrated scale."""
@@ -49,6 +53,8 @@ class ClinicalEvaluation:
             "temperatures": dict(zip(self.outputs, self.temperatures)),
             "calibration": self.calibration,
             "operating_points": self.operating_points,
+            "operating_point": self.operating_point,
+            "subgroups": self.subgroups,
         }
 
 
@@ -58,12 +64,20 @@ def _ece_with_interval(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> dic
 
 
 def clinical_evaluation(
-    outputs: tuple[str, ...], val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], weights: np.ndarray
+    outputs: tuple[str, ...],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    weights: np.ndarray,
+    *,
+    groups: dict[str, np.ndarray] | None = None,
+    operating_point: str = "youden",
 ) -> ClinicalEvaluation:
     """Fit each output's temperature and thresholds on ``val`` (targets, scores) and score them on
-    ``test``, with ``weights`` the test split's patient-level bootstrap weights."""
+    ``test``, with ``weights`` the test split's patient-level bootstrap weights; with ``groups``
+    (each test image's sex, age band, view: :func:`sweep.results.subgroups_of`), per subgroup too,
+    the false-negative rate read at ``operating_point``."""
     (y_val, p_val), (y_test, p_test) = val, test
-    temperatures, calibration, points = [], {}, {}
+    temperatures, calibration, points, subgroups = [], {}, {}, {}
     for k, output in enumerate(outputs):
         temperature = fit_temperature(y_val[:, k], p_val[:, k])
         temperatures.append(temperature)
@@ -89,4 +103,6 @@ def clinical_evaluation(
             for name in OPERATING_POINTS
             if np.isfinite(thresholds[name])
         }
-    return ClinicalEvaluation(tuple(outputs), tuple(temperatures), calibration, points)
+        if groups and np.isfinite(thresholds[operating_point]):
+            subgroups[output] = subgroup_analysis(y_test[:, k], calibrated_test, thresholds[operating_point], groups, weights)
+    return ClinicalEvaluation(tuple(outputs), tuple(temperatures), calibration, points, operating_point, subgroups)

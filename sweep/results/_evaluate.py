@@ -20,6 +20,7 @@ import optuna
 
 from sweep.errors import OCLError
 from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
+from sweep.results._subgroups import subgroups_of
 from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean_auroc_resampled, score
 from sweep.study import StudyResources, load_settings
 from sweep.training import FEATURE_EXTRACTION, TrialConfig, TrialResult, run_trial
@@ -70,8 +71,9 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return max(complete, key=lambda t: t.value)
 
 
-def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evaluation:
-    """Retrain a configuration (default: the best trial's) and score it once on the test split."""
+def evaluate_best(study: optuna.Study, trial_number: int | None = None, *, operating_point: str = "youden") -> Evaluation:
+    """Retrain a configuration (default: the best trial's) and score it once on the test split;
+    subgroups' false-negative rates are read at ``operating_point``."""
     settings = load_settings(study)
     trial = best_trial(study) if trial_number is None else study.trials[trial_number]
     context = StudyResources.from_settings(settings)
@@ -103,7 +105,14 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None) -> Evalu
     weights = bootstrap_weights(patients, seed=settings.data_options.seed)
     resampled = mean_auroc_resampled(y_test, p_test, weights, counted)
     test_interval = interval(test.mean_auroc, resampled)
-    clinical = clinical_evaluation(data.outputs, (data.targets[data.val], result.val_predictions), (y_test, p_test), weights)
+    clinical = clinical_evaluation(
+        data.outputs,
+        (data.targets[data.val], result.val_predictions),
+        (y_test, p_test),
+        weights,
+        groups=subgroups_of(context.dataset.table.iloc[data.test]),  # never a model input: read for this only
+        operating_point=operating_point,
+    )
     return Evaluation(
         study.study_name,
         trial.number,

@@ -136,6 +136,14 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
             assert calibration[key]["low"] <= calibration[key]["high"]
         youden = summary["operating_points"][output]["youden"]
         assert set(youden["test"]) == {"sensitivity", "specificity", "ppv", "npv"}
+    # Subgroups from the real NIH table (Patient Gender, Patient Age, View Position): counted, never model inputs.
+    (output,) = summary["subgroups"]
+    groupings = summary["subgroups"][output]
+    assert set(groupings) == {"sex", "age", "position"} and set(groupings["sex"]["subgroups"]) == {"F", "M"}
+    assert set(groupings["position"]["subgroups"]) <= {"PA", "AP"}
+    from sweep.data import load_dataset
+
+    assert sum(f["images"] for f in groupings["sex"]["subgroups"].values()) == len(load_dataset().split_indices("test"))
     loaded = keras.saving.load_model(model, compile=False)
     layer = loaded.get_layer("temperature_scaling")
     assert isinstance(layer, TemperatureScaling) and layer.temperatures == pytest.approx(list(summary["temperatures"].values()))

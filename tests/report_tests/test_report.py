@@ -289,7 +289,9 @@ def evaluation_of(study: optuna.Study) -> Evaluation:
         p_test=p,
         result=None,
         test_interval=ScoreInterval(0.8, 0.75, 0.85),
-        clinical=clinical_evaluation(tuple(outputs), (y, p), (y, p), weights),
+        clinical=clinical_evaluation(
+            tuple(outputs), (y, p), (y, p), weights, groups={"sex": np.asarray(["F", "M"] * 60, dtype=object)}
+        ),
     )
 
 
@@ -301,6 +303,7 @@ def test_ocl_evaluates_result_is_a_section_of_the_same_page_with_roc_curves(stud
     assert "Effusion" in page and "0.9248" not in page  # per class; CheXNet's Cardiomegaly is not among the outputs
     assert 'id="plot-roc"' in page
     assert "id='calibration'" in page and "id='operating-points'" in page and "sens@spec90" in page
+    assert "id='subgroups'" in page and "<td class=l>sex</td><td class=l>F</td><td>60</td>" in page
     data = report_data(study, url, evaluation=evaluation)
     assert set(data.evaluation["roc"]) == {"Effusion", "Nodule"}
     assert data.evaluation["clinical"]["calibration"]["Nodule"]["temperature"] > 0
