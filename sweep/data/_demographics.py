@@ -7,9 +7,9 @@ the data has them (NIH's ``Patient Gender``, ``Patient Age`` and ``View Position
 in the dataset table beside the labels, and **never** given to a model: no trial, bank or cache
 reads them.
 
-Values are normalised so every source reads the same: ``sex`` is ``F``, ``M`` or None; ``age`` is
-years as a float (NaN when unknown, and for NIH's few impossible ages above 120); ``position`` is
-``PA``, ``AP`` or None.
+Values are normalised so every source reads the same: ``sex`` is ``F``, ``M`` or unknown (None or
+NaN, as pandas keeps it); ``age`` is years as a float (NaN when unknown, and for NIH's few impossible
+ages above 120); ``position`` is ``PA``, ``AP`` or unknown.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def dicom_age(value: object) -> float:
     text = str(value).strip().upper() if value is not None else ""
     units = {"Y": 1.0, "M": 1 / 12, "W": 1 / 52.18, "D": 1 / 365.25}
     if len(text) >= 2 and text[-1] in units and text[:-1].isdigit():
-        return float(text[:-1]) * units[text[-1]]
+        return _years(float(text[:-1]) * units[text[-1]])
     return _years(text)
 
 
