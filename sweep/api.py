@@ -578,8 +578,9 @@ def evaluate_study(
     operating_point: str = "youden",
 ) -> Any:
     """Retrain the answer's configuration, score it once on the test split, and write the study's
-    report (with a test section) and the ``.keras`` model; the summary is stored on the study
-    (``ocl:evaluation``). ``study_name`` defaults to the only study in the storage.
+    report (with a test section) and the model folder ``STUDY.model/`` (``model.keras``, its model
+    card as JSON and Markdown); the summary is stored on the study (``ocl:evaluation``).
+    ``study_name`` defaults to the only study in the storage.
 
     ``config`` is ``best`` (the answer's best candidate) or ``cheapest`` (the cheapest candidate as
     good as it); ``operating_point`` names the threshold the summary leads with
@@ -591,7 +592,7 @@ def evaluate_study(
         ``(evaluation, summary)``: the :class:`sweep.results.Evaluation` and the stored summary dict.
     """
     from sweep.report import write_study_report
-    from sweep.results import evaluate_best, evaluation_summary
+    from sweep.results import MODEL_FILE, evaluate_best, evaluation_summary, model_card, write_model_card
 
     if config not in EVALUATE_CONFIGS:
         raise OCLError(f"--config {config}: expected one of {', '.join(EVALUATE_CONFIGS)}")
@@ -605,20 +606,24 @@ def evaluate_study(
     report = write_study_report(
         the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
     )
-    model_path = report.with_suffix(".keras")
+    folder = report.with_suffix(".model")  # model.keras, model_card.json, MODEL_CARD.md: the export stands alone
+    folder.mkdir(parents=True, exist_ok=True)
     model = evaluation.result.export()
     if evaluation.clinical is not None:  # the exported model's scores are the calibrated ones
         from sweep.model import with_temperature
 
         model = with_temperature(model, list(evaluation.clinical.temperatures))
-    model.save(model_path)
+    model.save(folder / MODEL_FILE)
     summary = {
-        **evaluation_summary(evaluation, str(report), str(model_path)),
+        **evaluation_summary(evaluation, str(report), str(folder / MODEL_FILE)),
+        "model_dir": str(folder),
         "config": config,
         "candidate": candidate.name if candidate else None,
         "inference": _inference_cost(the_study, model, candidate),
         "answer": answer.sentence(),
     }
+    card = model_card(summary, load_settings(the_study), DatasetInfo.from_study(the_study), evaluation.config)
+    write_model_card(folder, card)
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary
 
@@ -655,3 +660,47 @@ def _inference_cost(study: Any, model: Any, candidate: Any) -> dict[str, Any]:
         "device": device_in_use(),
         "image_size": int(images.shape[1]),
     }
+
+
+def predict_images(model_dir: str | Path, images: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Score image files (PNG, JPEG, DICOM, ...) with an exported model folder (``ocl evaluate``'s
+    ``STUDY.model/``), as ``ocl predict`` does: per image and output, the calibrated probability and
+    the call at the model card's operating point. Every file is decoded before the model loads, so
+    a bad one stops the command before anything else.
+
+    Raises:
+        OCLError: for a folder that is no exported model, or a file that is not a readable image.
+    """
+    import numpy as np
+
+    from sweep.data import decode_image
+    from sweep.results import MODEL_FILE, load_model_card
+
+    card = load_model_card(model_dir)
+    size = int(card["input"]["image_size"])
+    if not images:
+        raise OCLError("ocl predict: no image given; pass one or more image files after --model DIR")
+    try:
+        pixels = np.stack([decode_image(path, size) for path in images]).astype(np.float32)[..., None]
+    except OCLError as exc:  # the decoder's hint is about a dataset's label table; say what ocl predict takes
+        reason = str(exc).split("; replace the file")[0]
+        raise OCLError(f"ocl predict: {reason}; pass PNG, JPEG, TIFF, BMP, WebP or DICOM image files") from None
+    from sweep._keras import keras_module
+    from sweep.model import TemperatureScaling  # noqa: F401 (registers OCL's layers for loading)
+
+    model = keras_module().saving.load_model(Path(model_dir) / MODEL_FILE, compile=False)
+    scores = np.asarray(model.predict_on_batch(pixels), np.float64)
+    thresholds = card.get("thresholds") or {}
+    return [
+        {
+            "image": Path(path).name,
+            "scores": {output: float(scores[i, k]) for k, output in enumerate(card["outputs"])},
+            "calls": {
+                output: bool(scores[i, k] >= thresholds[output])
+                for k, output in enumerate(card["outputs"])
+                if output in thresholds
+            },
+            "operating_point": card.get("operating_point"),
+        }
+        for i, path in enumerate(images)
+    ]

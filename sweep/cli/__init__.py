@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sweep.cli import _dashboard, _data, _devices, _dictionary, _evaluate, _layers, _report, _sweep
+from sweep.cli import _dashboard, _data, _devices, _dictionary, _evaluate, _layers, _predict, _report, _sweep
 
 __all__ = ["app", "main"]
 
@@ -30,6 +30,7 @@ app.command(name="devices")(_devices.devices)
 app.command(name="sweep")(_sweep.sweep)
 app.command(name="worker")(_sweep.worker)
 app.command(name="evaluate")(_evaluate.evaluate)
+app.command(name="predict")(_predict.predict)
 app.command(name="report")(_report.report)
 app.command(name="dashboard")(_dashboard.dashboard)
 app.add_typer(_dictionary.app, name="dictionary")

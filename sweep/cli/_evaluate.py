@@ -100,7 +100,7 @@ def _print_evaluation(evaluation, summary: dict) -> None:
     _print_clinical(summary)
     _print_subgroups(summary)
     console.print(f"[bold]the study's answer:[/] {summary['answer']}", highlight=False)
-    console.print(f"report: {summary['report']}\nmodel:  {summary['model']}")
+    console.print(f"report: {summary['report']}\nmodel:  {summary['model_dir']} (model.keras, model_card.json, MODEL_CARD.md)")
 
 
 def _ci(value: dict) -> str:

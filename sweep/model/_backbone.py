@@ -65,10 +65,12 @@ class TemperatureScaling(keras.layers.Layer):
 
 
 def with_temperature(model, temperatures: list[float]):
-    """``model`` (raw X-ray to sigmoid scores) followed by its outputs' temperatures, as one model."""
-    inputs = keras.Input(model.inputs[0].shape[1:], name="xray")
-    outputs = TemperatureScaling(temperatures, name="temperature_scaling", dtype="float32")(model(inputs))
-    return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
+    """``model`` (raw X-ray to sigmoid scores) followed by its outputs' temperatures, as one model.
+
+    Built on the model's own graph (its layers, not the model as a nested layer), so the export
+    carries no training state: loading it needs no loss or optimizer of OCL's."""
+    outputs = TemperatureScaling(temperatures, name="temperature_scaling", dtype="float32")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_calibrated")
 
 
 def preprocessing_layer() -> XrayPreprocessing:

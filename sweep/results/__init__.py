@@ -27,12 +27,15 @@ from sweep.results._evaluate import (
     images_per_second,
 )
 from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
+from sweep.results._model_card import CARD_FILE, MODEL_FILE, load_model_card, model_card, write_model_card
 from sweep.results._naming import default_study_name, report_path
 from sweep.results._subgroups import MIN_SUBGROUP, gap_lines, subgroup_analysis, subgroups_of
 
 __all__ = [
+    "CARD_FILE",
     "CHEXNET_AUROC",
     "MIN_SUBGROUP",
+    "MODEL_FILE",
     "Candidate",
     "CandidateScorer",
     "ClinicalEvaluation",
@@ -46,6 +49,8 @@ __all__ = [
     "evaluate_best",
     "gap_lines",
     "images_per_second",
+    "load_model_card",
+    "model_card",
     "evaluation_summary",
     "patient_halves",
     "report_path",
@@ -53,5 +58,6 @@ __all__ = [
     "study_answer",
     "subgroup_analysis",
     "subgroups_of",
+    "write_model_card",
     "summarize_layers",
 ]

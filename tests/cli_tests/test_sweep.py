@@ -144,6 +144,7 @@ def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(
     from sweep.data import load_dataset
 
     assert sum(f["images"] for f in groupings["sex"]["subgroups"].values()) == len(load_dataset().split_indices("test"))
+    assert Path(summary["model_dir"]).name == f"{STUDY}.model"
     loaded = keras.saving.load_model(model, compile=False)
     layer = loaded.get_layer("temperature_scaling")
     assert isinstance(layer, TemperatureScaling) and layer.temperatures == pytest.approx(list(summary["temperatures"].values()))
@@ -297,3 +298,33 @@ def test_the_cpu_note_states_what_this_study_measured_not_a_typed_in_figure(swep
     fresh = plan_sweep(20, storage=f"sqlite:///{tmp_path / 'new.db'}", study="new", **flags)
     assert "many times a feature-extraction trial (measured on 2 cores: README" in _cpu_fine_tuning_note(fresh)
     assert not any(ch.isdigit() for ch in _cpu_fine_tuning_note(fresh).split("(measured")[0])  # no typed-in figure
+
+
+def test_ocl_predict_scores_new_images_with_the_exported_model_folder_alone(swept, tmp_path):
+    """The folder ocl evaluate writes stands alone: ocl predict reads its card and model, decodes three
+    sample PNGs and a DICOM made from one of them, and prints calibrated scores and calls."""
+    from dicom_files import png, write_dicom
+    from helpers import SAMPLE_IMAGES
+
+    root, env, storage = own_copy(swept, tmp_path)
+    done = run_ocl(root, env, "evaluate", "--storage", storage, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    folder = Path(json.loads(done.stdout)["model_dir"])
+    folder = folder if folder.is_absolute() else root / folder
+    card = json.loads((folder / "model_card.json").read_text())
+    assert (folder / "MODEL_CARD.md").read_text().startswith("# Model card: DenseNet-121 cut at")
+    assert card["reporting"]["author_must_fill"] and card["temperatures"] and card["thresholds"]
+    names = sorted(p.name for p in SAMPLE_IMAGES.iterdir())[:3]
+    write_dicom(tmp_path / "scan.dcm", png(names[0]), patient_id="MRN-42")
+    images = [str(SAMPLE_IMAGES / n) for n in names] + [str(tmp_path / "scan.dcm")]
+    predicted = run_ocl(root, env, "predict", "--model", str(folder), *images, "--format", "json")
+    assert predicted.returncode == 0, predicted.stderr
+    rows = json.loads(predicted.stdout)
+    assert [r["image"] for r in rows] == [*names, "scan.dcm"]
+    for row in rows:
+        for output, score in row["scores"].items():
+            assert 0 < score < 1 and row["calls"][output] == (score >= card["thresholds"][output])
+    assert abs(rows[0]["scores"][card["outputs"][0]] - rows[-1]["scores"][card["outputs"][0]]) < 0.05  # same pixels
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = run_ocl(root, env, "predict", "--model", str(folder), str(tmp_path / "notes.txt"))
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ocl predict: image") and "\n" not in bad.stderr.strip()
