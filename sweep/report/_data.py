@@ -430,7 +430,10 @@ def _stored_evaluation(stored: dict[str, Any]) -> dict[str, Any]:
         "per_class": per_class,
         "roc": {},
         "excluded": [],
-        "clinical": {k: stored[k] for k in ("temperatures", "calibration", "operating_points")}
+        # calibration, operating points and subgroups, as ocl evaluate stored them
+        "clinical": {
+            k: stored.get(k) for k in ("temperatures", "calibration", "operating_points", "operating_point", "subgroups")
+        }
         if "calibration" in stored
         else None,
     }

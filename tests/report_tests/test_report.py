@@ -8,6 +8,7 @@ error for a taken port is checked here too: it is the other page a study is read
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -442,3 +443,12 @@ def test_the_sweeps_terminal_table_keeps_each_layer_on_one_line(study, url, monk
         (row,) = [line for line in lines if re.search(rf"\b{layer}\b", line) and score.search(line)]
         assert len(score.findall(row)) == 2, row  # feature extraction and fine-tuning, each whole
     assert ("depth" in "\n".join(lines)) == (width == 160)  # the narrow table drops the depth column
+
+
+def test_a_later_ocl_report_shows_the_stored_calibration_operating_points_and_subgroups(study, url):
+    from sweep.results import evaluation_summary
+
+    stored = evaluation_summary(evaluation_of(study), "report.html", "model.keras")
+    study.set_user_attr(records.EVALUATION, json.loads(json.dumps(stored)))  # as the storage keeps it
+    page = render_html(report_data(study, url))
+    assert "id='calibration'" in page and "id='operating-points'" in page and "id='subgroups'" in page
