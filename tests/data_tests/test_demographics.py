@@ -26,7 +26,14 @@ def test_the_nih_table_gives_sex_age_and_view_position():
 
 def test_dicom_tags_give_sex_age_in_years_and_view_position(tmp_path):
     names = [row[0] for row in sample_rows()[1][:6]]
-    tags = [("F", "045Y", "PA"), ("M", "006M", "AP"), ("O", "", "LL"), ("F", "080Y", "PA"), ("M", "030Y", "AP"), ("F", "2Y", "")]
+    tags = [
+        ("F", "045Y", "PA"),
+        ("M", "006M", "AP"),
+        ("O", "", "LL"),
+        ("F", "080Y", "PA"),
+        ("M", "030Y", "AP"),
+        ("F", "002Y", ""),
+    ]
     for index, (name, (sex, age, view)) in enumerate(zip(names, tags)):
         folder = tmp_path / "ds" / ("a" if index % 2 else "b")
         folder.mkdir(parents=True, exist_ok=True)
@@ -39,7 +46,7 @@ def test_dicom_tags_give_sex_age_in_years_and_view_position(tmp_path):
     assert found["a/s1.dcm"][0] == "M" and found["a/s1.dcm"][1] == pytest.approx(0.5) and found["a/s1.dcm"][2] == "AP"
     sex, age, view = found["b/s2.dcm"]
     assert pd.isna(sex) and np.isnan(age) and pd.isna(view)  # other sex, no age, a lateral view: unknown here
-    assert found["a/s5.dcm"][1] == 2.0  # a short "2Y" (DICOM writes 002Y) still reads as 2 years
+    assert found["a/s5.dcm"][1] == 2.0 and pd.isna(found["a/s5.dcm"][2])  # 002Y: two years; no view given
 
 
 def test_chexpert_columns_give_sex_age_and_ap_pa(tmp_path):
