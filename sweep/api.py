@@ -33,6 +33,7 @@ from sweep.data import DataOptions, load_dataset
 from sweep.errors import OCLError
 from sweep.model import parse_precision
 from sweep.results import (
+    EVALUATE_CONFIGS,
     LayerSummary,
     StudyAnswer,
     completed_trials,
@@ -564,11 +565,6 @@ def prepare_process(settings_json: str, error_file: str, notes_file: str, gpu: i
     return 0
 
 
-EVALUATE_CONFIGS = ("best", "cheapest")
-"""Which candidate of the answer ``ocl evaluate --config`` retrains: the best-scoring one, or the
-cheapest one in its confidence set (fewest FLOPs, as good as the best as far as the data can tell)."""
-
-
 def evaluate_study(
     study_name: str | None = None,
     *,
@@ -680,11 +676,11 @@ def predict_images(model_dir: str | Path, images: Sequence[str | Path]) -> list[
     size = int(card["input"]["image_size"])
     if not images:
         raise OCLError("ocl predict: no image given; pass one or more image files after --model DIR")
+    fix = "pass PNG, JPEG, TIFF, BMP, WebP or DICOM image files"
     try:
-        pixels = np.stack([decode_image(path, size) for path in images]).astype(np.float32)[..., None]
-    except OCLError as exc:  # the decoder's hint is about a dataset's label table; say what ocl predict takes
-        reason = str(exc).split("; replace the file")[0]
-        raise OCLError(f"ocl predict: {reason}; pass PNG, JPEG, TIFF, BMP, WebP or DICOM image files") from None
+        pixels = np.stack([decode_image(path, size, fix=fix) for path in images]).astype(np.float32)[..., None]
+    except OCLError as exc:
+        raise OCLError(f"ocl predict: {exc}") from None
     from sweep._keras import keras_module
     from sweep.model import TemperatureScaling  # noqa: F401 (registers OCL's layers for loading)
 

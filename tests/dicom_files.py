@@ -64,3 +64,27 @@ def write_dicom(
 
 def as_12_bit(v: np.ndarray) -> np.ndarray:
     return np.rint(v.astype(np.float64) * 4095 / 255).astype(np.uint16)
+
+
+def effusion_dicoms(root: Path, patient_id=str, **write_options) -> list[str]:
+    """The sample's Effusion and No Finding images as DICOM class folders (``effusion/``, ``normal/``);
+    ``patient_id`` maps the NIH patient to the file's PatientID. Returns the PatientIDs written, one per file."""
+    from helpers import sample_rows
+
+    written = []
+    for name, labels, _, patient, *_ in sample_rows()[1]:
+        found = labels.split("|")
+        label = "effusion" if "Effusion" in found else "normal" if found == ["No Finding"] else None
+        if label is None:
+            continue
+        (root / label).mkdir(parents=True, exist_ok=True)
+        written.append(patient_id(patient))
+        write_dicom(
+            root / label / f"{Path(name).stem}.dcm", pixels_of(name, write_options), patient_id=written[-1], **write_options
+        )
+    return written
+
+
+def pixels_of(name: str, write_options: dict) -> np.ndarray:
+    """The sample PNG's pixels, stretched to 12 bits when the file is to store 12."""
+    return as_12_bit(png(name)) if write_options.get("bits_stored") == 12 else png(name)

@@ -9,12 +9,10 @@ from typing import Annotated
 import typer
 
 from sweep.cli._common import FormatOption, OutputFormat, console, new_table, print_json, warn
+from sweep.results import EVALUATE_CONFIGS
 from sweep.stats import OPERATING_POINTS
 
-
-class EvaluateConfig(str, Enum):
-    best = "best"
-    cheapest = "cheapest"
+EvaluateConfig = Enum("EvaluateConfig", {name: name for name in EVALUATE_CONFIGS}, type=str)
 
 
 OperatingPoint = Enum("OperatingPoint", {name: name for name in OPERATING_POINTS}, type=str)

@@ -31,6 +31,7 @@ from sweep.cli._common import (
     print_json,
     warn,
 )
+from sweep.model import PRECISIONS
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGIES, STRATEGY_CHOICES
 
 STORAGE_HELP = "Optuna storage URL: sqlite:///PATH for one machine, postgresql://user@host/db for several."
@@ -141,9 +142,7 @@ WarmStartFromOption = Annotated[
 ]
 
 
-class Precision(str, Enum):
-    float32 = "float32"
-    mixed = "mixed"
+Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
 
 
 PrecisionOption = Annotated[

@@ -58,8 +58,14 @@ def _to_grayscale(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def decode_image(path: str | Path, size: int, method: str = "lanczos") -> np.ndarray:
+DATASET_FIX = "replace the file or remove its row from the labels"
+
+
+def decode_image(path: str | Path, size: int, method: str = "lanczos", *, fix: str = DATASET_FIX) -> np.ndarray:
     """Decode one image file to a ``(size, size)`` uint8 grayscale array.
+
+    ``fix`` ends the message of a file that is missing or not a raster image: what to do about it
+    where the file came from (a dataset's label table by default; ``ocl predict`` says what it takes).
 
     Raises:
         OCLError: when the file is empty, truncated or not an image; for DICOM also when it has no
@@ -73,10 +79,12 @@ def decode_image(path: str | Path, size: int, method: str = "lanczos") -> np.nda
             image.load()
             gray = _to_grayscale(image)
     except FileNotFoundError:
-        raise OCLError(f"image {path} is missing; restore it or remove its row from the labels") from None
+        raise OCLError(
+            f"image {path} is missing; {'restore it or remove its row from the labels' if fix == DATASET_FIX else fix}"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "empty file" if Path(path).stat().st_size == 0 else str(exc).splitlines()[0] or type(exc).__name__
-        raise OCLError(f"image {path} cannot be decoded ({reason}); replace the file or remove its row from the labels") from None
+        raise OCLError(f"image {path} cannot be decoded ({reason}); {fix}") from None
     return _resize(gray, size, method)
 
 

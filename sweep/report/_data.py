@@ -235,8 +235,7 @@ def _label(strategy: str, weights: str, all_weights: Sequence[str]) -> str:
     return name if len(set(all_weights)) == 1 else f"{name} · weights {_weights_name(weights)}"
 
 
-def _weights_name(label: str) -> str:
-    return shared_weights_name(label)
+_weights_name = shared_weights_name  # the name the page's own modules import
 
 
 def _shared_path(path: str) -> str:

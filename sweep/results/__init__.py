@@ -20,6 +20,7 @@ from sweep.results._answer import (
 from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
 from sweep.results._evaluate import (
     CHEXNET_AUROC,
+    EVALUATE_CONFIGS,
     Evaluation,
     best_trial,
     evaluate_best,
@@ -34,6 +35,7 @@ from sweep.results._subgroups import MIN_SUBGROUP, gap_lines, subgroup_analysis,
 __all__ = [
     "CARD_FILE",
     "CHEXNET_AUROC",
+    "EVALUATE_CONFIGS",
     "MIN_SUBGROUP",
     "MODEL_FILE",
     "Candidate",

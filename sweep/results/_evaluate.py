@@ -25,7 +25,11 @@ from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean
 from sweep.study import StudyResources, load_settings
 from sweep.training import FEATURE_EXTRACTION, TrialConfig, TrialResult, run_trial
 
-__all__ = ["CHEXNET_AUROC", "Evaluation", "evaluate_best", "images_per_second"]
+__all__ = ["CHEXNET_AUROC", "EVALUATE_CONFIGS", "Evaluation", "evaluate_best", "images_per_second"]
+
+EVALUATE_CONFIGS = ("best", "cheapest")
+"""Which candidate of the answer ``ocl evaluate --config`` retrains: the best-scoring one, or the
+cheapest one in its confidence set (fewest FLOPs, as good as the best as far as the data can tell)."""
 
 CHEXNET_AUROC = {
     "Atelectasis": 0.8094,

@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from dicom_files import as_12_bit, png, write_dicom
+from dicom_files import effusion_dicoms
 from helpers import sample_rows
 
 from sweep.data import key_fingerprint, load_dataset, pseudonym_key, pseudonym_key_path, pseudonymise
@@ -64,16 +64,7 @@ def test_a_study_refuses_a_machine_with_another_key(tmp_path, monkeypatch):
 def _hospital_dicoms(root: Path) -> list[str]:
     """The sample's Effusion and No Finding images as DICOM class folders whose PatientIDs are
     record-number-like strings; returns the IDs."""
-    ids = []
-    for name, labels, _, patient, *_ in sample_rows()[1]:
-        found = labels.split("|")
-        label = "effusion" if "Effusion" in found else "normal" if found == ["No Finding"] else None
-        if label is None:
-            continue
-        (root / label).mkdir(parents=True, exist_ok=True)
-        ids.append(f"MRN{int(patient):07d}X")
-        write_dicom(root / label / f"{Path(name).stem}.dcm", as_12_bit(png(name)), bits_stored=12, patient_id=ids[-1])
-    return sorted(set(ids))
+    return sorted(set(effusion_dicoms(root, patient_id=lambda patient: f"MRN{int(patient):07d}X")))
 
 
 def _stored_text(database: Path) -> str:

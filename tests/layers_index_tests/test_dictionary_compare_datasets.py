@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_files import as_12_bit, png, write_dicom
-from helpers import sample_rows
+from dicom_files import effusion_dicoms as write_effusion_dicoms
 from scipy.stats import kendalltau, spearmanr
 
 SIZE = "32"
@@ -23,18 +22,8 @@ NAME = "nih-effusion-dicom"
 
 
 def effusion_dicoms(root: Path) -> int:
-    """The sample's Effusion and No Finding images as DICOM class folders; returns how many."""
-    count = 0
-    for name, labels, _, patient, *_ in sample_rows()[1]:
-        found = labels.split("|")
-        label = "effusion" if "Effusion" in found else "normal" if found == ["No Finding"] else None
-        if label is None:
-            continue
-        (root / label).mkdir(parents=True, exist_ok=True)
-        write_dicom(root / label / f"{Path(name).stem}.dcm", as_12_bit(png(name)), bits_stored=12, patient_id=patient,
-                    WindowCenter=2048, WindowWidth=4096)  # fmt: skip
-        count += 1
-    return count
+    """The sample's Effusion and No Finding images as 12-bit DICOM class folders; returns how many."""
+    return len(write_effusion_dicoms(root, bits_stored=12, WindowCenter=2048, WindowWidth=4096))
 
 
 @pytest.mark.slow
