@@ -106,33 +106,27 @@ def _ci(value: dict) -> str:
 
 
 def _print_clinical(summary: dict) -> None:
-    """Calibration before and after the validation temperature, and the chosen operating point on test."""
+    """Calibration before and after the validation temperature, then the chosen operating point on test:
+    two narrow tables rather than one wide one, so each reads in an 80-column terminal."""
     point = summary["operating_point"]
-    table = new_table(
-        f"Calibration and the {point} operating point (chosen on validation, scored on test)",
+    calibration = new_table("Calibration on test (temperature fitted on validation)", "output", "T", "ECE before", "ECE after")
+    for output, found in summary["calibration"].items():
+        calibration.add_row(output, f"{found['temperature']:.2f}", _ci(found["ece_before"]), _ci(found["ece_after"]))
+    console.print(calibration)
+    rates = new_table(
+        f"The {point} operating point (chosen on validation, scored on test)",
         "output",
-        "temperature",
-        "ECE before",
-        "ECE after",
         "threshold",
-        "sensitivity",
-        "specificity",
+        "sens.",
+        "spec.",
         "PPV",
         "NPV",
     )
-    for output, calibration in summary["calibration"].items():
-        chosen = summary["operating_points"][output].get(point)
-        rates = [_ci(chosen["test"][k]) for k in ("sensitivity", "specificity", "ppv", "npv")] if chosen else ["-"] * 4
-        threshold = f"{chosen['threshold']:.3f}" if chosen else "-"
-        table.add_row(
-            output,
-            f"{calibration['temperature']:.2f}",
-            _ci(calibration["ece_before"]),
-            _ci(calibration["ece_after"]),
-            threshold,
-            *rates,
-        )
-    console.print(table)
+    for output, points in summary["operating_points"].items():
+        chosen = points.get(point)
+        values = [_ci(chosen["test"][k]) for k in ("sensitivity", "specificity", "ppv", "npv")] if chosen else ["-"] * 4
+        rates.add_row(output, f"{chosen['threshold']:.3f}" if chosen else "-", *values)
+    console.print(rates)
 
 
 def _print_subgroups(summary: dict) -> None:
@@ -147,12 +141,12 @@ def _print_subgroups(summary: dict) -> None:
                 "images",
                 "prevalence",
                 "AUROC",
-                "false-negative rate",
+                "false neg. rate",
             )
             for grouping, found in groupings.items():
                 for name, facts in found["subgroups"].items():
                     scored = not facts["too_small"]
-                    auroc = _ci(facts["auroc"]) if scored else "too small to score"
+                    auroc = _ci(facts["auroc"]) if scored else "too small"
                     fnr = _ci(facts["false_negative_rate"]) if scored else ""
                     table.add_row(grouping, str(name), str(facts["images"]), f"{facts['prevalence']:.0%}", auroc, fnr)
             console.print(table)
