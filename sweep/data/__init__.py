@@ -11,9 +11,10 @@ from sweep.data._chestxray14 import LABEL_FILES, assign_splits, is_chestxray14, 
 from sweep.data._chexpert import CHEXPERT_FINDINGS, UNCERTAIN_POLICIES, VIEWS, load_chexpert
 from sweep.data._dataset import RESPLIT, SPLIT_POLICIES, SPLITS, Dataset
 from sweep.data._decode import IMAGE_FORMATS, IMAGE_SUFFIXES, RESIZE_METHODS, decode_image, formats_text
-from sweep.data._demographics import AGE_BANDS, DEMOGRAPHICS, age_band
+from sweep.data._demographics import AGE_BANDS, CSV_COLUMN, DEMOGRAPHICS, age_band, custom_groupings, parse_subgroup
 from sweep.data._dicom import DICOM_SUFFIXES, dicom_gray, has_dicom_marker, is_dicom, min_max, read_dicom_header
 from sweep.data._info import summarize
+from sweep.data._label_map import NIH_CHEXPERT, LabelMap, read_label_map
 from sweep.data._label_tasks import FINDINGS, NO_FINDING, Task, check_scorable, parse_task, task_names
 from sweep.data._load import SAMPLE_DIR, SAMPLE_NAME, load_dataset
 from sweep.data._options import LABEL_FORMATS, DataOptions
@@ -23,6 +24,9 @@ from sweep.data._split import SEEDED_FRACTIONS, check_split_policy, patient_over
 
 __all__ = [
     "AGE_BANDS",
+    "CSV_COLUMN",
+    "custom_groupings",
+    "parse_subgroup",
     "DEMOGRAPHICS",
     "age_band",
     "key_fingerprint",
@@ -37,6 +41,7 @@ __all__ = [
     "LABEL_FILES",
     "LABEL_FORMATS",
     "NEGATIVE_CLASS_NAMES",
+    "NIH_CHEXPERT",
     "NO_FINDING",
     "RESIZE_METHODS",
     "RESPLIT",
@@ -49,6 +54,7 @@ __all__ = [
     "VIEWS",
     "DataOptions",
     "Dataset",
+    "LabelMap",
     "Task",
     "assign_splits",
     "check_scorable",
@@ -68,6 +74,7 @@ __all__ = [
     "patient_overlap",
     "patient_split",
     "read_dicom_header",
+    "read_label_map",
     "read_labels",
     "resplit_by_patient",
     "summarize",
