@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 _ready = False
 _threads = 0
@@ -171,3 +172,43 @@ def device_in_use() -> str:
     """What trials in this process actually train on: ``gpu (NAME)``, or ``cpu``, as the backend says."""
     gpus = backend_gpus()
     return f"gpu ({gpus[0]})" if gpus else "cpu"
+
+
+def input_gradient(model: Any, inputs: Any, direction: Any) -> Any:
+    """The gradient of ``sum(model(inputs) @ direction)`` with respect to ``inputs``, as numpy.
+
+    Keras 3 has no backend-neutral gradient, so this is the one place that asks the backend for
+    one: ``tf.GradientTape``, ``jax.grad`` or ``torch.autograd``. Saliency maps (Grad-CAM) need it;
+    training does not (Keras' own ``fit`` differentiates). ``direction`` (one weight per model
+    output) picks what is differentiated, e.g. one output's logit from the last hidden layer.
+    """
+    import numpy as np
+
+    keras = keras_module()
+    x = np.asarray(inputs, np.float32)
+    weights = np.asarray(direction, np.float32)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensor = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            total = tf.reduce_sum(tf.cast(model(tensor, training=False), tf.float32) * weights)
+        return tape.gradient(total, tensor).numpy()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total(values: Any) -> Any:
+            return jnp.sum(jnp.asarray(model(values, training=False), jnp.float32) * weights)
+
+        return np.asarray(jax.grad(total)(jnp.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        tensor = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+        out = model(tensor, training=False).float()
+        (out * torch.as_tensor(weights, device=out.device)).sum().backward()
+        return tensor.grad.detach().cpu().numpy()
+    raise ValueError(f"KERAS_BACKEND={backend}: OCL's saliency maps run on {', '.join(BACKENDS)}")

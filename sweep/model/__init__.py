@@ -29,7 +29,12 @@ from sweep.model._candidates import (
 from sweep.model._precision import PRECISIONS, dtype_policy, parse_precision, use_precision
 from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, shared_weights_name, weights_label
 
-_NEEDS_KERAS = ("TemperatureScaling", "XrayPreprocessing", "build_backbone", "preprocessing_layer", "with_temperature")
+_NEEDS_KERAS = {
+    **dict.fromkeys(
+        ("TemperatureScaling", "XrayPreprocessing", "build_backbone", "preprocessing_layer", "with_temperature"), "_backbone"
+    ),
+    **dict.fromkeys(("cut_layer_of", "grad_cam", "randomised_twin"), "_saliency"),
+}
 
 __all__ = [
     "CANDIDATES",
@@ -62,7 +67,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The Keras-backed names, imported from :mod:`sweep.model._backbone` when first asked for."""
+    """The Keras-backed names, imported from their module (:mod:`sweep.model._backbone`,
+    :mod:`sweep.model._saliency`) when first asked for."""
     if name in _NEEDS_KERAS:
-        return getattr(importlib.import_module("sweep.model._backbone"), name)
+        return getattr(importlib.import_module(f"sweep.model.{_NEEDS_KERAS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
