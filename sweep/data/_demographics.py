@@ -17,9 +17,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["AGE_BANDS", "DEMOGRAPHICS", "age_band", "demographics", "dicom_age", "normal_position", "normal_sex"]
+from sweep.errors import OCLError
+
+__all__ = [
+    "AGE_BANDS",
+    "CSV_COLUMN",
+    "DEMOGRAPHICS",
+    "age_band",
+    "custom_groupings",
+    "demographics",
+    "dicom_age",
+    "normal_position",
+    "normal_sex",
+    "parse_subgroup",
+]
 
 DEMOGRAPHICS = ("sex", "age", "position")
+CSV_COLUMN = "csv:"
+"""Prefix of the dataset-table columns that keep a ``path,label`` CSV's other columns (``csv:site``),
+for ``ocl evaluate --subgroup``; like the demographics, never a model input."""
 AGE_BANDS = ((0, 18, "0-17"), (18, 40, "18-39"), (40, 60, "40-59"), (60, 80, "60-79"), (80, 200, "80+"))
 
 
@@ -67,3 +83,44 @@ def demographics(raw: pd.DataFrame, *, sex: str, age: str, position: str) -> dic
     if position in raw.columns:
         columns["position"] = [normal_position(v) for v in raw[position]]
     return columns
+
+
+def parse_subgroup(spec: str) -> tuple[str, str]:
+    """``--subgroup NAME[=COLUMN]`` as ``(grouping, column)``: ``sex=Gender`` reads the column
+    ``Gender`` as sex (F/M), ``age=Years`` as age bands, ``position=View`` as PA/AP; any other name
+    groups by the column's values as they are (``site``, ``scanner=Model``)."""
+    name, _, column = spec.partition("=")
+    name, column = name.strip(), (column or name).strip()
+    if not name or not column:
+        raise OCLError(f"--subgroup {spec}: expected NAME or NAME=COLUMN, e.g. --subgroup site or --subgroup sex=gender")
+    return name, column
+
+
+def custom_groupings(table: pd.DataFrame, specs: list[str], where: object) -> dict[str, list]:
+    """The ``--subgroup`` groupings of a dataset table, normalised as their name says.
+
+    Raises:
+        OCLError: for a column the data's label table does not have (naming those it has).
+    """
+    kept = {c.removeprefix(CSV_COLUMN).lower(): c for c in table.columns if c.startswith(CSV_COLUMN)}
+    found: dict[str, list] = {}
+    for spec in specs:
+        name, column = parse_subgroup(spec)
+        if column.lower() not in kept:
+            if name in DEMOGRAPHICS and name == column and name in table.columns:
+                continue  # already read from the data itself (NIH table, CheXpert table, DICOM tags)
+            others = ", ".join(sorted(kept)) or "none: only a path,label CSV keeps its other columns"
+            raise OCLError(
+                f"--subgroup {spec}: {where} has no column {column!r} (its other columns: {others}); "
+                "name one of them, e.g. --subgroup sex=gender"
+            )
+        values = table[kept[column.lower()]]
+        if name == "sex":
+            found[name] = [normal_sex(v) for v in values]
+        elif name == "age":
+            found[name] = [_years(v) for v in values]
+        elif name == "position":
+            found[name] = [normal_position(v) for v in values]
+        else:
+            found[name] = [str(v).strip() or None if v is not None and v == v else None for v in values]
+    return found

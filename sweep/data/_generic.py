@@ -30,7 +30,7 @@ import pandas as pd
 
 from sweep.data._dataset import RESPLIT, Dataset
 from sweep.data._decode import IMAGE_SUFFIXES, formats_text
-from sweep.data._demographics import DEMOGRAPHICS
+from sweep.data._demographics import CSV_COLUMN, DEMOGRAPHICS, demographics
 from sweep.data._dicom import dicom_facts, is_dicom
 from sweep.data._positive import check_positive, choose_positive
 from sweep.data._split import (
@@ -159,6 +159,10 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
     table = pd.DataFrame({"image": raw["path"], "path": paths, "label": raw["label"]})
     if "patient" in raw.columns:
         table["patient"] = raw["patient"].replace("", None)
+    for column in raw.columns:  # the others, for subgroups only (ocl evaluate --subgroup); never a model input
+        if column not in ("path", "label", "patient", "split"):
+            table[CSV_COLUMN + column] = raw[column].to_numpy()
+    table = table.assign(**demographics(raw, sex="sex", age="age", position="position"))
     if "split" in raw.columns:
         bad = sorted({s for s in raw["split"] if s.lower() not in SPLIT_NAMES})
         if bad:
@@ -237,11 +241,12 @@ def load_generic(
     table = _read_csv(source) if source.is_file() else _read_folders(source)
     notes: list[str] = []
     if "patient" not in table.columns:
-        demographics: dict = {}
-        patients, note = patients_from_files(table["path"].tolist(), demographics)
+        from_files: dict = {}
+        patients, note = patients_from_files(table["path"].tolist(), from_files)
         table["patient"] = patients
-        for column, values in demographics.items():  # read for subgroup analysis only, never a model input
-            table[column] = values
+        for column, values in from_files.items():  # read for subgroup analysis only, never a model input
+            if column not in table.columns:  # a CSV's own column wins over the DICOM tag
+                table[column] = values
         notes += [note] if note else []
     _require_patients(table, source, split)
     classes = _add_labels(table, source)
@@ -251,9 +256,10 @@ def load_generic(
     return Dataset(
         name=name or source.stem,
         root=source if source.is_dir() else source.parent,
-        table=table[["image", "path", "patient", "labels", "split", *(c for c in DEMOGRAPHICS if c in table)]].reset_index(
-            drop=True
-        ),
+        table=table[
+            ["image", "path", "patient", "labels", "split", *(c for c in DEMOGRAPHICS if c in table)]
+            + [c for c in table.columns if c.startswith(CSV_COLUMN)]
+        ].reset_index(drop=True),
         classes=classes,
         split_source=source_kind,
         has_negative_class=False,
