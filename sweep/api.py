@@ -572,6 +572,10 @@ def evaluate_study(
     output_dir: str | Path = "studies/reports",
     config: str = "best",
     operating_point: str = "youden",
+    external: Sequence[str | Path] = (),
+    label_map: str | Path | None = None,
+    saliency: int = 2,
+    subgroups: Sequence[str] = (),
 ) -> Any:
     """Retrain the answer's configuration, score it once on the test split, and write the study's
     report (with a test section) and the model folder ``STUDY.model/`` (``model.keras``, its model
@@ -582,46 +586,73 @@ def evaluate_study(
     good as it); ``operating_point`` names the threshold the summary leads with
     (:data:`sweep.stats.OPERATING_POINTS`). Either way the candidate's trial is retrained
     (:attr:`sweep.results.Candidate.trial`); the exported model returns calibrated scores, and its
-    inference throughput is measured beside the full network's.
+    inference throughput is measured beside the full network's. ``external``, ``label_map``,
+    ``saliency`` and ``subgroups`` are ``--external``, ``--map``, ``--saliency`` and
+    ``--subgroup`` (:func:`sweep.results.evaluate_best`); the pictures go to ``STUDY.saliency/``.
 
     Returns:
         ``(evaluation, summary)``: the :class:`sweep.results.Evaluation` and the stored summary dict.
     """
-    from sweep.report import write_study_report
+    from sweep.data import read_label_map
     from sweep.results import MODEL_FILE, evaluate_best, evaluation_summary, model_card, write_model_card
 
-    if config not in EVALUATE_CONFIGS:
-        raise OCLError(f"--config {config}: expected one of {', '.join(EVALUATE_CONFIGS)}")
-    if operating_point not in OPERATING_POINTS:
-        raise OCLError(f"--operating-point {operating_point}: expected one of {', '.join(OPERATING_POINTS)}")
+    _check_evaluate_flags(config, operating_point, external, label_map, saliency)
+    rows = read_label_map(label_map) if label_map is not None else {}
     the_study, storage_url = open_study(study_name, storage=storage)
     answer = study_answer(the_study, storage_url)
     candidate = _candidate_to_evaluate(answer, config)
     # The chosen candidate's configuration; the single best trial when nothing is judged yet.
-    evaluation = evaluate_best(the_study, candidate.trial if candidate else None, operating_point=operating_point)
-    report = write_study_report(
-        the_study, storage_url, report_path(the_study.study_name, folder=output_dir), evaluation=evaluation
+    evaluation = evaluate_best(
+        the_study,
+        candidate.trial if candidate else None,
+        operating_point=operating_point,
+        external=external,
+        label_map=rows,
+        map_source=f"--map {label_map}",
+        saliency=saliency,
+        subgroups=subgroups,
     )
-    folder = report.with_suffix(".model")  # model.keras, model_card.json, MODEL_CARD.md: the export stands alone
-    folder.mkdir(parents=True, exist_ok=True)
-    model = evaluation.result.export()
-    if evaluation.clinical is not None:  # the exported model's scores are the calibrated ones
-        from sweep.model import with_temperature
-
-        model = with_temperature(model, list(evaluation.clinical.temperatures))
-    model.save(folder / MODEL_FILE)
+    report, folder = _write_evaluation(the_study, storage_url, evaluation, output_dir)
     summary = {
         **evaluation_summary(evaluation, str(report), str(folder / MODEL_FILE)),
         "model_dir": str(folder),
         "config": config,
         "candidate": candidate.name if candidate else None,
-        "inference": _inference_cost(the_study, model, candidate),
+        "inference": _inference_cost(the_study, evaluation.model, candidate),
         "answer": answer.sentence(),
     }
     card = model_card(summary, load_settings(the_study), DatasetInfo.from_study(the_study), evaluation.config)
     write_model_card(folder, card)
     the_study.set_user_attr(records.EVALUATION, summary)
     return evaluation, summary
+
+
+def _write_evaluation(study: Any, storage_url: str, evaluation: Any, output_dir: str | Path) -> tuple[Path, Path]:
+    """The saliency pictures, the report (which embeds them) and the model folder's ``model.keras``."""
+    from sweep.report import write_study_report
+    from sweep.results import MODEL_FILE
+
+    report = report_path(study.study_name, folder=output_dir)
+    if evaluation.saliency is not None:  # the pictures first: the report embeds them from there
+        evaluation.saliency.write(report.with_suffix(".saliency"))
+    write_study_report(study, storage_url, report, evaluation=evaluation)
+    folder = report.with_suffix(".model")  # model.keras, model_card.json, MODEL_CARD.md: the export stands alone
+    folder.mkdir(parents=True, exist_ok=True)
+    evaluation.model.save(folder / MODEL_FILE)
+    return report, folder
+
+
+def _check_evaluate_flags(
+    config: str, operating_point: str, external: Sequence[str | Path], label_map: str | Path | None, saliency: int
+) -> None:
+    if config not in EVALUATE_CONFIGS:
+        raise OCLError(f"--config {config}: expected one of {', '.join(EVALUATE_CONFIGS)}")
+    if operating_point not in OPERATING_POINTS:
+        raise OCLError(f"--operating-point {operating_point}: expected one of {', '.join(OPERATING_POINTS)}")
+    if label_map is not None and not external:
+        raise OCLError(f"--map {label_map}: a label map is for --external data; add --external DATA or drop --map")
+    if saliency < 0:
+        raise OCLError(f"--saliency {saliency}: expected 0 (no maps) or more images per output and kind")
 
 
 def _candidate_to_evaluate(answer: Any, config: str) -> Any:

@@ -18,6 +18,69 @@ EvaluateConfig = Enum("EvaluateConfig", {name: name for name in EVALUATE_CONFIGS
 OperatingPoint = Enum("OperatingPoint", {name: name for name in OPERATING_POINTS}, type=str)
 
 
+ExternalOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--external",
+        help="Another dataset to score the exported model on (repeatable): anything --data reads, e.g. a hospital's "
+        "DICOM folder or a CheXpert table. All its images are test images; patients of the study's own data are left out.",
+        show_default=False,
+    ),
+]
+
+
+MapOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--map",
+        help="CSV with the header study,external mapping the study's outputs to --external findings (e.g. "
+        "Effusion,Pleural Effusion). Without it: the built-in NIH/CheXpert map, then equal names.",
+        show_default=False,
+    ),
+]
+
+
+SaliencyOption = Annotated[
+    int,
+    typer.Option(
+        "--saliency",
+        help="Test images per output and kind (true positive, false negative, false positive) explained by Grad-CAM "
+        "at the cut-off layer, in the report; 0 for none (the pictures show test X-rays).",
+    ),
+]
+
+
+SubgroupOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--subgroup",
+        help="Another subgroup from a column of a path,label CSV (repeatable): NAME groups by the column NAME; "
+        "sex=COLUMN, age=COLUMN and position=COLUMN read it as sex, age bands or PA/AP, e.g. --subgroup sex=gender.",
+        show_default=False,
+    ),
+]
+
+
+ConfigOption = Annotated[
+    EvaluateConfig,
+    typer.Option(
+        "--config",
+        help="best: the answer's best candidate. cheapest: the candidate in its confidence set with the fewest "
+        "FLOPs, as good as the best as far as the data can tell.",
+    ),
+]
+
+
+OperatingPointOption = Annotated[
+    OperatingPoint,
+    typer.Option(
+        "--operating-point",
+        help="The threshold the summary leads with, chosen on validation: youden (max sensitivity + specificity), "
+        "sens@spec90/95 (most sensitive at 90/95% specificity) or spec@sens90/95 (most specific at 90/95% sensitivity).",
+    ),
+]
+
+
 def evaluate(
     study: Annotated[
         str | None,
@@ -31,34 +94,33 @@ def evaluate(
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Where the HTML report and the .keras model go.")] = Path(
         "studies/reports"
     ),
-    config: Annotated[
-        EvaluateConfig,
-        typer.Option(
-            "--config",
-            help="best: the answer's best candidate. cheapest: the candidate in its confidence set with the fewest "
-            "FLOPs, as good as the best as far as the data can tell.",
-        ),
-    ] = EvaluateConfig.best,
-    operating_point: Annotated[
-        OperatingPoint,
-        typer.Option(
-            "--operating-point",
-            help="The threshold the summary leads with, chosen on validation: youden (max sensitivity + specificity), "
-            "sens@spec90/95 (most sensitive at 90/95% specificity) or spec@sens90/95 (most specific at 90/95% sensitivity).",
-        ),
-    ] = "youden",
+    config: ConfigOption = EvaluateConfig.best,
+    operating_point: OperatingPointOption = "youden",
+    external: ExternalOption = None,
+    label_map: MapOption = None,
+    saliency: SaliencyOption = 2,
+    subgroup: SubgroupOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Retrain the answer's configuration and score it once on the test split.
 
-    Writes a self-contained HTML report (per-class AUROC, ROC curves, optimisation history,
-    layer vs AUROC) and the trained model as .keras, and measures its inference speed beside the
-    full network's. Example: ocl evaluate --study nih-cxr14-sample-any-224px-fe-imagenet --config cheapest
+    Writes a self-contained HTML report (per-class AUROC, ROC curves, calibration, operating points,
+    subgroups, external validation, Grad-CAM maps) and the model folder (model.keras with its
+    model card), and measures its inference speed beside the full network's.
+    Example: ocl evaluate --study nih-cxr14-sample-any-224px-fe-imagenet --external ~/hospital-dicoms
     """
     from sweep.api import evaluate_study
 
     evaluation, summary = evaluate_study(
-        study, storage=storage, output_dir=output_dir, config=config.value, operating_point=OperatingPoint(operating_point).value
+        study,
+        storage=storage,
+        output_dir=output_dir,
+        config=config.value,
+        operating_point=OperatingPoint(operating_point).value,
+        external=external or (),
+        label_map=label_map,
+        saliency=saliency,
+        subgroups=subgroup or (),
     )
     for warning in summary["warnings"]:
         warn(warning)
@@ -97,6 +159,8 @@ def _print_evaluation(evaluation, summary: dict) -> None:
     )
     _print_clinical(summary)
     _print_subgroups(summary)
+    _print_external(summary)
+    _print_saliency(summary)
     console.print(f"[bold]the study's answer:[/] {summary['answer']}", highlight=False)
     console.print(f"report: {summary['report']}\nmodel:  {summary['model_dir']} (model.keras, model_card.json, MODEL_CARD.md)")
 
@@ -162,3 +226,47 @@ def _print_subgroups(summary: dict) -> None:
         console.print("no subgroup gap is significant (95%, corrected for the pairs compared)", highlight=False)
     elif subgroups and not tested:
         console.print("no subgroup gap could be tested: no grouping has two subgroups large enough to score", highlight=False)
+
+
+def _print_external(summary: dict) -> None:
+    """Per output: the internal test AUROC beside each external dataset's, with intervals."""
+    external = summary.get("external") or []
+    if not external:
+        return
+    internal = summary["test"].get("auroc_intervals") or {}
+    table = new_table("AUROC: internal test split vs external data", "output", "internal", *(e["name"] for e in external))
+    for output, found in internal.items():
+        cells = []
+        for entry in external:
+            facts = entry["outputs"][output]
+            cells.append(_ci(facts["auroc"]) if facts["auroc"] else ("not in data" if facts["counterpart"] is None else "-"))
+        table.add_row(output, _ci(found) if found else "-", *cells)
+    console.print(table)
+    for entry in external:
+        left = f"; {entry['left_out']} image(s) of the study's own patients left out" if entry["left_out"] else ""
+        mean = entry["mean_auroc"]
+        console.print(
+            f"external {entry['name']}: {entry['images']} images of {entry['patients']} patients{left}; mean AUROC {_ci(mean)}"
+            if mean
+            else f"external {entry['name']}: no output scorable",
+            highlight=False,
+        )
+
+
+def _print_saliency(summary: dict) -> None:
+    """How many Grad-CAM pictures were made, and the randomisation check's verdict."""
+    saliency = summary.get("saliency")
+    if not saliency or not saliency["examples"]:
+        return
+    sanity = saliency["sanity"]
+    verdict = {
+        True: "the maps change when the weights are randomised (check passed)",
+        False: "the maps barely change when the weights are randomised (check failed: do not read them as evidence)",
+        None: "the check could not be made (every map is flat)",
+    }[sanity["passed"]]
+    similarity = (
+        f" (rank correlation {sanity['mean']:.2f} [{sanity['low']:.2f}, {sanity['high']:.2f}], limit {sanity['limit']})"
+        if sanity["mean"] is not None
+        else ""
+    )
+    console.print(f"saliency: {len(saliency['examples'])} Grad-CAM maps in the report; {verdict}{similarity}", highlight=False)

@@ -404,6 +404,9 @@ def _fresh_evaluation(evaluation: Evaluation) -> dict[str, Any]:
         "roc": roc,
         "excluded": list(test.excluded),
         "clinical": evaluation.clinical.to_dict() if evaluation.clinical else None,
+        "internal_aurocs": evaluation.test_aurocs.get("auroc") or {},
+        "external": list(evaluation.external),
+        "saliency": evaluation.saliency.to_dict() if evaluation.saliency else None,
     }
 
 
@@ -435,6 +438,9 @@ def _stored_evaluation(stored: dict[str, Any]) -> dict[str, Any]:
         }
         if "calibration" in stored
         else None,
+        "internal_aurocs": test.pop("auroc_intervals", None) or {},
+        "external": stored.get("external") or [],
+        "saliency": stored.get("saliency"),
     }
 
 

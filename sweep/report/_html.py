@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -14,23 +13,12 @@ import optuna
 if TYPE_CHECKING:
     from sweep.results import Evaluation
 
+from sweep.report._clinical import clinical_html
 from sweep.report._data import STRATEGY_NAMES, Comparison, ReportData, _file_name, _weights_name, report_data
+from sweep.report._format import _fmt
 from sweep.report._history import _history_figure
 from sweep.report._profile import _profile_figure
 from sweep.report._roc import _roc_figure
-from sweep.results import gap_lines
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return html.escape(str(value))
 
 
 def _ci(score: dict[str, Any] | None) -> str:
@@ -268,82 +256,9 @@ def _evaluation_html(evaluation: dict[str, Any], figures: _Figures) -> str:
     if evaluation["roc"]:
         parts.append("<h3>ROC curves on the test split</h3>" + figures.html(_roc_figure(evaluation), "roc"))
     if evaluation.get("clinical"):
-        parts.append(_clinical_html(evaluation["clinical"]))
+        parts.append(clinical_html(evaluation))
     parts.append("</section>")
     return "".join(parts)
-
-
-def _interval_text(value: dict[str, Any]) -> str:
-    return f"{_fmt(value['estimate'])} <span class='ci'>[{_fmt(value['low'])}, {_fmt(value['high'])}]</span>"
-
-
-def _clinical_html(clinical: dict[str, Any]) -> str:
-    """Calibration (ECE before and after the validation temperature) and every operating point on test."""
-    rows = "".join(
-        f"<tr><td class=l>{html.escape(output)}</td><td>{c['temperature']:.2f}</td><td>{_interval_text(c['ece_before'])}</td>"
-        f"<td>{_interval_text(c['ece_after'])}</td></tr>"
-        for output, c in clinical["calibration"].items()
-    )
-    parts = [
-        "<h3 id='calibration'>Calibration</h3>",
-        "<div class='scroll'><table><tr><th class=l>output</th><th>temperature</th><th>test ECE before (95% CI)</th>"
-        f"<th>test ECE after</th></tr>{rows}</table></div>",
-        "<p class='note'>ECE: expected calibration error over 10 equal-mass bins, |observed frequency - mean score|. "
-        "The temperature is fitted on validation only and applied to test; it leaves AUROC and every operating "
-        "point's calls unchanged. The exported model returns the calibrated scores.</p>",
-        "<h3 id='operating-points'>Operating points</h3>",
-    ]
-    head = "<tr><th class=l>output</th><th class=l>point</th><th>threshold</th><th>sensitivity</th><th>specificity</th>"
-    head += "<th>PPV</th><th>NPV</th></tr>"
-    body = "".join(
-        f"<tr><td class=l>{html.escape(output)}</td><td class=l>{html.escape(name)}</td><td>{point['threshold']:.3f}</td>"
-        + "".join(f"<td>{_interval_text(point['test'][k])}</td>" for k in ("sensitivity", "specificity", "ppv", "npv"))
-        + "</tr>"
-        for output, points in clinical["operating_points"].items()
-        for name, point in points.items()
-    )
-    parts.append(f"<div class='scroll'><table>{head}{body}</table></div>")
-    parts.append(
-        "<p class='note'>Each threshold is chosen on validation (calibrated scale) and applied unchanged to test: "
-        "youden maximises sensitivity + specificity; sens@spec90 is the most sensitive threshold with 90% validation "
-        "specificity; spec@sens95 the most specific with 95% validation sensitivity. Intervals: patient-level bootstrap.</p>"
-    )
-    if clinical.get("subgroups"):
-        parts.append(_subgroups_html(clinical["subgroups"], clinical.get("operating_point", "youden")))
-    return "".join(parts)
-
-
-def _subgroups_html(subgroups: dict[str, Any], point: str) -> str:
-    """Per output and subgroup of sex, age band and view: AUROC and false-negative rate, and the flagged gaps."""
-    head = "<tr><th class=l>output</th><th class=l>grouping</th><th class=l>subgroup</th><th>images</th><th>prevalence</th>"
-    head += "<th>AUROC (95% CI)</th><th>false-negative rate</th></tr>"
-    rows = []
-    for output, groupings in subgroups.items():
-        for grouping, found in groupings.items():
-            for name, facts in found["subgroups"].items():
-                scored = not facts["too_small"]
-                cells = (
-                    [_interval_text(facts["auroc"]), _interval_text(facts["false_negative_rate"])]
-                    if scored
-                    else ["<span class='ci'>too small to score</span>", ""]
-                )
-                rows.append(
-                    f"<tr><td class=l>{html.escape(output)}</td><td class=l>{html.escape(grouping)}</td>"
-                    f"<td class=l>{html.escape(str(name))}</td><td>{facts['images']}</td><td>{facts['prevalence']:.0%}</td>"
-                    + "".join(f"<td>{c}</td>" for c in cells)
-                    + "</tr>"
-                )
-    gaps = gap_lines(subgroups)
-    flagged = "".join(f"<div class='warn'><b>Subgroup gap:</b> {html.escape(line)}</div>" for line in gaps)
-    return (
-        "<h3 id='subgroups'>Subgroups</h3>"
-        f"<div class='scroll'><table>{head}{''.join(rows)}</table></div>{flagged}"
-        f"<p class='note'>Sex, age band and view position as the data records them; never a model input. False "
-        f"negatives at the {html.escape(point)} operating point (for the any-finding task, the underdiagnosis rate). A "
-        "subgroup with fewer than 10 positives or negatives is not scored. The largest AUROC and false-negative-rate "
-        "gaps are flagged when their paired bootstrap interval, corrected for the pairs compared, excludes 0"
-        f"{'' if gaps else '; none is'}.</p>"
-    )
 
 
 def render_html(data: ReportData) -> str:
@@ -454,10 +369,26 @@ def write_study_report(study: optuna.Study, storage_url: str, output: Path, *, e
         evaluation: ``ocl evaluate``'s result, shown as the page's held-out test section.
     """
     output = Path(output)
-    text = render_html(report_data(study, storage_url, evaluation=evaluation))
+    data = report_data(study, storage_url, evaluation=evaluation)
+    if data.evaluation and data.evaluation.get("saliency"):
+        data.evaluation["pictures"] = _saliency_pictures(output.with_suffix(".saliency"), data.evaluation["saliency"])
+    text = render_html(data)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return output
+
+
+def _saliency_pictures(folder: Path, saliency: dict[str, Any]) -> dict[str, str]:
+    """The Grad-CAM pictures ``ocl evaluate`` wrote beside the report, as data URIs, so the page
+    stays one file (and ``ocl report`` rewrites it with them)."""
+    import base64
+
+    found = {}
+    for example in saliency.get("examples", []):
+        path = folder / example["file"]
+        if path.is_file():
+            found[example["file"]] = "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return found
 
 
 def _asset(name: str) -> str:

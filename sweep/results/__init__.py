@@ -6,6 +6,8 @@ evaluation, and the names studies and their reports go by.
   the confidence set, and the sentence that says what the data can tell apart;
 - :func:`evaluate_best`: the answer's configuration retrained and scored once on the test split,
   with calibration and operating points chosen on validation (:func:`clinical_evaluation`);
+- :func:`prepare_external`, :func:`score_external`: the exported model on other datasets;
+- :func:`saliency_maps`: Grad-CAM of chosen test images, with the model-randomisation check;
 - :func:`default_study_name`, :func:`report_path`: where a study and its report are found.
 """
 
@@ -27,9 +29,11 @@ from sweep.results._evaluate import (
     evaluation_summary,
     images_per_second,
 )
+from sweep.results._external import ExternalData, auroc_with_intervals, predict_scores, prepare_external, score_external
 from sweep.results._layer_summary import LayerSummary, completed_trials, summarize_layers
 from sweep.results._model_card import CARD_FILE, MODEL_FILE, load_model_card, model_card, write_model_card
 from sweep.results._naming import default_study_name, report_path
+from sweep.results._saliency import KINDS, SIMILARITY_LIMIT, SaliencyMaps, choose_examples, map_similarity, saliency_maps
 from sweep.results._subgroups import MIN_SUBGROUP, gap_lines, subgroup_analysis, subgroups_of
 
 __all__ = [
@@ -42,6 +46,17 @@ __all__ = [
     "CandidateScorer",
     "ClinicalEvaluation",
     "Evaluation",
+    "ExternalData",
+    "KINDS",
+    "SIMILARITY_LIMIT",
+    "SaliencyMaps",
+    "auroc_with_intervals",
+    "choose_examples",
+    "map_similarity",
+    "predict_scores",
+    "prepare_external",
+    "saliency_maps",
+    "score_external",
     "LayerSummary",
     "StudyAnswer",
     "best_trial",

@@ -48,6 +48,10 @@ class ClinicalEvaluation:
         """Raw sigmoid scores ``(images, outputs)`` on the calibrated scale."""
         return apply_temperature(scores, np.asarray(self.temperatures))
 
+    def thresholds(self, point: str) -> dict[str, float]:
+        """Each output's threshold at the operating point ``point`` (outputs where it exists)."""
+        return {output: points[point]["threshold"] for output, points in self.operating_points.items() if point in points}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "temperatures": dict(zip(self.outputs, self.temperatures)),

@@ -12,14 +12,19 @@ chosen on validation), and scored on test with the thresholds chosen on validati
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 
+from sweep.data import DEMOGRAPHICS, LabelMap, custom_groupings
 from sweep.errors import OCLError
 from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
+from sweep.results._external import auroc_with_intervals, prepare_external, score_external
+from sweep.results._saliency import SaliencyMaps, saliency_maps
 from sweep.results._subgroups import subgroups_of
 from sweep.stats import ScoreInterval, Scores, bootstrap_weights, interval, mean_auroc_resampled, score
 from sweep.study import StudyResources, load_settings
@@ -66,6 +71,10 @@ class Evaluation:
     test_interval: ScoreInterval  # test mean AUROC with its 95% patient-level bootstrap interval
     warnings: tuple[str, ...] = ()  # the dataset's: patients across splits, per-image splits
     clinical: ClinicalEvaluation | None = None  # calibration and operating points (chosen on validation)
+    test_aurocs: dict[str, Any] = field(default_factory=dict)  # per output AUROC with interval, and their mean
+    model: Any = field(default=None, repr=False)  # the export: raw X-ray in, calibrated scores out
+    external: tuple[dict[str, Any], ...] = ()  # per --external dataset: score_external's summary
+    saliency: SaliencyMaps | None = None  # Grad-CAM of chosen test images, and the randomisation check
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -75,17 +84,105 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     return max(complete, key=lambda t: t.value)
 
 
-def evaluate_best(study: optuna.Study, trial_number: int | None = None, *, operating_point: str = "youden") -> Evaluation:
+def evaluate_best(
+    study: optuna.Study,
+    trial_number: int | None = None,
+    *,
+    operating_point: str = "youden",
+    external: Sequence[str | Path] = (),
+    label_map: dict[str, str] | None = None,
+    map_source: str = "--map",
+    saliency: int = 2,
+    subgroups: Sequence[str] = (),
+) -> Evaluation:
     """Retrain a configuration (default: the best trial's) and score it once on the test split;
-    subgroups' false-negative rates are read at ``operating_point``."""
+    subgroups' false-negative rates are read at ``operating_point``. The calibrated export is then
+    scored on each ``external`` dataset (outputs matched through ``label_map``, the rows of the
+    ``--map`` file ``map_source`` names), which is loaded and checked before anything trains, and
+    explained by Grad-CAM maps of ``saliency`` test images per output and kind (0: none).
+    ``subgroups`` (``--subgroup NAME[=COLUMN]``) adds groupings from a ``path,label`` CSV's columns."""
     settings = load_settings(study)
+    seed = settings.data_options.seed
     trial = best_trial(study) if trial_number is None else study.trials[trial_number]
+    context = _context(study.study_name, settings)
+    mapping = LabelMap(context.task, dict(label_map or {}), source=map_source)
+    externals = prepare_external(external, context.dataset, mapping, seed=seed)
+    custom = custom_groupings(context.dataset.table, list(subgroups), settings.data_options.where)
+    config, weights_label, result = _retrain(settings, trial, context)
+    data = context.data
+    y_test, p_test = data.targets[data.test], result.predict(data.test)
+    test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
+    weights = bootstrap_weights(context.patients(data.test), seed=seed)
+    clinical = _clinical(context, result, (y_test, p_test), weights, custom, operating_point)
+    model, thresholds = calibrated_export(result, clinical), clinical.thresholds(operating_point)
+    return Evaluation(
+        study.study_name,
+        trial.number,
+        config,
+        weights_label,
+        result.val,
+        test,
+        y_test,
+        p_test,
+        result,
+        interval(test.mean_auroc, mean_auroc_resampled(y_test, p_test, weights, _counted(test))),
+        tuple(context.dataset.warnings),
+        clinical,
+        auroc_with_intervals(y_test, p_test, weights, data.outputs),
+        model,
+        tuple(score_external(found, model, settings.image_size, thresholds, seed=seed) for found in externals),
+        saliency_maps(
+            model,
+            data.images[data.test],
+            y_test,
+            clinical.calibrate(p_test),
+            thresholds,
+            data.outputs,
+            per_kind=saliency,
+            seed=seed,
+        ),
+    )
+
+
+def _clinical(
+    context: StudyResources,
+    result: TrialResult,
+    test: tuple[np.ndarray, np.ndarray],
+    weights: np.ndarray,
+    custom: dict[str, list],
+    operating_point: str,
+) -> ClinicalEvaluation:
+    """Calibration, operating points and subgroups: chosen on validation, scored on ``test``."""
+    data = context.data
+    rows = context.dataset.table.assign(**custom).iloc[data.test]  # never a model input: read for the subgroups only
+    return clinical_evaluation(
+        data.outputs,
+        (data.targets[data.val], result.val_predictions),
+        test,
+        weights,
+        groups=subgroups_of(rows, tuple(n for n in custom if n not in DEMOGRAPHICS)),
+        operating_point=operating_point,
+    )
+
+
+def _counted(test: Scores) -> np.ndarray:
+    """Per output: part of the mean AUROC (not excluded for too few positives)."""
+    return np.asarray([name not in test.excluded for name in test.outputs])
+
+
+def _context(name: str, settings: Any) -> StudyResources:
+    """The study's data and layers, refusing a dataset with nothing held out."""
     context = StudyResources.from_settings(settings)
     if len(context.dataset.split_indices("test")) == 0:
         raise OCLError(
-            f"--study {study.study_name}: the dataset's test split has no images, so there is nothing held out to "
+            f"--study {name}: the dataset's test split has no images, so there is nothing held out to "
             "evaluate on; add a test split (a test/ folder, a split column or NIH's test_list.txt)"
         )
+    return context
+
+
+def _retrain(settings: Any, trial: optuna.trial.FrozenTrial, context: StudyResources) -> tuple[TrialConfig, str, TrialResult]:
+    """The trial's configuration, replayed from its stored parameters, trained again with its seed."""
     fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
     config, weights_label = settings.space.suggest(
         fixed,
@@ -100,37 +197,15 @@ def evaluate_best(study: optuna.Study, trial_number: int | None = None, *, opera
         backbone_factory=lambda: context.backbone(weights_label),
         bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
     )
-    data = context.data
-    y_test = data.targets[data.test]
-    p_test = result.predict(data.test)
-    test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
-    patients = context.patients(data.test)
-    counted = np.asarray([name not in test.excluded for name in test.outputs])
-    weights = bootstrap_weights(patients, seed=settings.data_options.seed)
-    resampled = mean_auroc_resampled(y_test, p_test, weights, counted)
-    test_interval = interval(test.mean_auroc, resampled)
-    clinical = clinical_evaluation(
-        data.outputs,
-        (data.targets[data.val], result.val_predictions),
-        (y_test, p_test),
-        weights,
-        groups=subgroups_of(context.dataset.table.iloc[data.test]),  # never a model input: read for this only
-        operating_point=operating_point,
-    )
-    return Evaluation(
-        study.study_name,
-        trial.number,
-        config,
-        weights_label,
-        result.val,
-        test,
-        y_test,
-        p_test,
-        result,
-        test_interval,
-        tuple(context.dataset.warnings),
-        clinical,
-    )
+    return config, weights_label, result
+
+
+def calibrated_export(result: TrialResult, clinical: ClinicalEvaluation) -> Any:
+    """The trial's Keras model with each output's validation temperature applied: what is saved,
+    scored on external data and explained by saliency maps."""
+    from sweep.model import with_temperature
+
+    return with_temperature(result.export(), list(clinical.temperatures))
 
 
 def images_per_second(model: Any, images: np.ndarray, batch_size: int = 32, min_seconds: float = 1.0) -> float:
@@ -163,7 +238,10 @@ def evaluation_summary(evaluation: Evaluation, report: str, model: str) -> dict[
             "mean_auroc_low": evaluation.test_interval.low,
             "mean_auroc_high": evaluation.test_interval.high,
             "auroc_per_class": dict(zip(evaluation.test.outputs, evaluation.test.auroc)),
+            "auroc_intervals": evaluation.test_aurocs.get("auroc", {}),
         },
+        "external": list(evaluation.external),
+        "saliency": evaluation.saliency.to_dict() if evaluation.saliency else None,
         "report": report,
         "model": model,
         "warnings": list(evaluation.warnings),

@@ -28,6 +28,8 @@ FILLED_BY_OCL = (
     "discrimination with confidence intervals (CLAIM 33; TRIPOD+AI 23)",
     "calibration before and after recalibration (TRIPOD+AI 23)",
     "performance by subgroup where the data records sex, age and view (CLAIM 38; TRIPOD+AI 23)",
+    "validation on external data, for the --external datasets given (CLAIM: testing on external data)",
+    "saliency maps and how they were checked: model randomisation (CLAIM: methods for explainability)",
 )
 AUTHOR_MUST_FILL = (
     "intended use and users (CLAIM 2; TRIPOD+AI 3)",
@@ -86,6 +88,8 @@ def model_card(summary: dict[str, Any], settings: Any, info: Any, config: Any) -
             },
             "operating_points": summary.get("operating_points"),
             "subgroups": summary.get("subgroups"),
+            "external": summary.get("external") or [],
+            "saliency_check": (summary.get("saliency") or {}).get("sanity"),
             "inference": summary.get("inference"),
         },
         "reporting": {"filled_by_ocl": list(FILLED_BY_OCL), "author_must_fill": list(AUTHOR_MUST_FILL)},
@@ -129,9 +133,31 @@ def _markdown(card: dict[str, Any]) -> str:
             + " | ".join(_rate(rates.get(k)) for k in ("sensitivity", "specificity", "ppv", "npv"))
             + " |"
         )
-    lines += ["", f"Operating point: `{card['operating_point']}` (chosen on validation).", "", "## For the author to fill"]
+    lines += ["", f"Operating point: `{card['operating_point']}` (chosen on validation)."]
+    lines += _external_markdown(card)
+    lines += ["", "## For the author to fill"]
     lines += [f"- {item}" for item in card["reporting"]["author_must_fill"]]
     return "\n".join(lines) + "\n"
+
+
+def _external_markdown(card: dict[str, Any]) -> list[str]:
+    """The external datasets' AUROC per output beside the internal test split's."""
+    external = card["results"].get("external") or []
+    if not external:
+        return ["", "## External validation", "None: pass `ocl evaluate --external DATA` to score the model on other data."]
+    internal = (card["results"]["test"] or {}).get("auroc_intervals") or {}
+    lines = ["", "## External validation (AUROC, 95% patient-level bootstrap)", ""]
+    lines.append("| output | internal test | " + " | ".join(e["name"] for e in external) + " |")
+    lines.append("|---|---|" + "---|" * len(external))
+    for output in card["outputs"]:
+        cells = [_rate((e["outputs"].get(output) or {}).get("auroc")) for e in external]
+        lines.append(f"| {output} | {_rate(internal.get(output))} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [
+        f"- {e['name']}: {e['images']:,} images of {e['patients']:,} patients, none of them in the study's data."
+        for e in external
+    ]
+    return lines
 
 
 def write_model_card(folder: Path, card: dict[str, Any]) -> None:

@@ -30,11 +30,12 @@ __all__ = ["MIN_SUBGROUP", "gap_lines", "subgroup_analysis", "subgroups_of"]
 MIN_SUBGROUP = 10
 
 
-def subgroups_of(table: Any) -> dict[str, np.ndarray]:
+def subgroups_of(table: Any, extra: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The groupings of these dataset rows: ``sex``, ``age`` (bands 0-17 ... 80+) and ``position``,
-    for the columns the data has; None where a row's value is unknown."""
+    for the columns the data has, and the ``extra`` columns (``--subgroup site``) by their values;
+    None where a row's value is unknown."""
     groups: dict[str, np.ndarray] = {}
-    for column in ("sex", "position"):
+    for column in ("sex", "position", *extra):
         if column in table:
             groups[column] = np.asarray([v if isinstance(v, str) else None for v in table[column]], dtype=object)
     if "age" in table:
