@@ -34,6 +34,14 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory):
     return make_small_sweep(tmp_path_factory.mktemp("small-sweep"))
 
 
+@pytest.fixture(scope="session")
+def evaluated_64px(tmp_path_factory: pytest.TempPathFactory):
+    """The session's one real ``ocl evaluate --external`` at 64 px (tests/evaluated_study.py), made on first use."""
+    from evaluated_study import make_evaluated
+
+    return make_evaluated(tmp_path_factory.mktemp("evaluated-64px"))
+
+
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """This test's own cache directory (``OCL_CACHE_DIR``), created empty."""

@@ -11,6 +11,7 @@ Without Chromium or Selenium the tests skip and say what to install.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -190,7 +191,6 @@ def test_the_study_report_draws_every_plot_and_names_the_answer(browser, pages, 
 
 
 def test_the_study_report_prints_with_every_plot_on_the_page_width(browser, pages, shots):
-    import base64
 
     look(browser, pages.report.as_uri(), shots / "report-screen.png", ready=ALL_PLOTS_DRAWN, full_page=False)
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
@@ -238,6 +238,55 @@ def test_a_report_with_both_strategies_two_weights_and_a_test_result_draws_every
     text = browser.execute_script("return document.body.innerText")
     assert "Held-out test" in text and "ImageNet − scratch" in text and "feature extraction − fine-tuning" in text
     assert browser.execute_script("return document.documentElement.scrollWidth") <= SCREEN[0]
+
+
+CLINICAL_SECTIONS = """
+return ['calibration', 'operating-points', 'subgroups', 'external', 'saliency'].map(id => {
+  const e = document.getElementById(id);
+  return e ? {id, visible: e.getBoundingClientRect().height > 0} : {id, visible: false};
+});
+"""
+
+SALIENCY_PICTURES = """
+return [...document.querySelectorAll('figure.saliency img')].map(i => ({
+  loaded: i.complete && i.naturalWidth > 0, width: i.getBoundingClientRect().width,
+  caption: i.parentElement.querySelector('figcaption').innerText,
+}));
+"""
+
+OVERFLOWING_TABLES = """
+return [...document.querySelectorAll('#test .scroll')].filter(s => s.scrollWidth > s.clientWidth + 1)
+  .map(s => s.previousElementSibling ? s.previousElementSibling.innerText : '?');
+"""
+
+
+def test_the_evaluated_report_shows_its_clinical_sections_on_screen_and_in_print(browser, evaluated_64px, shots):
+    """ocl evaluate's real page at 64 px: calibration, operating points, subgroups, external validation and
+    saliency each a visible section; every Grad-CAM picture loads at a readable size with its caption;
+    no table needs a scroll bar at 1366 px; printed, the pictures shrink and the page count stays sane."""
+    page = evaluated_64px.path(evaluated_64px.summary["report"])
+    shot = shots / "report-evaluated.png"
+    errors = look(browser, page.as_uri(), shot, ready=ALL_PLOTS_DRAWN)
+    assert not errors, f"console errors: {errors}; see {shot}"
+    hidden = [s["id"] for s in browser.execute_script(CLINICAL_SECTIONS) if not s["visible"]]
+    assert not hidden, f"sections not shown: {hidden}; see {shot}"
+    pictures = browser.execute_script(SALIENCY_PICTURES)
+    assert len(pictures) == len(evaluated_64px.summary["saliency"]["examples"])
+    for picture in pictures:
+        assert picture["loaded"] and 150 <= picture["width"] <= 200, picture
+        assert re.match(r"(true positive|false negative|false positive)\s+score 0\.\d\d", picture["caption"]), picture
+    assert not browser.execute_script(OVERFLOWING_TABLES), f"tables wider than the page; see {shot}"
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= SCREEN[0]
+    text = browser.execute_script("return document.body.innerText")
+    assert "External validation" in text and "hospital" in text and "Sanity check" in text
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        printed = browser.execute_script(SALIENCY_PICTURES)
+        assert all(p["width"] <= 125 for p in printed), printed
+        pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": False})["data"])
+        assert pdf.startswith(b"%PDF") and 2 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) <= 16
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
 
 def test_the_dictionary_plot_draws_every_panel(browser, pages, shots):
