@@ -441,6 +441,7 @@ def _stored_evaluation(stored: dict[str, Any]) -> dict[str, Any]:
         "internal_aurocs": test.pop("auroc_intervals", None) or {},
         "external": stored.get("external") or [],
         "saliency": stored.get("saliency"),
+        "written_to": stored.get("report"),  # where ocl evaluate wrote the page (its pictures are beside it)
     }
 
 

@@ -371,22 +371,25 @@ def write_study_report(study: optuna.Study, storage_url: str, output: Path, *, e
     output = Path(output)
     data = report_data(study, storage_url, evaluation=evaluation)
     if data.evaluation and data.evaluation.get("saliency"):
-        data.evaluation["pictures"] = _saliency_pictures(output.with_suffix(".saliency"), data.evaluation["saliency"])
+        folders = [output.with_suffix(".saliency")]
+        if data.evaluation.get("written_to"):  # ocl report --output elsewhere: the pictures stay where evaluate put them
+            folders.append(Path(data.evaluation["written_to"]).with_suffix(".saliency"))
+        data.evaluation["pictures"] = _saliency_pictures(folders, data.evaluation["saliency"])
     text = render_html(data)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     return output
 
 
-def _saliency_pictures(folder: Path, saliency: dict[str, Any]) -> dict[str, str]:
-    """The Grad-CAM pictures ``ocl evaluate`` wrote beside the report, as data URIs, so the page
-    stays one file (and ``ocl report`` rewrites it with them)."""
+def _saliency_pictures(folders: list[Path], saliency: dict[str, Any]) -> dict[str, str]:
+    """The Grad-CAM pictures ``ocl evaluate`` wrote beside its report, as data URIs, so the page
+    stays one file (and ``ocl report`` rewrites it with them); the first folder that has a picture wins."""
     import base64
 
     found = {}
     for example in saliency.get("examples", []):
-        path = folder / example["file"]
-        if path.is_file():
+        path = next((folder / example["file"] for folder in folders if (folder / example["file"]).is_file()), None)
+        if path is not None:
             found[example["file"]] = "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     return found
 

@@ -39,6 +39,8 @@ def test_the_exported_model_is_scored_on_an_external_dicom_folder_beside_the_int
     assert shown.returncode == 0, shown.stderr
     page = (evaluated_64px.root / "again.html").read_text()
     assert "External validation" in page and "hospital" in page  # rewritten from the stored evaluation too
+    examples = evaluated_64px.summary["saliency"]["examples"]
+    assert page.count("src='data:image/jpeg;base64,") == len(examples)  # the pictures stay where evaluate put them
 
 
 def test_saliency_maps_of_each_kind_are_written_embedded_and_sanity_checked(evaluated_64px):

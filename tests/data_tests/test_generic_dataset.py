@@ -209,3 +209,33 @@ def test_a_given_split_without_val_is_described_with_a_warning_and_refused_by_a_
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["splits"]["val"] == {"images": 0, "patients": 0}
     assert "the val split(s)" in " ".join(result.stderr.split())
+
+
+def test_a_csvs_other_columns_are_kept_for_subgroups_and_never_reach_a_model(tmp_path):
+    """``sex``/``age``/``position`` columns are read as demographics; any other column is kept as
+    ``csv:NAME`` for ``ocl evaluate --subgroup`` (which the fingerprint, and so every cache, ignores)."""
+    from sweep.data import custom_groupings
+    from sweep.results import subgroups_of
+
+    names = sample_names_with("No Finding")[:6]
+    put(names, tmp_path / "pics")
+    rows = ["path,label,patient,sex,age,site,gender"]
+    for i, name in enumerate(names):
+        rows.append(
+            f"pics/{name},{'normal' if i % 2 else 'effusion'},P{i},{'FM'[i % 2]},{30 + 10 * i},site-{i % 3},{'female' if i < 3 else 'male'}"
+        )
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(line.rsplit(",", 4)[0] for line in rows) + "\n")
+
+    dataset = load_dataset(csv_path)
+    table = dataset.table
+    assert table["sex"].tolist() == ["F", "M"] * 3 and table["age"].tolist() == [30.0, 40.0, 50.0, 60.0, 70.0, 80.0]
+    assert table["csv:site"].tolist() == [f"site-{i % 3}" for i in range(6)]
+    assert dataset.fingerprint() == load_dataset(plain).fingerprint()  # subgroup columns change no cache key
+    custom = custom_groupings(table, ["site", "sex=gender"], csv_path)
+    groups = subgroups_of(table.assign(**custom), ("site",))
+    assert groups["sex"].tolist() == ["F"] * 3 + ["M"] * 3  # --subgroup sex=gender replaces the sex column
+    assert groups["site"].tolist() == [f"site-{i % 3}" for i in range(6)]
+    assert groups["age"].tolist() == ["18-39", "40-59", "40-59", "60-79", "60-79", "80+"]
