@@ -22,6 +22,7 @@ ExternalOption = Annotated[
     list[Path] | None,
     typer.Option(
         "--external",
+        metavar="DATA",
         help="Another dataset to score the exported model on (repeatable): anything --data reads, e.g. a hospital's "
         "DICOM folder or a CheXpert table. All its images are test images; patients of the study's own data are left out.",
         show_default=False,
@@ -33,6 +34,7 @@ MapOption = Annotated[
     Path | None,
     typer.Option(
         "--map",
+        metavar="FILE",
         help="CSV with the header study,external mapping the study's outputs to --external findings (e.g. "
         "Effusion,Pleural Effusion). Without it: the built-in NIH/CheXpert map, then equal names.",
         show_default=False,
@@ -44,6 +46,7 @@ SaliencyOption = Annotated[
     int,
     typer.Option(
         "--saliency",
+        metavar="N",
         help="Test images per output and kind (true positive, false negative, false positive) explained by Grad-CAM "
         "at the cut-off layer, in the report; 0 for none (the pictures show test X-rays).",
     ),
@@ -54,6 +57,7 @@ SubgroupOption = Annotated[
     list[str] | None,
     typer.Option(
         "--subgroup",
+        metavar="NAME[=COLUMN]",
         help="Another subgroup from a column of a path,label CSV (repeatable): NAME groups by the column NAME; "
         "sex=COLUMN, age=COLUMN and position=COLUMN read it as sex, age bands or PA/AP, e.g. --subgroup sex=gender.",
         show_default=False,
@@ -259,14 +263,14 @@ def _print_saliency(summary: dict) -> None:
     if not saliency or not saliency["examples"]:
         return
     sanity = saliency["sanity"]
-    verdict = {
-        True: "the maps change when the weights are randomised (check passed)",
-        False: "the maps barely change when the weights are randomised (check failed: do not read them as evidence)",
-        None: "the check could not be made (every map is flat)",
-    }[sanity["passed"]]
-    similarity = (
-        f" (rank correlation {sanity['mean']:.2f} [{sanity['low']:.2f}, {sanity['high']:.2f}], limit {sanity['limit']})"
-        if sanity["mean"] is not None
-        else ""
+    count = f"saliency: {len(saliency['examples'])} Grad-CAM maps in the report; "
+    if sanity["mean"] is None:
+        console.print(count + "the randomisation check could not be made (every map is flat)", highlight=False)
+        return
+    numbers = f"rank correlation with a randomised twin's maps {sanity['mean']:.2f} [{sanity['low']:.2f}, {sanity['high']:.2f}]"
+    verdict = (
+        f"sanity check passed ({numbers}; upper bound below {sanity['limit']})"
+        if sanity["passed"]
+        else f"sanity check failed ({numbers}; needs an upper bound below {sanity['limit']}): do not read the maps as evidence"
     )
-    console.print(f"saliency: {len(saliency['examples'])} Grad-CAM maps in the report; {verdict}{similarity}", highlight=False)
+    console.print(count + verdict, highlight=False)
