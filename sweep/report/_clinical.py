@@ -96,8 +96,9 @@ def _external_html(external: list[dict[str, Any]], internal: dict[str, Any], cli
     """Per output, internal test AUROC beside each external dataset's; then each dataset's facts and rates."""
     names = "".join(f"<th>{html.escape(e['name'])}</th>" for e in external)
     rows = []
-    for output, found in internal.items():
-        cells = []
+    outputs = list(internal) + [o for e in external for o in e["outputs"] if o not in internal]
+    for output in dict.fromkeys(outputs):
+        found, cells = internal.get(output), []
         for entry in external:
             facts = entry["outputs"].get(output) or {}
             if facts.get("auroc"):

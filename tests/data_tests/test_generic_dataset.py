@@ -221,9 +221,8 @@ def test_a_csvs_other_columns_are_kept_for_subgroups_and_never_reach_a_model(tmp
     put(names, tmp_path / "pics")
     rows = ["path,label,patient,sex,age,site,gender"]
     for i, name in enumerate(names):
-        rows.append(
-            f"pics/{name},{'normal' if i % 2 else 'effusion'},P{i},{'FM'[i % 2]},{30 + 10 * i},site-{i % 3},{'female' if i < 3 else 'male'}"
-        )
+        label, gender = ("normal" if i % 2 else "effusion"), ("female" if i < 3 else "male")
+        rows.append(f"pics/{name},{label},P{i},{'FM'[i % 2]},{30 + 10 * i},site-{i % 3},{gender}")
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     plain = tmp_path / "plain.csv"

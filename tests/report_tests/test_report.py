@@ -312,6 +312,41 @@ def test_ocl_evaluates_result_is_a_section_of_the_same_page_with_roc_curves(stud
     assert "Held-out test" in rendered and f">{BEST}<" in rendered
 
 
+def test_external_validation_and_saliency_are_sections_of_the_test_result(study, url, tmp_path):
+    """Planted: one external dataset that lacks one output, and two Grad-CAM pictures of which one
+    is missing on disk; a failed sanity check is a warning, not a footnote."""
+    import dataclasses
+
+    from sweep.results import SaliencyMaps
+
+    interval = {"estimate": 0.71, "low": 0.62, "high": 0.8}
+    external = {
+        "name": "hospital-b", "images": 40, "patients": 38, "left_out": 2, "mean_auroc": interval,
+        "outputs": {
+            "Effusion": {"counterpart": "Pleural Effusion", "images": 40, "positives": 12, "auroc": interval,
+                         "ece": interval, "rates": {k: interval for k in ("sensitivity", "specificity", "ppv", "npv")}},
+            "Nodule": {"counterpart": None, "images": 0, "positives": 0, "auroc": None},
+        },
+    }  # fmt: skip
+    examples = [
+        {"output": "Effusion", "kind": kind, "score": 0.9, "threshold": 0.5, "file": f"effusion-{i}.jpg"}
+        for i, kind in enumerate(("true positive", "false positive"))
+    ]
+    sanity = {"images": 2, "mean": 0.81, "low": 0.7, "high": 0.9, "passed": False, "limit": 0.5}
+    saliency = SaliencyMaps(examples, sanity, {"effusion-0.jpg": b"\xff\xd8\xff planted"})
+    evaluation = dataclasses.replace(evaluation_of(study), external=(external,), saliency=saliency)
+    output = tmp_path / "page.html"
+    saliency.write(output.with_suffix(".saliency"))
+    page = write_study_report(study, url, output, evaluation=evaluation).read_text()
+    assert "id='external'" in page and "<th>hospital-b</th>" in page and "not in the data" in page
+    assert "38 patients; 2 image(s) of the study's own patients left out" in page
+    assert page.count("src='data:image/jpeg;base64,") == 1 and "picture not found" in page
+    assert "Sanity check failed:" in page and "Do not read them as evidence" in page
+    passed = dataclasses.replace(saliency, sanity={**sanity, "mean": 0.1, "low": 0.0, "high": 0.2, "passed": True})
+    page = write_study_report(study, url, output, evaluation=dataclasses.replace(evaluation, saliency=passed)).read_text()
+    assert "Sanity check passed:" in page and "Sanity check failed" not in page
+
+
 # --- picture second ---------------------------------------------------------------------------------
 
 
