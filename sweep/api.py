@@ -57,6 +57,7 @@ from sweep.study import (
     check_resumable,
     count_states,
     create_or_resume,
+    fail_trials_of,
     load_search_space,
     load_settings,
     load_study,
@@ -413,7 +414,7 @@ def _run_workers(
     try:
         codes = pool.wait(tick)
     except KeyboardInterrupt:
-        pool.interrupt()
+        fail_trials_of(study, pool.interrupt())  # a worker terminated mid-trial leaves it RUNNING otherwise
         raise
     finished = count_states(study)["finished"]
     if finished < plan.trials:

@@ -25,6 +25,7 @@ __all__ = [
     "SweepSettings",
     "check_resumable",
     "count_states",
+    "fail_trials_of",
     "create_or_resume",
     "load_settings",
     "load_study",
@@ -169,6 +170,21 @@ def load_study(storage: Any, name: str) -> optuna.Study:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         listed = ", ".join(names[:8]) or "none yet"
         raise OCLError(f"--study {name}: no such study in this storage (studies: {listed})") from None
+
+
+def fail_trials_of(study: optuna.Study, pids: list[int]) -> list[int]:
+    """Mark FAIL the RUNNING trials of worker processes that were terminated (``pids``): a worker
+    stopped mid-trial cannot tell the storage itself, and a trial left RUNNING would read as alive
+    until its heartbeat went stale. Returns the trial numbers marked."""
+    marked = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get(records.key_of("pid")) in pids:
+            try:
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            except (RuntimeError, ValueError):  # it finished after all, between the read and the tell
+                continue
+            marked.append(trial.number)
+    return marked
 
 
 def count_states(study: optuna.Study) -> dict[str, int]:

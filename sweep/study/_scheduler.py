@@ -283,17 +283,26 @@ class WorkerPool:
         tick()
         return [p.returncode for p in self.processes]
 
-    def interrupt(self, grace: float = 30.0) -> None:
-        """Ask workers to stop (SIGINT), then terminate any still running after ``grace`` seconds."""
+    def interrupt(self, grace: float = 30.0) -> list[int]:
+        """Ask workers to stop (SIGINT), then terminate any still running after ``grace`` seconds;
+        returns the process IDs of those terminated (their trial may still read RUNNING)."""
         for p in self.processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
         deadline = time.monotonic() + grace
+        terminated = []
         for p in self.processes:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.terminate()
+                terminated.append(p.pid)
+        for p in self.processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        return terminated
 
     def failure_tail(self, lines: int = 8) -> str:
         """The last lines of the first failed worker's log, for the error message."""

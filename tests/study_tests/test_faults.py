@@ -191,3 +191,18 @@ def test_memory_stays_flat_over_100_consecutive_trials_in_one_worker(tmp_path, c
             f"{samples[max(samples)]:.0f} MiB (growth {growth:+.1f} MiB over {max(samples) - 10} trials)"
         )
     assert growth < 64, samples
+
+
+def test_trials_of_workers_terminated_after_ctrl_c_are_marked_failed_not_left_running(tmp_path):
+    """A worker that did not stop within the grace period is terminated mid-trial; its trial must not
+    read RUNNING (alive) afterwards, while another worker's running trial is left alone."""
+    from sweep.study import fail_trials_of
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'ocl.db'}", study_name="s", direction="maximize")
+    stuck, other = study.ask(), study.ask()
+    stuck.set_user_attr("ocl:pid", 4242)
+    other.set_user_attr("ocl:pid", 7)
+    assert fail_trials_of(study, [4242]) == [stuck.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {stuck.number: optuna.trial.TrialState.FAIL, other.number: optuna.trial.TrialState.RUNNING}
+    assert fail_trials_of(study, [4242]) == []  # already failed: nothing to do
