@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import optuna
 import pytest
@@ -101,56 +100,6 @@ def test_a_different_setting_under_the_same_study_name_is_refused(swept, tmp_pat
     assert "Traceback" not in result.stderr
     assert len(finished(trials_of(storage))) == 12
     assert not (tmp_path / "fresh-cache").exists()  # refused before any cache was built
-
-
-def test_evaluate_writes_report_and_model_and_test_split_stays_out_of_selection(swept, tmp_path):
-    root, env, storage = own_copy(swept, tmp_path)
-    result = run_ocl(root, env, "evaluate", "--storage", storage, "--format", "json")  # the only study: no --study
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert Path(summary["report"]).exists() or (root / summary["report"]).exists()
-    model = root / summary["model"] if not Path(summary["model"]).is_absolute() else Path(summary["model"])
-    assert model.stat().st_size > 0
-    study = optuna.load_study(study_name=STUDY, storage=storage)
-    answer = study_answer(study, storage)
-    # The answer's best candidate is evaluated (its best trial), else the single best trial.
-    best = study.trials[answer.best.best_trial] if answer.best else study.best_trial
-    assert summary["trial"] == best.number
-    assert summary["answer"] == answer.sentence()
-    assert summary["test"]["mean_auroc_low"] <= summary["test"]["mean_auroc"] <= summary["test"]["mean_auroc_high"]
-    assert summary["val_mean_auroc"] == pytest.approx(best.value, abs=1e-6)  # retrained identically
-    # Selection only ever saw validation numbers: no trial stores anything about the test split.
-    for trial in study.trials:
-        assert not [k for k in trial.user_attrs if "test" in k.lower()], trial.number
-    assert study.user_attrs["ocl:evaluation"]["trial"] == best.number
-    assert 0.0 <= summary["test"]["mean_auroc"] <= 1.0
-    # Calibration and operating points: chosen on validation, scored on test, carried by the model.
-    import keras
-
-    from sweep.model import TemperatureScaling  # registers OCL's layers for loading
-
-    assert summary["operating_point"] == "youden"
-    for output, calibration in summary["calibration"].items():
-        assert calibration["temperature"] == summary["temperatures"][output] > 0
-        for key in ("ece_before", "ece_after"):
-            assert calibration[key]["low"] <= calibration[key]["high"]
-        youden = summary["operating_points"][output]["youden"]
-        assert set(youden["test"]) == {"sensitivity", "specificity", "ppv", "npv"}
-    # Subgroups from the real NIH table (Patient Gender, Patient Age, View Position): counted, never model inputs.
-    (output,) = summary["subgroups"]
-    groupings = summary["subgroups"][output]
-    assert set(groupings) == {"sex", "age", "position"} and set(groupings["sex"]["subgroups"]) == {"F", "M"}
-    assert set(groupings["position"]["subgroups"]) <= {"PA", "AP"}
-    from sweep.data import load_dataset
-
-    assert sum(f["images"] for f in groupings["sex"]["subgroups"].values()) == len(load_dataset().split_indices("test"))
-    assert Path(summary["model_dir"]).name == f"{STUDY}.model"
-    loaded = keras.saving.load_model(model, compile=False)
-    layer = loaded.get_layer("temperature_scaling")
-    assert isinstance(layer, TemperatureScaling) and layer.temperatures == pytest.approx(list(summary["temperatures"].values()))
-    cost = summary["inference"]  # measured now, on this machine, beside the full network
-    assert cost["images_per_second"] > 0 and cost["full_network_images_per_second"] > 0 and cost["device"] == "cpu"
-    assert cost["speedup"] == pytest.approx(cost["images_per_second"] / cost["full_network_images_per_second"], rel=0.01)
 
 
 def test_evaluate_config_cheapest_retrains_the_cheapest_candidate_as_good_as_the_best(swept, tmp_path):
@@ -298,33 +247,3 @@ def test_the_cpu_note_states_what_this_study_measured_not_a_typed_in_figure(swep
     fresh = plan_sweep(20, storage=f"sqlite:///{tmp_path / 'new.db'}", study="new", **flags)
     assert "many times a feature-extraction trial (measured on 2 cores: README" in _cpu_fine_tuning_note(fresh)
     assert not any(ch.isdigit() for ch in _cpu_fine_tuning_note(fresh).split("(measured")[0])  # no typed-in figure
-
-
-def test_ocl_predict_scores_new_images_with_the_exported_model_folder_alone(swept, tmp_path):
-    """The folder ocl evaluate writes stands alone: ocl predict reads its card and model, decodes three
-    sample PNGs and a DICOM made from one of them, and prints calibrated scores and calls."""
-    from dicom_files import png, write_dicom
-    from helpers import SAMPLE_IMAGES
-
-    root, env, storage = own_copy(swept, tmp_path)
-    done = run_ocl(root, env, "evaluate", "--storage", storage, "--format", "json")
-    assert done.returncode == 0, done.stderr
-    folder = Path(json.loads(done.stdout)["model_dir"])
-    folder = folder if folder.is_absolute() else root / folder
-    card = json.loads((folder / "model_card.json").read_text())
-    assert (folder / "MODEL_CARD.md").read_text().startswith("# Model card: DenseNet-121 cut at")
-    assert card["reporting"]["author_must_fill"] and card["temperatures"] and card["thresholds"]
-    names = sorted(p.name for p in SAMPLE_IMAGES.iterdir())[:3]
-    write_dicom(tmp_path / "scan.dcm", png(names[0]), patient_id="MRN-42")
-    images = [str(SAMPLE_IMAGES / n) for n in names] + [str(tmp_path / "scan.dcm")]
-    predicted = run_ocl(root, env, "predict", "--model", str(folder), *images, "--format", "json")
-    assert predicted.returncode == 0, predicted.stderr
-    rows = json.loads(predicted.stdout)
-    assert [r["image"] for r in rows] == [*names, "scan.dcm"]
-    for row in rows:
-        for output, score in row["scores"].items():
-            assert 0 < score < 1 and row["calls"][output] == (score >= card["thresholds"][output])
-    assert abs(rows[0]["scores"][card["outputs"][0]] - rows[-1]["scores"][card["outputs"][0]]) < 0.05  # same pixels
-    (tmp_path / "notes.txt").write_text("not an image")
-    bad = run_ocl(root, env, "predict", "--model", str(folder), str(tmp_path / "notes.txt"))
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ocl predict: image") and "\n" not in bad.stderr.strip()
