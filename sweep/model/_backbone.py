@@ -26,22 +26,32 @@ from sweep.errors import OCLError
 from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights
 
 keras = keras_module()
-from keras.applications.densenet import preprocess_input  # noqa: E402  (after the quiet import)
 
 __all__ = ["IMAGENET_FILE", "Weights", "XrayPreprocessing", "build_backbone", "parse_weights", "preprocessing_layer"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""The per-channel statistics ``preprocess_input`` uses for DenseNet (``mode="torch"``)."""
 
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/densenet/" + IMAGENET_FILE
 
 
 @keras.saving.register_keras_serializable(package="ocl")
 class XrayPreprocessing(keras.layers.Layer):
-    """Grayscale 0..255 to 3 channels, then exactly ``keras.applications.densenet.preprocess_input``."""
+    """Grayscale 0..255 to 3 channels, then ``keras.applications.densenet.preprocess_input``'s
+    arithmetic (``torch`` mode: divide by 255, subtract the ImageNet mean, divide by its standard
+    deviation, per channel), written in ``keras.ops``: Keras' own function updates channels in
+    place, which the PyTorch backend refuses on a repeated tensor. Same operations in the same
+    order, so the values are bit-identical (a test holds them to ``preprocess_input``)."""
 
     def call(self, inputs):
-        images = keras.ops.cast(inputs, "float32")
+        ops = keras.ops
+        images = ops.cast(inputs, "float32")
         if images.shape[-1] == 1:
-            images = keras.ops.repeat(images, 3, axis=-1)
-        return preprocess_input(images)
+            images = ops.concatenate([images, images, images], axis=-1)
+        mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype="float32")
+        std = ops.convert_to_tensor(IMAGENET_STD, dtype="float32")
+        return (images / 255.0 - mean) / std
 
 
 @keras.saving.register_keras_serializable(package="ocl")

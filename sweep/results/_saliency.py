@@ -69,8 +69,8 @@ def choose_examples(y: np.ndarray, p: np.ndarray, threshold: float, per_kind: in
 
 
 def map_similarity(maps: np.ndarray, twin_maps: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Mean Spearman rank correlation between paired maps, its 95% bootstrap interval over images,
-    and whether the check passes (maps that are constant are left out: no ranking to compare)."""
+    """Mean Spearman rank correlation between paired maps (trained, twin), its 95% bootstrap
+    interval over images, and whether the check passes (see :func:`_spearman` for flat maps)."""
     rho = np.asarray([_spearman(a, b) for a, b in zip(maps, twin_maps)], np.float64)
     rho = rho[np.isfinite(rho)]
     if not len(rho):
@@ -88,10 +88,14 @@ def map_similarity(maps: np.ndarray, twin_maps: np.ndarray, seed: int = 0) -> di
     }
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a), np.ravel(b)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
+def _spearman(trained: np.ndarray, twin: np.ndarray) -> float:
+    """Rank correlation of two maps. A flat trained map has no ranking to compare (NaN: left out);
+    a flat twin map (no positive evidence anywhere) shares none of the trained map's ranking (0)."""
+    a, b = np.ravel(trained), np.ravel(twin)
+    if np.ptp(a) == 0:
         return float("nan")
+    if np.ptp(b) == 0:
+        return 0.0
     return float(spearmanr(a, b).statistic)
 
 
