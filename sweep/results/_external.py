@@ -78,9 +78,21 @@ def prepare_external(paths: Sequence[str | Path], study: Dataset, label_map: Lab
             finding, data with no finding in common with the study, no image left once the study's
             patients are left out, or no mapped finding with both positive and negative images.
     """
-    datasets = [_load(path, seed) for path in paths]
+    datasets = _named_apart([_load(path, seed) for path in paths])
     label_map.check(datasets)
     return [_checked(str(path), dataset, study, label_map) for path, dataset in zip(paths, datasets)]
+
+
+def _named_apart(datasets: list[Dataset]) -> list[Dataset]:
+    """Datasets whose names repeat (two folders both called ``images``) as ``images``, ``images-2``:
+    tables and the model card name each external dataset by its name alone."""
+    seen: dict[str, int] = {}
+    named = []
+    for dataset in datasets:
+        seen[dataset.name] = seen.get(dataset.name, 0) + 1
+        count = seen[dataset.name]
+        named.append(dataset if count == 1 else dataclasses.replace(dataset, name=f"{dataset.name}-{count}"))
+    return named
 
 
 def _checked(where: str, dataset: Dataset, study: Dataset, label_map: LabelMap) -> ExternalData:

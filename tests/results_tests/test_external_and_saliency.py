@@ -91,6 +91,22 @@ def test_a_map_file_overrides_the_built_in_map_and_refuses_unknown_names(tmp_pat
         read_label_map(tmp_path / "missing.csv")
 
 
+def test_external_datasets_of_one_name_are_told_apart(tmp_path):
+    from helpers import SAMPLE_IMAGES, sample_names_with
+
+    from sweep.results import prepare_external
+
+    paths = []
+    for site, names in (("a", sample_names_with("No Finding")[:2]), ("b", sample_names_with("No Finding")[2:4])):
+        for label, name in zip(("normal", "effusion"), names):
+            (tmp_path / site / "images" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / site / "images" / label / f"x{label}.png").write_bytes((SAMPLE_IMAGES / name).read_bytes())
+        paths.append(tmp_path / site / "images")
+    study = _dataset(FINDINGS, [()], negative=True)
+    found = prepare_external(paths, study, LabelMap(parse_task("any", FINDINGS), {}))
+    assert [e.dataset.name for e in found] == ["images", "images-2"]
+
+
 def test_per_output_auroc_with_intervals_matches_sklearn_and_covers_it():
     rng = np.random.default_rng(0)
     y = (rng.random((400, 2)) < 0.3).astype(np.float64)
