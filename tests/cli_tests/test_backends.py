@@ -48,9 +48,13 @@ def test_both_strategies_sweep_on_jax_in_mixed_precision_with_tensorflow_unimpor
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(shim.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     database = tmp_path / "jax.db"
+    # Two early cut layers and two epochs: JAX compiles every fine-tuning model afresh on the CPU, and
+    # what is checked here is that both strategies run, not how well.
+    (tmp_path / "tiny.toml").write_text('[space]\ncut_layers = ["pool2_pool", "pool3_pool"]\nepochs = 2\npatience = 1\n')
     done = ocl(
         "sweep", "--backend", "jax", "--trials", "4", "--weights", "none", "--image-size", "32", "--strategy", "both",
-        "--precision", "mixed", "--storage", f"sqlite:///{database}", "--format", "json", timeout=900,
+        "--precision", "mixed", "--config", "tiny.toml", "--storage", f"sqlite:///{database}", "--format", "json",
+        timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["finished"] == 4
@@ -58,6 +62,7 @@ def test_both_strategies_sweep_on_jax_in_mixed_precision_with_tensorflow_unimpor
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{database}")
     assert study.user_attrs[records.BACKEND] == "jax"
     assert {t.user_attrs.get("ocl:device_used") for t in study.trials if t.state.name == "COMPLETE"} == {"cpu"}
+    assert {t.user_attrs.get("ocl:strategy") for t in study.trials} == {"feature_extraction", "fine_tuning"}
     assert "(jax)" in done.stderr  # the plan says which backend runs
     assert json.loads(study.user_attrs[records.SETTINGS])["precision"] == "mixed"
     assert [p.name for p in (cache_dir / "bank").iterdir()] == ["none-seed0-mixed_bfloat16"]
