@@ -75,14 +75,12 @@ def age_band(age: float) -> str | None:
 
 def demographics(raw: pd.DataFrame, *, sex: str, age: str, position: str) -> dict[str, list]:
     """The normalised demographic columns of a label table, for the columns it has."""
-    columns: dict[str, list] = {}
-    if sex in raw.columns:
-        columns["sex"] = [normal_sex(v) for v in raw[sex]]
-    if age in raw.columns:
-        columns["age"] = [_years(v) for v in raw[age]]
-    if position in raw.columns:
-        columns["position"] = [normal_position(v) for v in raw[position]]
-    return columns
+    named = {"sex": sex, "age": age, "position": position}
+    return {name: [_NORMAL[name](v) for v in raw[column]] for name, column in named.items() if column in raw.columns}
+
+
+_NORMAL = {"sex": normal_sex, "age": _years, "position": normal_position}
+"""How each demographic reads its column, from any source: F/M, years, PA/AP."""
 
 
 def parse_subgroup(spec: str) -> tuple[str, str]:
@@ -114,13 +112,10 @@ def custom_groupings(table: pd.DataFrame, specs: list[str], where: object) -> di
                 f"--subgroup {spec}: {where} has no column {column!r} (its other columns: {others}); "
                 "name one of them, e.g. --subgroup sex=gender"
             )
-        values = table[kept[column.lower()]]
-        if name == "sex":
-            found[name] = [normal_sex(v) for v in values]
-        elif name == "age":
-            found[name] = [_years(v) for v in values]
-        elif name == "position":
-            found[name] = [normal_position(v) for v in values]
-        else:
-            found[name] = [str(v).strip() or None if v is not None and v == v else None for v in values]
+        found[name] = [_NORMAL.get(name, _category)(v) for v in table[kept[column.lower()]]]
     return found
+
+
+def _category(value: object) -> str | None:
+    """A grouping's value as written (``site-3``); None when empty or missing."""
+    return str(value).strip() or None if value is not None and value == value else None
