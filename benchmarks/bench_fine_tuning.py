@@ -88,7 +88,7 @@ def main() -> None:
             config,
             data,
             backbone_factory=lambda: build_backbone(args.size, weights),
-            on_epoch=lambda epoch, value: ends.append(time.perf_counter()),
+            on_epoch=lambda epoch, value, *_: ends.append(time.perf_counter()),
             **options,
         )
         keras.backend.clear_session(free_memory=True)
