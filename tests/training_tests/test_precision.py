@@ -65,7 +65,7 @@ def _trial(precision: str, tmp_path) -> dict:
 
 
 @pytest.mark.slow
-def test_mixed_precision_keeps_validation_auroc_within_a_hundredth_of_float32(tmp_path):
+def test_mixed_precision_keeps_validation_auroc_within_three_hundredths_of_float32(tmp_path):
     """At 64 px on the embedded sample, on this CPU: the same feature-extraction trial on features banked in
     bfloat16 scores within 0.03 of float32, and a fine-tuning trial trains in bfloat16 with a float32 output."""
     full, mixed = _trial("float32", tmp_path), _trial("mixed", tmp_path)
