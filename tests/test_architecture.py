@@ -1,5 +1,5 @@
 """The house rules, checked on the source: imports run one way, folders are used through their
-faces, and no library function grows past 60 lines.
+faces, no library function grows past 60 lines and no module past 600.
 
 The layers, lowest first. A module may import from its own layer or a lower one; importing from a
 later layer (at module level or inside a function) is a back-arrow and fails here. Between
@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 PACKAGES = [name for layer in LAYERS for name in layer if (ROOT / name.replace(".", "/")).is_dir()]
 MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 600
 
 
 def _module_name(path: Path) -> str:
@@ -141,6 +142,17 @@ def test_no_library_function_is_longer_than_60_lines(folder):
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} has {lines} lines")
     assert not long, "split these into smaller functions:\n" + "\n".join(long)
+
+
+def test_no_module_anywhere_is_longer_than_600_lines():
+    """Library, tests, benchmarks and scripts alike: a module past 600 lines holds more than one job."""
+    long = []
+    for folder in ("sweep", "layers_index", "tests", "benchmarks", "scripts"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_MODULE_LINES:
+                long.append(f"{path.relative_to(ROOT)} has {lines} lines")
+    assert not long, f"split these along their seams (at most {MAX_MODULE_LINES} lines each):\n" + "\n".join(long)
 
 
 def test_the_checker_sees_a_back_arrow(tmp_path):

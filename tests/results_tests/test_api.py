@@ -9,6 +9,7 @@ import pytest
 
 import sweep
 import sweep.api
+import sweep.api._plan
 from sweep.errors import OCLError
 from sweep.study import TrialRecord
 
@@ -30,8 +31,8 @@ def test_run_sweep_in_process_returns_the_best_trial_and_the_layer_summaries(tmp
     config.write_text(NOTEBOOK_STUDY)
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
     loads = []
-    real_load = sweep.api.load_dataset
-    monkeypatch.setattr(sweep.api, "load_dataset", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    real_load = sweep.api._plan.load_dataset
+    monkeypatch.setattr(sweep.api._plan, "load_dataset", lambda *a, **k: loads.append(1) or real_load(*a, **k))
 
     result = sweep.run_sweep(
         trials=4, image_size=64, weights="none", storage=storage, config=config, study="notebook", log_dir=tmp_path / "logs"
