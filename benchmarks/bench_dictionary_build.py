@@ -13,7 +13,7 @@ Then it reports, honestly, how well LogME's ranking of the layers agrees with th
 by each. With ``--weights none`` the features are those of a random network, and the probe's
 validation AUROC rests on 69 validation images: expect weak agreement, and read it as that.
 
-Usage: python benchmarks/bench_dictionary_build.py [--image-size 224] [--weights none] [--goal 60]
+Usage: python benchmarks/bench_dictionary_build.py [--image-size 224] [--weights none] [--goal 60] [--smoke]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sweep._progress import configure as configure_progress  # noqa: E402
 
 configure_progress(enabled=False)
 
+from _smoke import parse_args as parse_with_smoke  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 from layers_index import build_dictionary  # noqa: E402
@@ -41,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--goal", type=float, default=60.0, help="seconds the cached build may take (default 60)")
     parser.add_argument("--storage", default=None, help="database URL to write to (default: a SQLite file in a temporary folder)")
     parser.add_argument("--top", type=int, default=5, help="how many top layers to list per score (default 5)")
-    return parser.parse_args()
+    return parse_with_smoke(parser, image_size=32, goal=600)
 
 
 def cpu_seconds() -> float:

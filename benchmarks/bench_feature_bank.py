@@ -8,7 +8,7 @@ Three timings at realistic size (224 px, embedded NIH sample, random init):
    from images every epoch (truncated backbone + head, ``model.fit``). Goal: at least 50x faster.
 3. Fine-tuning step throughput (batch 16): only conv5 trainable vs the whole network.
 
-Run: .venv/bin/python benchmarks/bench_feature_bank.py [--images 638] [--size 224]
+Run: .venv/bin/python benchmarks/bench_feature_bank.py [--images 638] [--size 224] [--smoke]
 CPU time / wall time is printed beside each timing: about 2.0 means both cores were busy.
 """
 
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 
 def timed(fn):
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the two feature-extraction trials")
     parser.add_argument("--steps", type=int, default=6, help="fine-tuning steps timed per variant")
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, images=40, size=32, epochs=2, steps=1)
     os.environ["OCL_CACHE_DIR"] = tempfile.mkdtemp(prefix="ocl-bench-")
     from sweep._progress import configure as configure_progress
 

@@ -21,7 +21,7 @@ passes, nor the per-batch cost of a Keras training step.
 An epoch's time is the time between the ends of the trial's last two epochs (steady state: no
 model building or first-step compilation in it).
 
-Run: .venv/bin/python benchmarks/bench_fine_tuning.py [--no-sweep] [--size 224] [--epochs 3]
+Run: .venv/bin/python benchmarks/bench_fine_tuning.py [--no-sweep] [--size 224] [--epochs 3] [--sweep-trials 200] [--smoke]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 
 def main() -> None:
@@ -42,7 +43,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed trial (the last one is timed)")
     parser.add_argument("--no-sweep", action="store_true", help="print only the three ratios (under 15 minutes)")
-    args = parser.parse_args()
+    parser.add_argument("--sweep-trials", type=int, default=200, help="trials of the timed sweep (default 200)")
+    args = parse_with_smoke(parser, size=32, sweep_trials=2)
     root = Path(tempfile.mkdtemp(prefix="ocl-bench-ft-"))
     os.environ["OCL_CACHE_DIR"] = str(root / "cache")
     from sweep._progress import configure as configure_progress
@@ -110,7 +112,7 @@ def main() -> None:
     if args.no_sweep:
         return
     env = {**os.environ, "OCL_CACHE_DIR": str(root / "sweep-cache")}
-    command = [sys.executable, "-m", "sweep", "sweep", "--trials", "200", "--strategy", "both", "--image-size"]
+    command = [sys.executable, "-m", "sweep", "sweep", "--trials", str(args.sweep_trials), "--strategy", "both", "--image-size"]
     command += [str(args.size), "--weights", "none", "--storage", f"sqlite:///{root / 'bench.db'}", "--log-dir", str(root)]
     start = time.perf_counter()
     code = subprocess.call(command, env=env, cwd=root)
@@ -127,7 +129,10 @@ def main() -> None:
         seconds = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials if t.params["strategy"] == strategy]
         if seconds:
             print(f"  {len(seconds)} {strategy} trials (finished or pruned), {np.mean(seconds):.1f} s each on average")
-    print(f"ocl sweep --trials 200 --strategy both --image-size {args.size} --weights none: {minutes:.1f} min (goal <= 90 min)")
+    print(
+        f"ocl sweep --trials {args.sweep_trials} --strategy both --image-size {args.size} --weights none: "
+        f"{minutes:.1f} min (goal <= 90 min at 200 trials, 224 px)"
+    )
 
 
 if __name__ == "__main__":

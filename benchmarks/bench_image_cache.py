@@ -17,7 +17,7 @@ Measures, on the full-size (1024x1024) NIH originals in tests/fixtures/nih-full:
 and compares each rate with PNG decode and with --model-rate (default 20 img/s: a DenseNet-121
 forward pass at 224 px on this machine's CPU).
 
-Usage: python benchmarks/bench_image_cache.py [--size 224] [--batch 32] [--seconds 3] [--images-limit N]
+Usage: python benchmarks/bench_image_cache.py [--size 224] [--batch 32] [--seconds 3] [--images-limit N] [--smoke]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 from sweep._progress import configure as configure_progress  # noqa: E402
 
@@ -62,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--images-limit", type=int, default=None, help="use only the first N images (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    return parse_with_smoke(parser, size=32, images_limit=3, seconds=0.05, read_images=64)
 
 
 DICOM_ENCODINGS = ("uncompressed", "RLE Lossless", "JPEG 2000 Lossless")

@@ -11,7 +11,7 @@ set leaves one out (the claim is at most 5%).
 - after: the choice made again in every resample (``CandidateScorer``), step-down max-T
   (``confidence_set``), as ``study_answer`` does now.
 
-Run: .venv/bin/python benchmarks/bench_power.py [--repeats 100] [--sizes 150 300 1000 3000]
+Run: .venv/bin/python benchmarks/bench_power.py [--repeats 100] [--sizes 150 300 1000 3000] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _smoke import parse_args as parse_with_smoke  # noqa: E402
 from generated_studies import predictions, shift_for, validation  # noqa: E402
 
 from sweep.results import CandidateScorer  # noqa: E402
@@ -37,10 +38,10 @@ CANDIDATES, TRIALS, BASE = 5, 3, 0.75
 def _before(scorer: CandidateScorer, stored: dict[int, np.ndarray]) -> tuple[float, np.ndarray]:
     """The previous scoring: the point's trial choice, held fixed in every resample."""
     trials = list(stored)
-    chosen = scorer.chosen_trials(trials, stored)
-    point = float(np.nanmean([scorer._mean(rows, stored[t], scorer.ones)[0] for rows, t in zip(scorer.rows, chosen)]))
-    values = np.nanmean(np.stack([scorer._mean(rows, stored[t], scorer.weights) for rows, t in zip(scorer.rows, chosen)]), 0)
-    return point, values
+    values = scorer.values(trials, stored)  # (trials, choose/score, half, point + resamples)
+    chosen = [trials.index(t) for t in scorer.chosen_trials(trials, stored)]  # the point's choice, per half
+    combined = np.nanmean(np.stack([values[chosen[side], 1, side, :] for side in (0, 1)]), axis=0)
+    return float(combined[0]), combined[1:]
 
 
 def _single_step(estimates: np.ndarray, resampled: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--sizes", type=int, nargs="*", default=[150, 300, 1000, 3000])
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, repeats=2, sizes=[150])
     print(f"{CANDIDATES} candidates x {TRIALS} trials, {args.repeats} generated studies per cell, 95% level")
     print("| validation patients | family-wise error before / after | power +0.03 before / after | power +0.05 before / after |")
     print("|---|---|---|---|")

@@ -6,7 +6,7 @@ DenseNet-121. Printed: bytes per image on disk, build time per 1,000 images and 
 resident memory, which must not grow with ``--images`` (the bank is written through memory maps
 that are let go every few batches, and never held in memory). Compare two runs, e.g. 2000 and 8000.
 
-Run: .venv/bin/python benchmarks/bench_spatial_bank.py --images 2000 [--size 64]
+Run: .venv/bin/python benchmarks/bench_spatial_bank.py --images 2000 [--size 64] [--smoke]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 
 @dataclass
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="generated images (ChestX-ray14 has 112,120)")
     parser.add_argument("--size", type=int, default=64)
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, images=48, size=32)
     root = Path(tempfile.mkdtemp(prefix="ocl-bench-spatial-"))
     os.environ["OCL_CACHE_DIR"] = str(root / "cache")
     from sweep._progress import configure as configure_progress

@@ -8,7 +8,7 @@ Reports trials/min and the share of the sweep's wall time spent outside training
 start-up, storage, sampling, pruning), where training time is the sum of the trials'
 ``ocl:wall_seconds``.
 
-Run: .venv/bin/python benchmarks/bench_sweep.py [--trials 200] [--workers 1]
+Run: .venv/bin/python benchmarks/bench_sweep.py [--trials 200] [--workers 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _smoke import parse_args as parse_with_smoke
 
 
 def sweep(workdir: Path, storage: str, study: str, args: argparse.Namespace, env: dict) -> float:
@@ -68,7 +70,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, trials=2, size=32)
     workdir = Path(tempfile.mkdtemp(prefix="ocl-bench-sweep-"))
     env = dict(os.environ, OCL_CACHE_DIR=str(workdir / "cache"))
     print(

@@ -13,7 +13,7 @@
    candidate's 95% interval and its width, and how many judged candidates the confidence set
    keeps (fewer = the data can tell more layers apart).
 
-Run: .venv/bin/python benchmarks/bench_uncertainty.py [--full-study] [--trials 60] [--image-size 64] [--skip-sweeps]
+Run: .venv/bin/python benchmarks/bench_uncertainty.py [--full-study] [--trials 60] [--image-size 64] [--skip-sweeps] [--smoke]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 
 def time_bootstrap(images: int = 11_000, outputs: int = 14, resamples: int = 1_000) -> None:
@@ -46,7 +47,7 @@ def time_bootstrap(images: int = 11_000, outputs: int = 14, resamples: int = 1_0
     )
 
 
-def full_study() -> None:
+def full_study(images: int = 11_000, patients_n: int = 3_700, trial_count: int = 200) -> None:
     """A generated study at full size, read as ``ocl sweep``, ``ocl report`` and the dictionary read it."""
     import sys
 
@@ -60,25 +61,27 @@ def full_study() -> None:
     from sweep.results import study_answer
 
     rng = np.random.default_rng(0)
-    images, patients_n, outputs = 11_000, 3_700, 14
+    outputs = 14
     patients = rng.integers(0, patients_n, images)
     prevalence = np.geomspace(0.003, 0.18, outputs)  # NIH's findings run from Hernia (0.2%) to Infiltration (18%)
     y = (rng.random((images, outputs)) < prevalence).astype(np.float32)
     effect = rng.normal(0, 0.7, patients_n)[patients][:, None]
     keys = [(strategy, layer) for strategy in ("feature_extraction", "fine_tuning") for layer in CANDIDATES[-50:]]
+    keys = keys[: max(1, trial_count // 2)]  # two trials per candidate (100 candidates at 200 trials)
     trials: dict = {key: [] for key in keys}
-    for number in range(201):
+    for number in range(trial_count + 1):
         key = keys[number % len(keys)]
         own = (shift_for(0.75) * y + effect + rng.normal(0, 0.7, y.shape)).astype(np.float32)
         crossfit = own if number % 2 else (own + rng.normal(0, 0.1, y.shape)).astype(np.float32)
         trials[key].append((own, crossfit))
-    last_key = keys[200 % len(keys)]
+    last_key = keys[trial_count % len(keys)]
     last = trials[last_key].pop()  # written after the answer: the new trial of the callback
     workdir = Path(tempfile.mkdtemp(prefix="ocl-bench-full-"))
     url = f"sqlite:///{workdir / 'full.db'}"
     start = time.perf_counter()
     study = write_study(url, "full", y, patients.astype(str), trials)
-    print(f"full study: 200 trials x {images:,} images x {outputs} outputs written in {time.perf_counter() - start:.0f} s")
+    seconds = time.perf_counter() - start
+    print(f"full study: {trial_count} trials x {images:,} images x {outputs} outputs written in {seconds:.0f} s")
     for label in ("first answer (computes and stores every trial's resamples)", "answer again (goal <= 15 s)"):
         start = time.perf_counter()
         answer = study_answer(study, url)
@@ -138,10 +141,13 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--skip-sweeps", action="store_true", help="only time the bootstrap (and --full-study)")
     parser.add_argument("--full-study", action="store_true", help="time the answer on a generated full-size study")
-    args = parser.parse_args()
+    parser.add_argument("--full-images", type=int, default=11_000, help="validation images of the full study (NIH: 11,000)")
+    parser.add_argument("--full-patients", type=int, default=3_700, help="their patients (NIH: about 3,700)")
+    parser.add_argument("--full-trials", type=int, default=200, help="completed trials of the full study (default 200)")
+    args = parse_with_smoke(parser, trials=3, image_size=32, full_study=True, full_images=600, full_patients=200, full_trials=20)
     time_bootstrap()
     if args.full_study:
-        full_study()
+        full_study(args.full_images, args.full_patients, args.full_trials)
     if not args.skip_sweeps:
         sweep_widths(args.trials, args.image_size)
 

@@ -5,7 +5,7 @@ fresh cache) and times one plain forward pass (batch 32) of the same network, in
 ``--precision mixed``. Printed next to Keras' published figure (A100, batch 32: 5.4 ms per step,
 about 5,900 img/s) and timm's RTX 4090 AMP figure (3,615 img/s). Part of benchmarks/gpu_check.sh.
 
-Run: KERAS_BACKEND=jax python benchmarks/gpu_throughput.py [--size 224] [--repeats 20]
+Run: KERAS_BACKEND=jax python benchmarks/gpu_throughput.py [--size 224] [--repeats 20] [--images N] [--smoke]
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import tempfile
 import time
 
 import numpy as np
+from _smoke import parse_args as parse_with_smoke
 
 PUBLISHED = "published: Keras DenseNet121 on A100, batch 32: 5.4 ms/step (~5,900 img/s); timm RTX 4090 AMP: 3,615 img/s"
 
 
-def measure(precision: str, size: int, repeats: int) -> None:
+def measure(precision: str, size: int, repeats: int, images: int | None) -> None:
     from sweep._keras import device_in_use
     from sweep.caches import load_feature_bank, load_image_cache
     from sweep.data import load_dataset
@@ -28,7 +29,7 @@ def measure(precision: str, size: int, repeats: int) -> None:
 
     policy = use_precision(precision)
     os.environ["OCL_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"ocl-gpu-{policy}-")
-    cache = load_image_cache(load_dataset().paths, size)
+    cache = load_image_cache(load_dataset().paths[:images], size)
     backbone = build_backbone(size, Weights("none"))
     batch = np.asarray(cache.images[:32], np.float32)[..., None]
     backbone.predict_on_batch(batch)  # compile
@@ -51,10 +52,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--precision", default="both", choices=["float32", "mixed", "both"])
-    args = parser.parse_args()
+    parser.add_argument("--images", type=int, default=None, help="bank only the first N sample images (default: all 638)")
+    args = parse_with_smoke(parser, size=32, repeats=1, images=32)
     print(PUBLISHED)
     for precision in ("float32", "mixed") if args.precision == "both" else (args.precision,):
-        measure(precision, args.size, args.repeats)
+        measure(precision, args.size, args.repeats, args.images)
 
 
 if __name__ == "__main__":
