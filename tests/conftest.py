@@ -17,6 +17,19 @@ from pathlib import Path
 import pytest
 from helpers import SAMPLE_DIR, files_under, sample_rows
 
+SHARED_SESSION_FIXTURES = ("small_sweep", "evaluated_64px")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For ``pytest -n 2 --dist loadgroup`` (``make test``): each file runs on one worker, so its
+    module-scoped fixtures are built once, and the files whose tests read the session's shared
+    sweeps (``small_sweep``, ``evaluated_64px``) run on one worker together, so each sweep is made
+    once. Without ``-n`` the marks do nothing."""
+    shared = {item.path for item in items if set(SHARED_SESSION_FIXTURES) & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        group = "shared-session-sweeps" if item.path in shared else str(item.path.relative_to(config.rootpath))
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_env(tmp_path_factory: pytest.TempPathFactory):
