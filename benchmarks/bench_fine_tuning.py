@@ -27,6 +27,7 @@ Run: .venv/bin/python benchmarks/bench_fine_tuning.py [--no-sweep] [--size 224] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed trial (the last one is timed)")
     parser.add_argument("--no-sweep", action="store_true", help="print only the three ratios (under 15 minutes)")
     parser.add_argument("--sweep-trials", type=int, default=200, help="trials of the timed sweep (default 200)")
-    args = parse_with_smoke(parser, size=32, sweep_trials=2)
+    parser.add_argument("--images", type=int, default=None, help="time epochs on the first N sample images (default: all 638)")
+    args = parse_with_smoke(parser, size=32, sweep_trials=2, images=96)
     root = Path(tempfile.mkdtemp(prefix="ocl-bench-ft-"))
     os.environ["OCL_CACHE_DIR"] = str(root / "cache")
     from sweep._progress import configure as configure_progress
@@ -52,7 +54,7 @@ def main() -> None:
     configure_progress(enabled=False)
 
     from sweep._keras import keras_module
-    from sweep.caches import load_image_cache, load_spatial_bank
+    from sweep.caches import ImageCache, load_image_cache, load_spatial_bank
     from sweep.data import load_dataset
     from sweep.model import Weights, build_backbone
     from sweep.training import TrialConfig, TrialData, run_trial
@@ -61,6 +63,11 @@ def main() -> None:
     dataset = load_dataset()
     cache = load_image_cache(dataset.paths, args.size)
     data = TrialData.from_dataset(dataset, dataset.task("any"), cache)
+    if args.images is not None:  # the first N images, with their splits
+        n = min(args.images, len(cache.images))
+        cache = ImageCache(cache.key + f"-first{n}", cache.size, cache.method, cache.path, cache.images[:n])
+        rows = {split: getattr(data, split)[getattr(data, split) < n] for split in ("train", "val", "test")}
+        data = dataclasses.replace(data, images=cache.images, targets=data.targets[:n], **rows)
     weights = Weights("none")
     backbone = build_backbone(args.size, weights)
     n = len(cache.images)
