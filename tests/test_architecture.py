@@ -10,6 +10,7 @@ into another folder's ``_private`` module.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,13 @@ def test_the_checker_sees_a_back_arrow(tmp_path):
     bad.write_text("def f():\n    from sweep.study import load_study\n")
     assert _imports(bad) == [(2, "sweep.study")]
     assert _layer_of("sweep.study") > _layer_of("sweep.data._generic")
+
+
+def test_under_xdist_each_test_runs_in_its_files_group(request):
+    """``make test`` runs ``pytest -n 2 --dist loadgroup``: a file's module fixtures and the shared
+    session sweeps are built once only if xdist sees the groups tests/conftest.py gives. When xdist
+    cannot write them into the node id (pytest 9.2, pytest-xdist#1386) it spreads every test
+    silently; this fails instead. Without ``-n`` there is nothing to check."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        pytest.skip("not running under pytest-xdist")
+    assert request.node.nodeid.endswith("@tests/test_architecture.py"), request.node.nodeid
