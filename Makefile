@@ -21,8 +21,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
+# Two worker processes (pytest-xdist), one per core; tests/conftest.py says which tests share one.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The inner loop: everything but the tests that start several processes or run many trials.
 test-fast: install

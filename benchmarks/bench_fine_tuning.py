@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true", help="print only the three ratios (under 15 minutes)")
     parser.add_argument("--sweep-trials", type=int, default=200, help="trials of the timed sweep (default 200)")
     parser.add_argument("--images", type=int, default=None, help="time epochs on the first N sample images (default: all 638)")
-    args = parse_with_smoke(parser, size=32, sweep_trials=2, images=96)
+    args = parse_with_smoke(parser, size=32, sweep_trials=1, images=96)
     root = Path(tempfile.mkdtemp(prefix="ocl-bench-ft-"))
     os.environ["OCL_CACHE_DIR"] = str(root / "cache")
     from sweep._progress import configure as configure_progress

@@ -20,18 +20,36 @@ from helpers import SAMPLE_DIR, files_under, sample_rows
 SHARED_SESSION_FIXTURES = ("small_sweep", "evaluated_64px")
 
 
+def _shares_a_fixture_with_its_file(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture built once per module, class or package (not per test)."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(d.scope in ("module", "class", "package") for defs in definitions.values() for d in defs)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For ``pytest -n 2 --dist loadgroup`` (``make test``): each file runs on one worker, so its
-    module-scoped fixtures are built once, and the files whose tests read the session's shared
-    sweeps (``small_sweep``, ``evaluated_64px``) run on one worker together, so each sweep is made
-    once. Without ``-n`` the marks do nothing. xdist puts the group into the node id, which pytest
-    9.2 no longer lets it change (pytest-xdist issue 1386), so the dev extra keeps pytest below 9.2
-    and tests/test_architecture.py fails if the groups stop reaching the workers."""
+    """For ``pytest -n 2 --dist loadgroup`` (``make test``), which unit of work goes to one worker:
+
+    - the files whose tests read the session's shared sweeps (``small_sweep``, ``evaluated_64px``)
+      together, so each sweep is made once in the run;
+    - a file whose tests share a module-scoped fixture, so it is built once;
+    - any other test alone (the benchmark smokes, for one, spread over both workers).
+
+    The shared sweeps go first and slow tests next: the longest units start early, so neither
+    worker is left with a long one at the end. Without ``-n`` nothing is marked or moved.
+
+    xdist puts the group into the node id, which pytest 9.2 no longer lets it change
+    (pytest-xdist#1386): the dev extra keeps pytest below 9.2, and tests/test_architecture.py fails
+    if the groups stop reaching the workers."""
+    if not hasattr(config, "workerinput"):  # not an xdist worker
+        return
     shared = {item.path for item in items if set(SHARED_SESSION_FIXTURES) & set(getattr(item, "fixturenames", ()))}
     for item in items:
-        group = "shared-session-sweeps" if item.path in shared else str(item.path.relative_to(config.rootpath))
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.path in shared:
+            item.add_marker(pytest.mark.xdist_group("shared-session-sweeps"))
+        elif _shares_a_fixture_with_its_file(item):
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
+    items.sort(key=lambda item: (item.path not in shared, item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session", autouse=True)

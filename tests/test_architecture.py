@@ -164,7 +164,13 @@ def test_the_checker_sees_a_back_arrow(tmp_path):
     assert _layer_of("sweep.study") > _layer_of("sweep.data._generic")
 
 
-def test_under_xdist_each_test_runs_in_its_files_group(request):
+
+@pytest.fixture(scope="module")
+def built_once_per_file() -> object:
+    return object()
+
+
+def test_under_xdist_a_test_with_a_module_fixture_runs_in_its_files_group(request, built_once_per_file):
     """``make test`` runs ``pytest -n 2 --dist loadgroup``: a file's module fixtures and the shared
     session sweeps are built once only if xdist sees the groups tests/conftest.py gives. When xdist
     cannot write them into the node id (pytest 9.2, pytest-xdist#1386) it spreads every test

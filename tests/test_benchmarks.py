@@ -41,7 +41,7 @@ EXPECTED: dict[str, list[str]] = {
             rf"^block-{block} cut \(.*, unfreeze_back {back}\): .* epoch speed-up {NUMBER}x$"
             for block, back in ((4, 1), (4, 4), (3, 1), (3, 3))
         ],
-        rf"^ocl sweep --trials 2 --strategy both --image-size 32 --weights none: {NUMBER} min",
+        rf"^ocl sweep --trials 1 --strategy both --image-size 32 --weights none: {NUMBER} min",
     ],
     "bench_spatial_bank": [rf"^48 images at 32 px: {NUMBER} bytes per image .* peak memory {NUMBER} MB"],
     "bench_dictionary_build": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -117,8 +118,10 @@ def test_evaluate_config_cheapest_retrains_the_cheapest_candidate_as_good_as_the
 
 
 def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_path):
+    # Long enough trials (about 10 s here) that the one killed is still running: it is picked within
+    # a second of its start.
     (tmp_path / "small.toml").write_text(
-        SMALL_STUDY.replace("epochs = 4", "epochs = 400").replace("patience = 2", "patience = 400")
+        SMALL_STUDY.replace("epochs = 4", "epochs = 100").replace("patience = 2", "patience = 100")
     )
     env = dict(os.environ, OCL_CACHE_DIR=str(tmp_path / "cache"), OCL_GRACE_SECONDS="4")  # heartbeat every second
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
@@ -138,7 +141,11 @@ def test_a_killed_worker_loses_no_finished_trial_and_its_trial_is_retried(tmp_pa
             trials = trials_of(storage)
         except Exception:
             continue
-        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "ocl:pid" in t.user_attrs]
+        running = [
+            t for t in trials
+            if t.state == optuna.trial.TrialState.RUNNING and "ocl:pid" in t.user_attrs
+            and (datetime.datetime.now() - t.datetime_start).total_seconds() < 1
+        ]  # fmt: skip
         if running and finished(trials):
             victim = running[0]
             os.kill(victim.user_attrs["ocl:pid"], signal.SIGKILL)
