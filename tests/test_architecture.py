@@ -164,7 +164,6 @@ def test_the_checker_sees_a_back_arrow(tmp_path):
     assert _layer_of("sweep.study") > _layer_of("sweep.data._generic")
 
 
-
 @pytest.fixture(scope="module")
 def built_once_per_file() -> object:
     return object()

@@ -11,14 +11,24 @@ so a half-written or damaged file is rebuilt, never read. They live under ``OCL_
   after its unfreeze boundary.
 """
 
-from sweep.caches._feature_bank import FeatureBank, ViewSpec, load_feature_bank
-from sweep.caches._image_cache import MIN_IMAGE_SIZE, ImageCache, cache_key, check_image_size, load_image_cache
+from sweep.caches._disk import FREE_DISK_MARGIN, DiskPlan
+from sweep.caches._feature_bank import FeatureBank, ViewSpec, feature_bank_bytes, load_feature_bank
+from sweep.caches._image_cache import (
+    MIN_IMAGE_SIZE,
+    ImageCache,
+    cache_key,
+    check_image_size,
+    image_cache_bytes,
+    load_image_cache,
+)
 from sweep.caches._spatial_bank import BLOCKS, BankPlan, SpatialBank, bank_plan, block_shape, entry_layer, load_spatial_bank
 
 __all__ = [
     "BLOCKS",
+    "FREE_DISK_MARGIN",
     "MIN_IMAGE_SIZE",
     "BankPlan",
+    "DiskPlan",
     "FeatureBank",
     "ImageCache",
     "SpatialBank",
@@ -28,6 +38,8 @@ __all__ = [
     "cache_key",
     "check_image_size",
     "entry_layer",
+    "feature_bank_bytes",
+    "image_cache_bytes",
     "load_feature_bank",
     "load_image_cache",
     "load_spatial_bank",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 from sweep._env import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
 from sweep.caches import _artifacts as _artifacts
+from sweep.caches._disk import array_bytes, present
 from sweep.caches._image_cache import ImageCache
 from sweep.model import Augmentation
 
@@ -94,6 +95,39 @@ def _valid(directory: Path, relative: str, entry: dict[str, Any] | None, rows: i
     return array is not None and array.shape[-2] == rows
 
 
+def bank_directory(cache_key: str, weights: Any, dtype_policy: str = "float32", cache_dir: Path | None = None) -> Path:
+    """Where the bank of one image cache and one weights choice lives."""
+    precision = "" if dtype_policy == "float32" else f"-{dtype_policy}"  # other numbers: other files
+    return Path(cache_dir or default_cache_dir()) / "bank" / f"{weights.identity}{precision}" / cache_key
+
+
+def feature_bank_bytes(
+    cache_key: str,
+    images: int,
+    weights: Any,
+    channels: Mapping[str, int],
+    *,
+    views: ViewSpec | None = None,
+    cache_dir: Path | None = None,
+    dtype_policy: str = "float32",
+) -> int:
+    """The bytes :func:`load_feature_bank` would still write for these layers (``channels``: each
+    layer's width) and views, before the images are even decoded: 0 for what is already banked."""
+    directory = bank_directory(cache_key, weights, dtype_policy, cache_dir)
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    layers, banked_views = manifest.get("layers", {}), manifest.get("views", {}).get(views.key, {}) if views else {}
+    total = 0
+    for layer, width in channels.items():
+        if not present(directory / "layers" / f"{layer}.npy", layers.get(layer)):
+            total += array_bytes((images, width), 4)
+        if views and not present(directory / f"views-{views.key}" / f"{layer}.npy", banked_views.get(layer)):
+            total += array_bytes((views.count, len(views.indices), width), 4)
+    return total
+
+
 def load_feature_bank(
     cache: ImageCache,
     weights: Any,
@@ -114,8 +148,7 @@ def load_feature_bank(
         views: augmented views of the training images to bank as well.
         backbone: an already built backbone to reuse (else built here only if something is missing).
     """
-    precision = "" if dtype_policy == "float32" else f"-{dtype_policy}"  # other numbers: other files
-    directory = Path(cache_dir or default_cache_dir()) / "bank" / f"{weights.identity}{precision}" / cache.key
+    directory = bank_directory(cache.key, weights, dtype_policy, cache_dir)
     n = len(cache.images)
     with _artifacts.locked(directory):
         manifest = _artifacts.read_manifest(directory, "layers", "views")

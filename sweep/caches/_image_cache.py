@@ -27,6 +27,7 @@ import numpy as np
 from sweep._env import cache_dir as default_cache_dir
 from sweep._progress import rate_progress, rate_text
 from sweep.caches import _artifacts as _artifacts
+from sweep.caches._disk import array_bytes, present
 from sweep.data import RESIZE_METHODS, decode_image
 from sweep.errors import OCLError
 
@@ -91,6 +92,23 @@ def load_image_cache(
     manifest = _artifacts.describe(array_path)
     _artifacts.write_json_atomic(manifest_path, manifest)
     return ImageCache(key, size, method, array_path, np.load(array_path, mmap_mode="r"))
+
+
+def image_cache_bytes(
+    paths: Sequence[str], size: int, *, method: str = "lanczos", cache_dir: Path | None = None
+) -> tuple[str, int]:
+    """The cache key of these images at this size, and the bytes its build would still write (0 when built)."""
+    root = Path(cache_dir or default_cache_dir()) / "images"
+    try:
+        key = cache_key(paths, size, method)
+    except FileNotFoundError as exc:
+        raise OCLError(f"image {exc.filename} is missing; restore it or remove its row from the labels") from None
+    try:
+        entry = json.loads((root / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        entry = None
+    built = present(root / f"{key}.npy", entry) and entry.get("shape") == [len(paths), size, size]
+    return key, 0 if built else array_bytes((len(paths), size, size), 1)
 
 
 def _build(paths: Sequence[str], size: int, method: str, array_path: Path) -> None:

@@ -60,6 +60,7 @@ import numpy as np
 
 from sweep._env import cache_dir as default_cache_dir
 from sweep.caches import _artifacts as _artifacts
+from sweep.caches._disk import FREE_DISK_MARGIN
 from sweep.caches._feature_bank import BATCH_SIZE, ViewSpec, batch_outputs
 from sweep.caches._image_cache import ImageCache
 
@@ -70,7 +71,6 @@ CHANNELS = {"conv2_block6_concat": 256, "conv3_block12_concat": 512, "conv4_bloc
 NO_PAYOFF = {"conv2_block6_concat": "dense block 1: the largest tensor, for trials that mostly train at its resolution anyway"}
 DTYPE = "float16"
 REOPEN_BATCHES = 16  # rewritten pages are let go every this many batches: memory stays flat as the bank grows
-FREE_DISK_MARGIN = 1_000_000_000  # bytes left free on the disk beyond the bank
 
 _CONCAT = re.compile(r"^conv(\d)_block(\d+)_concat$")
 _TRANSITION = re.compile(r"^pool(\d)_pool$")  # the transition after dense block convK: its input is the block's last concat

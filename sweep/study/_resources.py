@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +165,7 @@ class StudyResources:
 
         space = self.settings.space
         if space.bank_views and True in space.augment:
-            train = tuple(int(i) for i in np.asarray(self.data.train))
+            train = tuple(int(i) for i in np.asarray(self.dataset.split_indices("train")))  # the cache not needed
             return ViewSpec(space.bank_views, train, seed=self.settings.data_options.seed)
         return None
 
@@ -203,6 +204,27 @@ class StudyResources:
             )
         return self._spatial[label]
 
+    def disk_plan(self) -> Any:
+        """What the image cache and the feature banks will write (0 for what is built), and the
+        spatial banks' bound: a :class:`sweep.caches.DiskPlan`, worked out before anything is written."""
+        from sweep._env import cache_dir, cache_max_bytes
+        from sweep.caches import DiskPlan, feature_bank_bytes, image_cache_bytes
+
+        space, paths = self.settings.space, self.dataset.paths
+        key, image_bytes = image_cache_bytes(paths, self.settings.image_size)
+        pieces = {"image cache": image_bytes}
+        if FEATURE_EXTRACTION in space.strategies:
+            widths = {layer: self.catalog.info(layer).channels for layer in self.cut_layers}
+            views = self._views()
+            pieces["feature bank"] = sum(
+                feature_bank_bytes(key, len(paths), weights, widths, views=views, dtype_policy=self.dtype_policy)
+                for weights in self.weights.values()
+            )
+        spatial = None
+        if FINE_TUNING in space.strategies and self.settings.prefix_cache:
+            spatial = cache_max_bytes() * len(self.weights)
+        return DiskPlan.of(cache_dir(), pieces, spatial)
+
     def prepare(self) -> list[str]:
         """Load every weights file first (so a wrong one fails before any cache is written), then
         build the image cache and, for feature extraction, the feature banks; for fine-tuning
@@ -217,6 +239,9 @@ class StudyResources:
 
             cache_max_bytes()  # a bad OCL_CACHE_MAX_GB fails here, before any cache is written
         backbones = {label: self.backbone(label) for label in self.weights}
+        disk = self.disk_plan()
+        print(disk.line(), file=sys.stderr, flush=True)  # before banking: a user sees what it will cost
+        disk.check()
         self.cache  # noqa: B018  (builds the image cache)
         if FEATURE_EXTRACTION in space.strategies:
             for label, backbone in backbones.items():

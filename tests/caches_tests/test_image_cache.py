@@ -255,3 +255,15 @@ def test_too_small_size_is_refused(copies, cache_dir):
     with pytest.raises(OCLError, match="--image-size 16"):
         load_image_cache(copies(), 16)
     assert files_under(cache_dir) == []
+
+
+def test_the_disk_a_build_will_write_is_known_before_and_is_zero_once_built(originals, cache_dir):
+    """What ``ocl sweep`` states (and checks against the free space) before it decodes anything."""
+    paths = [str(p) for p in originals[:6]]
+    key, before = image_cache.image_cache_bytes(paths, 32)
+    cache = load_image_cache(paths, 32)
+    assert cache.key == key and before == cache.path.stat().st_size
+    assert image_cache.image_cache_bytes(paths, 32) == (key, 0)
+    with cache.path.open("r+b") as handle:  # a damaged cache is rebuilt, so it counts again
+        handle.truncate(100)
+    assert image_cache.image_cache_bytes(paths, 32)[1] == before

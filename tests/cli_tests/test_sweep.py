@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
@@ -43,11 +45,19 @@ def test_two_workers_finish_exactly_the_target_and_a_rerun_adds_only_the_missing
     report = swept.root / "studies" / "reports" / f"{STUDY}.html"
     assert f"report: studies/reports/{STUDY}.html" in swept.result.stdout and report.stat().st_size > 0
     assert f"ocl evaluate --study {STUDY} --storage {swept.storage}" in swept.result.stdout  # the next step
+    (disk,) = [line for line in swept.result.stderr.splitlines() if line.startswith("disk:")]  # before banking
+    written = r"disk: the caches write (\d+) MB under \S+ \(image cache \d+ MB, feature bank \d+ MB\), then a spatial"
+    stated = re.match(written, disk)
+    assert stated, disk
+    cache = Path(swept.env["OCL_CACHE_DIR"])
+    banked = sum(p.stat().st_size for folder in ("images", "bank") for p in (cache / folder).rglob("*.npy"))
+    assert abs(int(stated.group(1)) * 10**6 - banked) <= 10**6, (disk, banked)  # what it said is what it wrote
 
     root, env, storage = own_copy(swept, tmp_path)
     second = run_ocl(root, env, "sweep", "--trials", "16", "--workers", "2", "--storage", storage, *SWEEP_ARGS)
     assert second.returncode == 0, second.stderr
     assert f"resuming study {STUDY} at 12/16 finished trials" in second.stdout
+    assert "are built (nothing to write)" in second.stderr
     after = trials_of(storage)
     assert len(finished(after)) == 16
     old = {t.number: t.value for t in finished(trials)}

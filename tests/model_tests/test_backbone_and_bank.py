@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from keras.applications.densenet import preprocess_input
 
-from sweep.caches import ViewSpec, load_feature_bank, load_image_cache
+from sweep.caches import ViewSpec, feature_bank_bytes, load_feature_bank, load_image_cache
 from sweep.data import load_dataset
 from sweep.errors import OCLError
 from sweep.model import (
@@ -107,6 +107,20 @@ def test_augmented_views_are_banked_per_training_image(backbone, images, cache_d
     assert stacked.shape == (2, 10, 1024)
     assert not np.allclose(stacked[0], stacked[1])  # two different random views
     assert not np.allclose(stacked[0], bank.features("relu")[:10])
+
+
+def test_the_disk_a_bank_will_write_is_known_before_and_is_zero_once_built(backbone, images, cache_dir):
+    """What ``ocl sweep`` states (and checks against the free space) before it banks anything."""
+    views = ViewSpec(2, tuple(range(10)), seed=3)
+    widths = {i.name: i.channels for i in candidate_layers(backbone) if i.name in ("pool3_pool", "relu")}
+    args = (images.key, len(images.images), Weights("none"), widths)
+    before = feature_bank_bytes(*args, views=views)
+    load_feature_bank(images, Weights("none"), list(widths), views=views, backbone=backbone)
+    files = sorted((cache_dir / "bank").rglob("*.npy"))
+    assert len(files) == 4 and before == sum(f.stat().st_size for f in files)  # 2 layers, clean and views
+    assert feature_bank_bytes(*args, views=views) == 0
+    more = feature_bank_bytes(images.key, len(images.images), Weights("none"), {**widths, "conv1_relu": 64}, views=views)
+    assert more == 4 * 64 * (len(images.images) + 2 * 10) + 2 * 128  # only the new layer, float32, two headers
 
 
 @pytest.mark.slow
