@@ -240,13 +240,14 @@ class StudyResources:
             cache_max_bytes()  # a bad OCL_CACHE_MAX_GB fails here, before any cache is written
         backbones = {label: self.backbone(label) for label in self.weights}
         disk = self.disk_plan()
-        print(disk.line(), file=sys.stderr, flush=True)  # before banking: a user sees what it will cost
+        if sys.stderr.isatty():  # at a terminal, before banking; in logs with the caches' lines, so an error stays one line
+            print(disk.line(), file=sys.stderr, flush=True)
         disk.check()
         self.cache  # noqa: B018  (builds the image cache)
         if FEATURE_EXTRACTION in space.strategies:
             for label, backbone in backbones.items():
                 self.bank(label, backbone)
-        lines: list[str] = []
+        lines: list[str] = [] if sys.stderr.isatty() else [disk.line()]
         if FINE_TUNING in space.strategies and self.settings.prefix_cache:
             for label, backbone in backbones.items():
                 bank = self.spatial_bank(label, backbone, verify_checksum=True)
