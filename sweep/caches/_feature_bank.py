@@ -114,11 +114,8 @@ def feature_bank_bytes(
     """The bytes :func:`load_feature_bank` would still write for these layers (``channels``: each
     layer's width) and views, before the images are even decoded: 0 for what is already banked."""
     directory = bank_directory(cache_key, weights, dtype_policy, cache_dir)
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    layers, banked_views = manifest.get("layers", {}), manifest.get("views", {}).get(views.key, {}) if views else {}
+    manifest = _artifacts.read_manifest(directory, "layers", "views")
+    layers, banked_views = manifest["layers"], manifest["views"].get(views.key, {}) if views else {}
     total = 0
     for layer, width in channels.items():
         if not present(directory / "layers" / f"{layer}.npy", layers.get(layer)):

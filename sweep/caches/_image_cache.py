@@ -74,10 +74,7 @@ def load_image_cache(
     if method not in RESIZE_METHODS:
         raise ValueError(f"method={method!r}: expected one of {sorted(RESIZE_METHODS)}")
     root = Path(cache_dir or default_cache_dir()) / "images"
-    try:
-        key = cache_key(paths, size, method)
-    except FileNotFoundError as exc:
-        raise OCLError(f"image {exc.filename} is missing; restore it or remove its row from the labels") from None
+    key = _checked_key(paths, size, method)
     array_path = root / f"{key}.npy"
     manifest_path = root / f"{key}.json"
     if manifest_path.is_file():
@@ -94,15 +91,20 @@ def load_image_cache(
     return ImageCache(key, size, method, array_path, np.load(array_path, mmap_mode="r"))
 
 
+def _checked_key(paths: Sequence[str], size: int, method: str) -> str:
+    """:func:`cache_key`, with a missing image as the user's one-line error."""
+    try:
+        return cache_key(paths, size, method)
+    except FileNotFoundError as exc:
+        raise OCLError(f"image {exc.filename} is missing; restore it or remove its row from the labels") from None
+
+
 def image_cache_bytes(
     paths: Sequence[str], size: int, *, method: str = "lanczos", cache_dir: Path | None = None
 ) -> tuple[str, int]:
     """The cache key of these images at this size, and the bytes its build would still write (0 when built)."""
     root = Path(cache_dir or default_cache_dir()) / "images"
-    try:
-        key = cache_key(paths, size, method)
-    except FileNotFoundError as exc:
-        raise OCLError(f"image {exc.filename} is missing; restore it or remove its row from the labels") from None
+    key = _checked_key(paths, size, method)
     try:
         entry = json.loads((root / f"{key}.json").read_text())
     except (OSError, ValueError):
