@@ -45,10 +45,18 @@ candidate's cross-fitted validation AUROC with its 95% interval (``low``/``high`
 :mod:`sweep.results._answer`): the comparable sweep score. ``*_best_auroc`` (the maximum over trials, biased
 upward) and ``*_mean_auroc`` are kept for reference, never ranked on."""
 
+PROBE_IMAGES = 10_000
+"""Training images the probe is fitted on, at most (whole patients, drawn once for every layer).
+
+The probe's cost is rows x channels x 31 fits per output and layer: at NIH's full size (78,000
+training images) the build would take hours on two cores, where 10,000 images keep it at the cost
+of a 10,000-image dataset (``benchmarks/bench_full_size.py`` measures both). Its AUROC is still
+scored on every validation image, and LogME, which is cheap, uses every training image."""
+
 _EXPORTS = {
     "_schema": ["SCHEMA_VERSION"],
     "_store": ["DatasetKey", "LayerKey", "Score", "engine_for", "read_scores", "upsert_scores"],
-    "_build": ["LayerScores", "build_dictionary"],
+    "_build": ["LayerScores", "build_dictionary", "probe_subsample"],
     "_callback": ["dictionary_callback", "sweep_scores"],
     "_compare": ["Comparison", "Disagreement", "compare_profiles"],
     "_logme": ["Evidence", "logme", "logme_fit"],
@@ -59,7 +67,7 @@ _EXPORTS = {
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(["SCORE_KINDS", *_HOME])
+__all__ = sorted(["PROBE_IMAGES", "SCORE_KINDS", *_HOME])
 
 
 def __getattr__(name: str) -> Any:

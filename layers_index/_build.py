@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from layers_index import PROBE_IMAGES
 from layers_index._logme import logme
-from layers_index._probe import linear_probe, patient_folds
+from layers_index._probe import linear_probe, patient_folds, patient_ids
 from layers_index._store import DatasetKey, Score, engine_for, upsert_scores
 from sweep.data import DataOptions, check_scorable
+from sweep.errors import OCLError
 from sweep.model import parse_weights
 from sweep.stats import bootstrap_weights, counted_outputs, interval, mean_auroc_point, mean_auroc_resampled, patients_of
 
-__all__ = ["LayerScores", "build_dictionary"]
+__all__ = ["LayerScores", "build_dictionary", "probe_subsample"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class LayerScores:
     probe_auroc: float  # mean over the outputs the mean AUROC counts, as its stored interval
     logme: float
     probe_c: tuple[float, ...] = ()  # the probe's C per output, chosen by patient-wise CV on train
+    probe_images: int = 0  # training images the probe was fitted on (see PROBE_IMAGES)
+    train_images: int = 0  # training images of the split (LogME's rows)
 
 
 def build_dictionary(
@@ -55,6 +59,7 @@ def build_dictionary(
     weights: str = "imagenet",
     image_size: int = 224,
     on_dataset: Callable[[Any], None] | None = None,
+    probe_images: int | None = PROBE_IMAGES,
     **data_options: Any,
 ) -> list[LayerScores]:
     """Score every candidate layer (probe AUROC and LogME) and upsert the scores; returns them by depth.
@@ -67,6 +72,8 @@ def build_dictionary(
         image_size: input size in pixels; the image cache and feature bank are keyed by it.
         on_dataset: called with the loaded dataset before anything is scored (the CLI prints its
             warnings, e.g. patients in more than one split, and notes).
+        probe_images: fit the probe on at most this many training images (whole patients, drawn
+            with the dataset's seed, the same for every layer); ``None`` or 0: all of them.
 
     The probe AUROC is stored with its 95% patient-level bootstrap interval on the validation split.
 
@@ -78,11 +85,13 @@ def build_dictionary(
     from sweep.caches import check_image_size
 
     check_image_size(image_size)
+    if probe_images is not None and (isinstance(probe_images, bool) or not isinstance(probe_images, int) or probe_images < 0):
+        raise OCLError(f"--probe-images {probe_images!r}: expected a whole number of images (0: every training image)")
     options = DataOptions.of(data, **data_options)
     parsed_weights = parse_weights(weights, seed=options.seed)
     dataset, parsed_task, targets, train, val = _load_scorable(options, on_dataset)
     infos, bank = _candidate_features(dataset, parsed_weights, image_size)
-    scores, results = _layer_rows(dataset, bank, infos, targets, train, val, options.seed)
+    scores, results = _layer_rows(dataset, bank, infos, targets, train, val, options.seed, probe_images or None)
     upsert_scores(storage_url, _dataset_key(dataset, parsed_task), parsed_weights.label, image_size, scores)
     return results
 
@@ -113,16 +122,33 @@ def _candidate_features(dataset, parsed_weights, image_size: int):
     return infos, bank
 
 
+def probe_subsample(patients: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Positions of the training rows the probe is fitted on: whole patients in a seeded random order, at most ``limit`` images.
+
+    All rows when ``limit`` is ``None`` or not below their number. Patients are drawn, not images,
+    so the probe's patient-wise folds stay patient-wise; an unknown patient (``None``) is an image
+    of its own. At least one patient is kept, even one with more than ``limit`` images.
+    """
+    if limit is None or len(patients) <= limit:
+        return np.arange(len(patients))
+    codes = patient_ids(patients, len(patients))
+    order = np.random.default_rng(seed).permutation(codes.max() + 1)
+    images = np.bincount(codes)[order]
+    kept = order[: max(1, int(np.searchsorted(np.cumsum(images), limit, side="right")))]
+    return np.flatnonzero(np.isin(codes, kept))
+
+
 def _layer_rows(
-    dataset, bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, seed: int
+    dataset, bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, seed: int, probe_images: int | None
 ) -> tuple[list[Score], list[LayerScores]]:
     """Score every layer and turn it into the rows to store (probe AUROC with its bootstrap interval, LogME) and to return."""
     results: list[LayerScores] = []
     scores: list[Score] = []
     patients = dataset.table["patient"].to_numpy(dtype=object)[train]  # None: unknown, each image its own patient
+    probe_rows = probe_subsample(patients, probe_images, seed)
     resamples = bootstrap_weights(patients_of(dataset, val), seed=seed)
     counted, _ = counted_outputs(targets[val])
-    for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed):
+    for info, probe, evidence in _score_layers(bank, infos, targets, train, val, patients, seed, probe_rows):
         key = info.facts
         # The point and its interval average the same outputs: those the mean AUROC counts (enough
         # positives and negatives on validation) that the probe could fit.
@@ -131,7 +157,9 @@ def _layer_rows(
         point = mean_auroc_point(targets[val], predictions, fitted) if fitted.any() else probe.auroc
         ci = interval(point, mean_auroc_resampled(targets[val], predictions, resamples, fitted))
         scores += [Score(key, "probe_auroc", point, low=ci.low, high=ci.high), Score(key, "logme", evidence)]
-        results.append(LayerScores(info.name, info.depth, info.block, info.channels, point, evidence, probe.c))
+        results.append(
+            LayerScores(info.name, info.depth, info.block, info.channels, point, evidence, probe.c, len(probe_rows), len(train))
+        )
     return scores, results
 
 
@@ -150,23 +178,27 @@ def _dataset_key(dataset, parsed_task) -> DatasetKey:
 # The probe's and LogME's matrix products are small: on a two-core machine one BLAS thread is
 # several times faster than two (an SVD of 487 x 1024 takes 0.1 s on one thread, 0.3 s on two).
 @threadpool_limits.wrap(limits=1, user_api="blas")
-def _score_layers(bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, patients: np.ndarray, seed: int):
+def _score_layers(
+    bank, infos, targets: np.ndarray, train: np.ndarray, val: np.ndarray, patients: np.ndarray, seed: int, probe_rows: np.ndarray
+):
     """Probe and LogME of every layer, with a progress bar: a list of (info, ProbeResult, logme).
 
-    The probe's patient-wise folds depend on the labels and patients only, so they are drawn once.
+    The probe is fitted on the training rows at ``probe_rows`` (positions in ``train``), LogME on all
+    of them. The probe's patient-wise folds depend on the labels and patients only, so they are drawn once.
     """
     from sweep._progress import rate_progress, rate_text
 
     scored = []
     known = [targets[train, k][~np.isnan(targets[train, k])] for k in range(targets.shape[1])]  # NaN: unknown label
     fitted = [k for k, y in enumerate(known) if len(y) and y.min() != y.max()]
-    folds = patient_folds(targets[train], patients, seed=seed)
+    probe_train = train[probe_rows]
+    folds = patient_folds(targets[probe_train], patients[probe_rows], seed=seed)
     with rate_progress() as bar:
         task = bar.add_task("scoring layers", total=len(infos), rate="")
         start = time.perf_counter()
         for done, info in enumerate(infos, start=1):
             features = np.asarray(bank.features(info.name), dtype=np.float64)
-            probe = linear_probe(features[train], targets[train], features[val], targets[val], folds=folds)
+            probe = linear_probe(features[probe_train], targets[probe_train], features[val], targets[val], folds=folds)
             evidence = logme(features[train], targets[train][:, fitted])  # as the probe, skip one-class outputs
             scored.append((info, probe, evidence))
             bar.update(task, advance=1, rate=rate_text(done, time.perf_counter() - start, "layer"))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from layers_index import SCORE_KINDS
+from layers_index import PROBE_IMAGES, SCORE_KINDS
 from sweep.cli._common import (
     DataOption,
     ImageSizeOption,
@@ -100,6 +100,15 @@ def build(
     labels: LabelsOption = None,
     uncertain: UncertainOption = None,
     view: ViewOption = None,
+    probe_images: Annotated[
+        int,
+        typer.Option(
+            "--probe-images",
+            min=0,
+            help="Fit the linear probe on at most N training images (whole patients, drawn with --seed; "
+            "0: all). Its cost grows with them; its AUROC is scored on all of validation, LogME on all of train.",
+        ),
+    ] = PROBE_IMAGES,
 ) -> None:
     """Score EVERY candidate layer (linear probe AUROC and LogME) from the feature bank, in one pass.
 
@@ -116,7 +125,14 @@ def build(
         weights=weights,
         image_size=image_size,
         on_dataset=_print_dataset_facts,
+        probe_images=probe_images,
     )
+    if rows and rows[0].probe_images < rows[0].train_images:
+        err_console.print(
+            f"note: the probe was fitted on {rows[0].probe_images:,} of {rows[0].train_images:,} training images "
+            f"(whole patients; --probe-images {probe_images:,}); `--probe-images 0` fits on all, more slowly",
+            highlight=False,
+        )
     best = max(rows, key=lambda r: r.probe_auroc)
     best_logme = max(rows, key=lambda r: r.logme)
     console.print(

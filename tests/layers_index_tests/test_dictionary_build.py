@@ -220,3 +220,39 @@ def test_postgresql_holds_the_same_dictionary_as_sqlite(built: Built, monkeypatc
     from_postgres = dictionary_frame(url, **filters)[columns].reset_index(drop=True)
     assert len(from_postgres) == 63
     pd.testing.assert_frame_equal(from_sqlite, from_postgres, check_exact=True)
+
+
+def test_the_probe_fits_on_a_patient_subsample_and_logme_on_all_of_train(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """--probe-images bounds the probe's cost at full size: its rows are whole patients drawn once,
+    the same for every layer; LogME and the validation AUROC still use every row."""
+    monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))
+    import layers_index._build as build_module
+    import sweep.model
+
+    every = sweep.model.candidate_layers
+    monkeypatch.setattr(sweep.model, "candidate_layers", lambda backbone: every(backbone)[::16])
+    probed, evidenced, validated = [], [], []
+    real_probe, real_logme = build_module.linear_probe, build_module.logme
+
+    def probe(x_train, y_train, x_val, y_val, **options):
+        probed.append(x_train.copy())
+        validated.append(len(x_val))
+        return real_probe(x_train, y_train, x_val, y_val, **options)
+
+    monkeypatch.setattr(build_module, "linear_probe", probe)
+    monkeypatch.setattr(build_module, "logme", lambda f, y: evidenced.append(len(f)) or real_logme(f, y))
+    rows = build_dictionary(f"sqlite:///{tmp_path / 'd.db'}", weights="none", image_size=SIZE, probe_images=150)
+    dataset = load_dataset(DataOptions.of())
+    train, val = dataset.split_indices("train"), dataset.split_indices("val")
+    assert len(rows) == len(probed) == 4
+    assert {row.train_images for row in rows} == {len(train)} and set(evidenced) == {len(train)}
+    assert set(validated) == {len(val)}
+    assert {row.probe_images for row in rows} == {len(probed[0])} and 140 <= len(probed[0]) <= 150
+    patients = dataset.table["patient"].to_numpy(dtype=object)[train]
+    kept = build_module.probe_subsample(patients, 150, 0)
+    assert set(patients[kept]) & set(np.delete(patients, kept)) == set()  # whole patients
+    assert all(len(x) == len(kept) for x in probed)  # the same rows for every layer
+    with pytest.raises(Exception, match="--probe-images"):
+        build_dictionary(f"sqlite:///{tmp_path / 'e.db'}", weights="none", image_size=SIZE, probe_images=-1)

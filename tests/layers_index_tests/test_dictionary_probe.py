@@ -171,3 +171,32 @@ def test_outputs_with_one_class_are_left_out_of_the_mean():
     y_train[:, 0] = 1  # nothing to learn for output 0: not fitted
     result = linear_probe(x_train, y_train, x_val, y_val)
     assert np.isnan(result.auroc) and np.isnan(result.predictions[:, 0]).all()
+
+
+def test_outputs_fitted_in_threads_give_the_same_probe_as_one_at_a_time():
+    x_train, y_train, x_val, y_val = data(12, outputs=3)
+    groups = patients(len(x_train), 12)
+    alone = linear_probe(x_train, y_train, x_val, y_val, groups=groups, n_jobs=1)
+    threaded = linear_probe(x_train, y_train, x_val, y_val, groups=groups, n_jobs=3)
+    for field in ("c", "cv_auroc", "per_output", "predictions"):  # equal to the bit, NaN where undefined
+        np.testing.assert_array_equal(getattr(threaded, field), getattr(alone, field), err_msg=field)
+    assert np.isfinite(alone.per_output).sum() >= 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_probe_subsample_keeps_whole_patients_up_to_the_limit(seed):
+    from layers_index import probe_subsample
+
+    groups = patients(1000, seed)
+    groups[::50] = None  # unknown patients: an image each
+    rows = probe_subsample(groups, 300, seed)
+    assert 290 <= len(rows) <= 300 and list(rows) == sorted(set(rows))  # whole patients of 1-4 images fill it to within 4
+    kept = set(groups[rows]) - {None}
+    assert all(g in kept for g in groups if g is not None and g in kept)
+    assert {g for g in groups if g in kept} == kept
+    assert sum(g in kept for g in groups if g is not None) == sum(g is not None for g in groups[rows])  # no patient cut
+    assert list(probe_subsample(groups, 300, seed)) == list(rows)  # seeded: the same rows for every layer
+    assert list(probe_subsample(groups, 300, seed + 1)) != list(rows)
+    assert list(probe_subsample(groups, None, seed)) == list(probe_subsample(groups, 1000, seed)) == list(range(1000))
+    one = probe_subsample(np.array(["a"] * 5 + ["b"] * 5, dtype=object), 3, seed)
+    assert len(one) == 5  # a patient with more images than the limit is kept whole
