@@ -110,7 +110,7 @@ def evaluate_best(
     custom = custom_groupings(context.dataset.table, list(subgroups), settings.data_options.where)
     config, weights_label, result = _retrain(settings, trial, context)
     data = context.data
-    y_test, p_test = data.targets[data.test], result.predict(data.test)
+    y_test, p_test = data.targets[data.test], _predict_with_progress(result, data.test)
     test = score(y_test, p_test, data.outputs, np.asarray(result.val.thresholds), min_positives=data.min_positives)
     weights = bootstrap_weights(context.patients(data.test), seed=seed)
     clinical = _clinical(context, result, (y_test, p_test), weights, custom, operating_point)
@@ -163,6 +163,17 @@ def _clinical(
         groups=subgroups_of(rows, tuple(n for n in custom if n not in DEMOGRAPHICS)),
         operating_point=operating_point,
     )
+
+
+def _predict_with_progress(result: TrialResult, rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """The trained model's scores for ``rows``, in chunks with a progress bar (25,000 test images at full size).
+
+    ``chunk`` is a multiple of every prediction batch size (32, 64), so the model sees the same batches as in one call.
+    """
+    from sweep._progress import tracked_slices
+
+    parts = [result.predict(rows[part]) for part in tracked_slices(len(rows), chunk, "scoring the test split")]
+    return np.concatenate(parts) if parts else result.predict(rows)
 
 
 def _counted(test: Scores) -> np.ndarray:

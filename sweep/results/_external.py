@@ -123,11 +123,13 @@ def _checked(where: str, dataset: Dataset, study: Dataset, label_map: LabelMap) 
     return external
 
 
-def predict_scores(model: Any, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """The model's scores for grayscale images ``(n, size, size)``, batch by batch, as float64."""
+def predict_scores(model: Any, images: np.ndarray, batch_size: int = 32, description: str = "scoring images") -> np.ndarray:
+    """The model's scores for grayscale images ``(n, size, size)``, batch by batch, as float64 (with a progress bar)."""
+    from sweep._progress import tracked_slices
+
     parts = [
-        np.asarray(model.predict_on_batch(np.asarray(images[lo : lo + batch_size], np.float32)[..., None]), np.float64)
-        for lo in range(0, len(images), batch_size)
+        np.asarray(model.predict_on_batch(np.asarray(images[batch], np.float32)[..., None]), np.float64)
+        for batch in tracked_slices(len(images), batch_size, description)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, int(model.output.shape[-1])))
 
@@ -162,7 +164,7 @@ def score_external(
 
     dataset = external.dataset
     images = load_image_cache(dataset.paths, image_size).images
-    p = predict_scores(model, images)
+    p = predict_scores(model, images, description=f"scoring --external {dataset.name}")
     y = external.targets.astype(np.float64)
     weights = bootstrap_weights(patients_of(dataset, np.arange(len(dataset))), seed=seed)
     outputs = tuple(external.mapped)

@@ -112,11 +112,13 @@ def saliency_maps(
 ) -> SaliencyMaps:
     """Grad-CAM pictures for each output's chosen test images (grayscale ``images``, targets ``y``,
     calibrated scores ``p``), and the randomisation check over all of them."""
+    from sweep._progress import tracked_slices
     from sweep.model import grad_cam, randomised_twin
 
     twin = randomised_twin(model, seed)
     examples, pictures, trained, randomised = [], {}, [], []
-    for k, output in enumerate(outputs):
+    for part in tracked_slices(len(outputs), 1, "Grad-CAM maps", "output"):
+        k, output = part.start, outputs[part.start]
         if output not in thresholds or per_kind < 1:
             continue
         chosen = choose_examples(y[:, k], p[:, k], thresholds[output], per_kind)

@@ -1,0 +1,67 @@
+"""Progress bars as a person at a terminal sees them, and never in a log or pipe."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from sweep._progress import tracked_slices
+
+SCRIPT = """
+import time
+from sweep._progress import tracked_slices
+done = 0
+for part in tracked_slices(2500, 1000, "scoring the test split"):
+    done += part.stop - part.start
+    time.sleep(0.3)
+print("done", done)
+"""
+
+
+def _run(script: str, *, terminal: bool) -> str:
+    """Run ``script`` with stderr at a pseudo-terminal (or a pipe); returns what stdout and stderr showed."""
+    env = dict(os.environ, COLUMNS="100", TERM="xterm")
+    if not terminal:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the follower end closed: the process exited
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = process.communicate(timeout=120)[0]
+    os.close(leader)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    return stdout.decode() + shown.decode(errors="replace")
+
+
+def test_a_long_loop_shows_its_count_eta_and_rate_at_a_terminal():
+    shown = _run(SCRIPT, terminal=True)
+    assert "done 2500" in shown
+    assert "scoring the test split" in shown
+    assert "2500/2500" in shown and "eta" in shown and "img/s" in shown
+
+
+def test_a_long_loop_draws_nothing_into_a_pipe():
+    shown = _run(SCRIPT, terminal=False)
+    assert shown.strip() == "done 2500"
+
+
+def test_slices_cover_every_item_once_in_order():
+    parts = list(tracked_slices(10, 4, "x"))
+    assert [(p.start, p.stop) for p in parts] == [(0, 4), (4, 8), (8, 10)]
+    assert list(tracked_slices(0, 4, "x")) == []
+    with pytest.raises(ValueError, match="chunk=0"):
+        list(tracked_slices(3, 0, "x"))
