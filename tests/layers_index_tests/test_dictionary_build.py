@@ -256,3 +256,17 @@ def test_the_probe_fits_on_a_patient_subsample_and_logme_on_all_of_train(
     assert all(len(x) == len(kept) for x in probed)  # the same rows for every layer
     with pytest.raises(Exception, match="--probe-images"):
         build_dictionary(f"sqlite:///{tmp_path / 'e.db'}", weights="none", image_size=SIZE, probe_images=-1)
+
+
+def test_the_cli_says_when_the_probe_was_fitted_on_a_subsample(built: Built, tmp_path: Path, ocl, monkeypatch):
+    monkeypatch.setenv("OCL_CACHE_DIR", str(built.cache))  # the shared build's bank: no second forward pass
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    args = ("dictionary", "build", "--weights", "none", "--image-size", str(SIZE), "--storage", url)
+    result = ocl(*args, "--probe-images", "100", timeout=300)
+    assert result.returncode == 0, result.stderr
+    train = len(load_dataset(DataOptions.of()).split_indices("train"))
+    notes = [line for line in result.stderr.splitlines() if "the probe was fitted on" in line]
+    assert len(notes) == 1 and f"of {train:,} training images" in notes[0] and "--probe-images 0" in notes[0], result.stderr
+    fitted = int(notes[0].split("fitted on ")[1].split(" of")[0].replace(",", ""))
+    assert 90 <= fitted <= 100
+    assert "scored 63 layers" in result.stdout
