@@ -238,6 +238,32 @@ def _probe_output(
     return predicted, auroc, c, cv_auroc
 
 
+def _probe_outputs(
+    basis: _Basis,
+    val: np.ndarray,
+    y_train: np.ndarray,
+    y_val: np.ndarray,
+    folds: list[Folds],
+    cs: Sequence[float],
+    n_jobs: int | None,
+) -> tuple[np.ndarray, list[float], list[float], list[float]]:
+    """Every output's probe, ``n_jobs`` outputs at once in threads: (validation predictions, AUROCs, Cs, CV AUROCs)."""
+    predictions = np.full(y_val.shape, np.nan)
+    aurocs: list[float] = []
+    chosen: list[float] = []
+    cv: list[float] = []
+    workers = max(1, min(y_train.shape[1], n_jobs or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fitted = pool.map(lambda k: _probe_output(basis, val, y_train[:, k], y_val[:, k], folds[k], cs), range(y_train.shape[1]))
+        for k, (predicted, auroc, c, cv_auroc) in enumerate(fitted):
+            if predicted is not None:
+                predictions[:, k] = predicted
+            aurocs.append(auroc)
+            chosen.append(c)
+            cv.append(cv_auroc)
+    return predictions, aurocs, chosen, cv
+
+
 def linear_probe(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -286,18 +312,6 @@ def linear_probe(
     train = scaler.transform(np.asarray(x_train, dtype=np.float64))
     basis = _Basis(train)
     val = basis.project(scaler.transform(np.asarray(x_val, dtype=np.float64)))
-    predictions = np.full(y_val.shape, np.nan)
-    aurocs: list[float] = []
-    chosen: list[float] = []
-    cv: list[float] = []
-    workers = max(1, min(y_train.shape[1], n_jobs or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        fitted = pool.map(lambda k: _probe_output(basis, val, y_train[:, k], y_val[:, k], folds[k], cs), range(y_train.shape[1]))
-        for k, (predicted, auroc, c, cv_auroc) in enumerate(fitted):
-            if predicted is not None:
-                predictions[:, k] = predicted
-            aurocs.append(auroc)
-            chosen.append(c)
-            cv.append(cv_auroc)
+    predictions, aurocs, chosen, cv = _probe_outputs(basis, val, y_train, y_val, folds, cs, n_jobs)
     finite = [a for a in aurocs if not np.isnan(a)]
     return ProbeResult(float(np.mean(finite)) if finite else float("nan"), tuple(aurocs), predictions, tuple(chosen), tuple(cv))
