@@ -27,6 +27,7 @@ from sweep.model._candidates import (
     resolve_layer,
 )
 from sweep.model._precision import PRECISIONS, dtype_policy, parse_precision, use_precision
+from sweep.model._predict import predict_in_batches
 from sweep.model._weights import IMAGENET_FILE, IMAGENET_MD5, Weights, parse_weights, shared_weights_name, weights_label
 
 _NEEDS_KERAS = {
@@ -58,6 +59,7 @@ __all__ = [
     "layer_seeds",
     "parse_precision",
     "parse_weights",
+    "predict_in_batches",
     "resolve_layer",
     "shared_weights_name",
     "use_precision",

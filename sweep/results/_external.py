@@ -125,13 +125,9 @@ def _checked(where: str, dataset: Dataset, study: Dataset, label_map: LabelMap) 
 
 def predict_scores(model: Any, images: np.ndarray, batch_size: int = 32, description: str = "scoring images") -> np.ndarray:
     """The model's scores for grayscale images ``(n, size, size)``, batch by batch, as float64 (with a progress bar)."""
-    from sweep._progress import tracked_slices
+    from sweep.model import predict_in_batches
 
-    parts = [
-        np.asarray(model.predict_on_batch(np.asarray(images[batch], np.float32)[..., None]), np.float64)
-        for batch in tracked_slices(len(images), batch_size, description)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, int(model.output.shape[-1])))
+    return predict_in_batches(model, images, batch_size=batch_size, description=description).astype(np.float64)
 
 
 def _ci(estimate: float, resampled: np.ndarray) -> dict[str, float]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sweep.caches import entry_layer
+from sweep.model import predict_in_batches
 from sweep.stats import score
 from sweep.training._config import EpochHook, TrainingDiverged, TrialConfig, TrialResult
 from sweep.training._data import TrialData
@@ -53,15 +54,6 @@ class CachedImages(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.rows)
-
-
-def predict_rows(model: Any, images: np.ndarray, rows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Sigmoid scores for image rows, batch by batch through one compiled predict step."""
-    parts = [
-        np.asarray(model.predict_on_batch(np.asarray(images[rows[lo : lo + batch_size]], np.float32)[..., None]))
-        for lo in range(0, len(rows), batch_size)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, model.output.shape[-1]), np.float32)
 
 
 class BankedTensors(keras.utils.PyDataset):
@@ -139,7 +131,7 @@ class _EpochEnd(keras.callbacks.Callback):
     def __init__(self, data: TrialData, on_epoch: EpochHook | None, patience: int, epochs: int, predict_val: Any = None) -> None:
         super().__init__()
         self.data, self.on_epoch, self.patience, self.epochs = data, on_epoch, patience, epochs
-        self.predict_val = predict_val or (lambda model: predict_rows(model, data.images, data.val))
+        self.predict_val = predict_val or (lambda model: predict_in_batches(model, data.images, data.val))
         self.history: list[float] = []
         self.choice = EpochChoice(data.targets[data.val], data.val_halves(), data.min_positives)
         self.best_weights = None
@@ -211,7 +203,7 @@ def _image_trainer(full: Any, config: TrialConfig, data: TrialData) -> tuple[Any
     batches = CachedImages(data.images, data.targets, data.train, config.batch_size, config.seed)
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        return predict_rows(model, data.images, rows)
+        return predict_in_batches(model, data.images, rows)
 
     return model, batches, predict, None
 

@@ -14,9 +14,8 @@ from sweep.caches import BLOCKS, ViewSpec, bank_plan, block_shape, load_image_ca
 from sweep.caches import _spatial_bank as spatial
 from sweep.data import load_dataset
 from sweep.errors import OCLError
-from sweep.model import Weights, build_backbone
+from sweep.model import Weights, build_backbone, predict_in_batches
 from sweep.training import TrialConfig, TrialData, run_trial
-from sweep.training._fine_tuning import predict_rows
 
 pytestmark = pytest.mark.slow  # DenseNet banks and trainings: minutes on 2 cores, not for the inner loop
 
@@ -90,7 +89,7 @@ def test_fine_tuning_from_the_bank_scores_validation_like_the_images(setup):
     model = banked.export()
     assert model.input.shape[1:] == (SIZE, SIZE, 1)
     test = data.test
-    np.testing.assert_allclose(predict_rows(model, data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(predict_in_batches(model, data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
 
 
 def test_a_transition_boundary_trains_from_the_bank_through_the_frozen_transition(setup):
@@ -101,7 +100,7 @@ def test_a_transition_boundary_trains_from_the_bank_through_the_frozen_transitio
     # float16 inputs to the recomputed transition: later epochs may swap one pair of 69 images (0.0033)
     np.testing.assert_allclose(banked.history, plain.history, atol=0.005)
     test = data.test
-    np.testing.assert_allclose(predict_rows(banked.export(), data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(predict_in_batches(banked.export(), data.images, test), banked.predict(test), rtol=1e-3, atol=1e-4)
 
 
 def test_a_boundary_outside_a_banked_block_trains_on_images(setup):
