@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
@@ -68,3 +69,20 @@ def tracked_slices(total: int, chunk: int, description: str, unit: str = "img") 
             hi = min(total, lo + chunk)
             yield slice(lo, hi)
             bar.update(task, completed=hi, rate=rate_text(hi, time.perf_counter() - start, unit))
+
+
+@contextmanager
+def epoch_progress(description: str, epochs: int) -> Iterator[Callable[[int, float, bool], None]]:
+    """A bar over one training run's epochs, used as its ``on_epoch`` hook (epoch from 0, validation
+    mean AUROC, whether training ends there): count, ETA and the last epoch's validation AUROC.
+
+    For a retrain outside the sweep (``ocl evaluate``), where a fine-tuning epoch at full size takes
+    minutes. A run that stops early (its patience ran out) fills the bar: that is its end, not a stall.
+    """
+    with rate_progress() as bar:
+        task = bar.add_task(description, total=epochs, rate="")
+
+        def on_epoch(epoch: int, value: float, ends: bool) -> None:
+            bar.update(task, completed=epochs if ends else epoch + 1, rate=f"val AUROC {value:.3f}")
+
+        yield on_epoch

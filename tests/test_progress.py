@@ -7,10 +7,6 @@ import pty
 import subprocess
 import sys
 
-import pytest
-
-from sweep._progress import tracked_slices
-
 SCRIPT = """
 import time
 from sweep._progress import tracked_slices
@@ -59,9 +55,20 @@ def test_a_long_loop_draws_nothing_into_a_pipe():
     assert shown.strip() == "done 2500"
 
 
-def test_slices_cover_every_item_once_in_order():
-    parts = list(tracked_slices(10, 4, "x"))
-    assert [(p.start, p.stop) for p in parts] == [(0, 4), (4, 8), (8, 10)]
-    assert list(tracked_slices(0, 4, "x")) == []
-    with pytest.raises(ValueError, match="chunk=0"):
-        list(tracked_slices(3, 0, "x"))
+EPOCHS = """
+import time
+from sweep._progress import epoch_progress
+with epoch_progress("retraining trial 7", 10) as on_epoch:
+    for epoch in range(4):
+        time.sleep(0.3)
+        on_epoch(epoch, 0.6 + epoch / 100, epoch == 3)  # patience runs out after the fourth epoch
+print("trained")
+"""
+
+
+def test_a_retrain_shows_its_epochs_and_validation_auroc_and_an_early_stop_fills_the_bar():
+    shown = _run(EPOCHS, terminal=True)
+    assert "retraining trial 7" in shown and "eta" in shown
+    assert "val AUROC 0.630" in shown
+    assert "10/10" in shown  # stopped early: done, not stuck at 4/10
+    assert _run(EPOCHS, terminal=False).strip() == "trained"

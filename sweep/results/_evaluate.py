@@ -202,12 +202,16 @@ def _retrain(settings: Any, trial: optuna.trial.FrozenTrial, context: StudyResou
         settings.data_options.seed + trial.number,
         by_depth="cut_layer_depth" in trial.params,  # studies before depth sampling stored cut_layer
     )
-    result = run_trial(
-        config,
-        context.data,
-        backbone_factory=lambda: context.backbone(weights_label),
-        bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
-    )
+    from sweep._progress import epoch_progress
+
+    with epoch_progress(f"retraining trial {trial.number}", config.epochs) as on_epoch:  # minutes when fine-tuning at full size
+        result = run_trial(
+            config,
+            context.data,
+            backbone_factory=lambda: context.backbone(weights_label),
+            bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
+            on_epoch=on_epoch,
+        )
     return config, weights_label, result
 
 
