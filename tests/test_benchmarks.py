@@ -59,10 +59,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "bench_full_size": [
         *[
-            rf"^{stage} +{NUMBER} s +{NUMBER} img/s peak +{NUMBER} GB tree, +{NUMBER} GB one process; disk \+{NUMBER} MB$"
+            rf"^{stage} +{NUMBER} s +{NUMBER} img/s peak +{NUMBER} GB tree, +{NUMBER} GB one process "
+            rf"\( *{NUMBER} GB anonymous\); disk \+{NUMBER} MB$"
             for stage in ("data info", "data prepare", "sweep fe", "sweep ft", "evaluate", "report", "dictionary build")
         ],
-        rf"^\| `sweep fe` \| {NUMBER} s \| {NUMBER} \| {NUMBER} GB \| {NUMBER} MB \|$",
+        rf"^\| `sweep fe` \| {NUMBER} s \| {NUMBER} \| {NUMBER} GB \({NUMBER} GB\) \| {NUMBER} MB \|$",
     ],
     "bench_power": [rf"^\| 150 \| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \|$"],
 }
