@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from dataclasses import dataclass
 
 import numpy as np
 import optuna
@@ -48,6 +49,58 @@ def validation(rng: np.random.Generator, n_patients: int, prevalence: float = 0.
 
 def predictions(rng: np.random.Generator, y: np.ndarray, effect: np.ndarray, shift: float) -> np.ndarray:
     return (shift * y[:, 0] + effect + rng.normal(0, S_E, len(y)))[:, None].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Design:
+    """A generated validation split and its candidates' scores, by variance components on the binormal scale.
+
+    Image ``i`` of patient ``p``, scored by trial ``t`` of candidate ``c``:
+    ``shift_c * y_p + u_p + v_i + w_ci + e_ti``, where ``u`` (patient) and ``v`` (image) are shared by
+    every candidate (real layers agree on which patients and images are hard), ``w`` by a
+    candidate's trials (what a layer sees in an image, whatever the optimizer), and ``e`` is the
+    trial's own. Every trial of a candidate then has true AUROC ``Phi(shift / sqrt(2 total_var))``.
+    """
+
+    patient_sd: float
+    image_sd: float
+    candidate_sd: float
+    trial_sd: float
+    images_per_patient: tuple[int, int]  # drawn uniformly in [low, high]
+    prevalence: float
+
+    @property
+    def total_sd(self) -> float:
+        return math.sqrt(self.patient_sd**2 + self.image_sd**2 + self.candidate_sd**2 + self.trial_sd**2)
+
+    def shift_for(self, auroc: float) -> float:
+        return float(norm.ppf(auroc) * math.sqrt(2) * self.total_sd)
+
+    def validation(self, rng: np.random.Generator, n_patients: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Labels (one per patient, shared by its images), patient ids, and the shared effect ``u + v`` per image."""
+        low, high = self.images_per_patient
+        counts = rng.integers(low, high + 1, n_patients)
+        patients = np.repeat(np.arange(n_patients), counts)
+        label = rng.random(n_patients) < self.prevalence
+        label[:2] = [True, False]  # both classes, always
+        shared = rng.normal(0, self.patient_sd, n_patients)[patients] + rng.normal(0, self.image_sd, len(patients))
+        return label[patients].astype(np.float32)[:, None], patients.astype(str), shared
+
+    def candidate_effect(self, rng: np.random.Generator, n_images: int) -> np.ndarray:
+        """``w``: what one candidate adds to each image, the same for all of its trials."""
+        return rng.normal(0, self.candidate_sd, n_images)
+
+    def trial(
+        self, rng: np.random.Generator, y: np.ndarray, shared: np.ndarray, candidate: np.ndarray, shift: float
+    ) -> np.ndarray:
+        """One trial's validation scores, ``(images, 1)``."""
+        return (shift * y[:, 0] + shared + candidate + rng.normal(0, self.trial_sd, len(y)))[:, None].astype(np.float32)
+
+
+INDEPENDENT = Design(S_U, 0.0, 0.0, S_E, (2, 2), 0.4)
+"""The design the tests above use: a patient effect, and trials otherwise independent (2 images per patient, 40% positive)."""
+CORRELATED = Design(0.6, 0.4, 0.4, 0.3, (1, 3), 0.3)
+"""Closer to real layers (issue 27): trials of one candidate share its effect, 1-3 images per patient, 30% positive."""
 
 
 def write_study(url: str, name: str, y: np.ndarray, patients: np.ndarray, trials: dict, seed: int = 0):

@@ -65,7 +65,12 @@ EXPECTED: dict[str, list[str]] = {
         ],
         rf"^\| `sweep fe` \| {NUMBER} s \| {NUMBER} \| {NUMBER} GB \({NUMBER} GB\) \| {NUMBER} MB \|$",
     ],
-    "bench_power": [rf"^\| 150 \| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \|$"],
+    "bench_power": [
+        rf"^\| {design} \| 150 \| {rule} \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% "
+        rf"\| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \|$"
+        for design in ("independent", "correlated")
+        for rule in ("every", "fixed", "tied")
+    ],
 }
 
 

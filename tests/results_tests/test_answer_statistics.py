@@ -20,7 +20,7 @@ from sweep.training import EpochChoice
 
 pytestmark = pytest.mark.slow  # a few thousand generated answers: a minute or two on 2 cores
 
-REPEATS = 200  # binomial margin at 5%: 3.1 points; the code before (8.5-13%) fails it at every size
+REPEATS = 200  # binomial margin at 5%: 3.1 points; fixed choices (8.5-13%) and every-resample choices (0%) fail it
 TRUTH = 0.75
 
 
@@ -44,19 +44,24 @@ def _equal_candidates_split(seed: int, n_patients: int, candidates: int = 4, tri
 
 
 @pytest.mark.parametrize("n_patients", [69, 300, 1000])
-def test_equal_candidates_are_all_kept_at_least_95_percent_of_the_time(n_patients):
-    """Family-wise error with 4 equal candidates of 3 trials each. Holding each candidate's trial
-    choice fixed across resamples (the code before) made it 8.5%, 12.5% and 13% over these 200 draws; choosing
-    again in each resample keeps it under 5%."""
+def test_equal_candidates_are_all_kept_95_percent_of_the_time_and_not_much_more(n_patients):
+    """Family-wise error with 4 equal candidates of 3 trials each, at 5% within the Monte Carlo
+    margin on both sides: above it breaks the promise, below it is power lost to slack. Over these
+    200 draws, holding each candidate's trial choice fixed across resamples made it 8.5%, 12.5% and
+    13%; choosing again in every resample (OCL until issue 27) 0% at every size; choosing again
+    among the trials tied with the point's choice (``sweep.results.recentre_tied``) 2.5%, 6% and 5%."""
     errors = sum(_equal_candidates_split(seed, n_patients) for seed in range(REPEATS))
-    assert errors / REPEATS <= 0.05 + _monte_carlo_margin(0.05, REPEATS), errors
+    margin = _monte_carlo_margin(0.05, REPEATS)
+    assert 0.05 - margin <= errors / REPEATS <= 0.05 + margin, errors
 
 
 def test_the_best_candidates_interval_covers_its_truth_with_a_rare_finding():
     """Multilabel at 300 patients: two common findings and one rare one (8 positive patients), every
-    trial of true mean AUROC 0.75. The interval of the cross-fitted score covers 0.75 at least 93% of the time."""
-    covered = 0
-    for seed in range(REPEATS):
+    trial of true mean AUROC 0.75. The interval of the cross-fitted score covers 0.75 within the
+    binomial margin of 95% over 500 draws (93%). Holding the trial choice fixed in the resamples
+    covers 92.3% (600 draws); the tied trials recentred, as now, 94.2%."""
+    repeats, covered = 500, 0
+    for seed in range(repeats):
         rng = np.random.default_rng(seed)
         patients = np.repeat(np.arange(300), 2).astype(str)
         labels = rng.random((300, 3)) < [0.4, 0.2, 0.0]
@@ -73,7 +78,7 @@ def test_the_best_candidates_interval_covers_its_truth_with_a_rare_finding():
         _, values = scorer.score(list(stored), stored)
         low, high = np.nanpercentile(values, [2.5, 97.5])
         covered += low <= TRUTH <= high
-    assert covered / REPEATS >= 0.93, covered / REPEATS
+    assert covered / repeats >= 0.95 - _monte_carlo_margin(0.95, repeats), covered / repeats
 
 
 def test_study_answer_keeps_equal_layers_and_finds_a_truly_better_one(tmp_path):
