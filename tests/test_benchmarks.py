@@ -117,7 +117,7 @@ def test_the_benchmark_runs_in_smoke_mode_and_prints_its_figures(name, tmp_path)
 def test_smoke_mode_keeps_a_flag_given_on_the_command_line(tmp_path):
     """``--smoke`` only changes defaults: ``--sizes 300`` still wins, and the help names the smoke sizes."""
     output = _run("bench_power.py", "--smoke", "--sizes", "200", cwd=tmp_path)
-    _assert_lines(output, [rf"^\| 200 \| {NUMBER}%"])
+    _assert_lines(output, [rf"^\| independent \| 200 \| tied \| {NUMBER}%"])
     assert "| 150 |" not in output
     assert "--repeats 2 --sizes 150" in _run("bench_power.py", "--help", cwd=tmp_path)
 
