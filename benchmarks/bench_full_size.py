@@ -6,7 +6,8 @@ patients for ``--external``, and every stage runs as a user runs it, in a fresh 
 
 1. ``ocl data info``;
 2. ``ocl data prepare --image-size 32``;
-3. ``ocl sweep --task multilabel --strategy feature_extraction --trials 200`` (``--weights none``);
+3. ``ocl sweep --task multilabel --strategy feature_extraction --trials 200 --workers W`` (``--weights none``;
+   W is one worker per core, since a feature-extraction trial trains its head on one core);
 4. ``ocl sweep --strategy fine_tuning`` with ``--ft-trials`` trials, under the default ``OCL_CACHE_MAX_GB``;
 5. ``ocl evaluate --external OTHER --saliency 2``;
 6. ``ocl report``;
@@ -20,7 +21,8 @@ the growth of time per image and of peak memory. Goals (issue 26): at 112,120 im
 the 200-trial sweep under 60 min; any one process at most 6 GB; time per image grows at most 1.5x
 and peak memory at most 3x.
 
-Run: .venv/bin/python benchmarks/bench_full_size.py [--images 10000 112120] [--trials 200] [--ft-trials 3] [--smoke]
+Run: .venv/bin/python benchmarks/bench_full_size.py [--images 10000 112120] [--trials 200] [--ft-trials 3]
+[--workers W] [--stages "data info" "data prepare" "sweep fe"] [--smoke]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from _smoke import parse_args as parse_with_smoke
 from make_chestxray14 import generate
 
 GB = 1e9
+STAGES = ["data info", "data prepare", "sweep fe", "sweep ft", "evaluate", "report", "dictionary build"]
 
 
 @dataclass(frozen=True)
@@ -147,15 +150,20 @@ def run_stage(stage: str, args: list[str], work: Path, images: int) -> StageCost
 def stages(data: Path, external: Path, storage: str, args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     size = ["--image-size", str(args.size)]
     common = ["--data", str(data), *size, "--weights", "none", "--storage", storage, "--task", "multilabel"]
-    return [
+    fe_workers = ["--workers", str(args.workers)]
+    every = [
         ("data info", ["data", "info", "--data", str(data)]),
         ("data prepare", ["data", "prepare", "--data", str(data), *size]),
-        ("sweep fe", ["sweep", *common, "--strategy", "feature_extraction", "--trials", str(args.trials), "--study", "fe"]),
+        (
+            "sweep fe",
+            ["sweep", *common, "--strategy", "feature_extraction", "--trials", str(args.trials), *fe_workers, "--study", "fe"],
+        ),
         ("sweep ft", ["sweep", *common, "--strategy", "fine_tuning", "--trials", str(args.ft_trials), "--study", "ft"]),
         ("evaluate", ["evaluate", "--study", "fe", "--storage", storage, "--external", str(external), "--saliency", "2"]),
         ("report", ["report", "--study", "fe", "--storage", storage, "--output", "report.html"]),
         ("dictionary build", ["dictionary", "build", *common]),
     ]
+    return [(stage, command) for stage, command in every if stage in args.stages]
 
 
 def measure(images: int, args: argparse.Namespace, root: Path) -> list[StageCost]:
@@ -180,11 +188,25 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="image size in pixels (default 32)")
     parser.add_argument("--trials", type=int, default=200, help="trials of the feature-extraction sweep (default 200)")
     parser.add_argument("--ft-trials", type=int, default=3, help="trials of the fine-tuning sweep (default 3)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="workers of the feature-extraction sweep (default: one per core)",
+    )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        default=STAGES,
+        metavar="STAGE",
+        help=f"stages to run, in order (default: all of {STAGES})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated data and work folders")
     parser.add_argument("--root", type=Path, default=None, help="where to write (default: a new temporary folder)")
     args = parse_with_smoke(parser, images=[300], trials=2, ft_trials=1)
     root = args.root or Path(tempfile.mkdtemp(prefix="ocl-full-size-"))
-    print(f"{os.cpu_count()} CPU(s); work in {root}")
+    print(f"{os.cpu_count()} CPU(s); the feature-extraction sweep on {args.workers} worker(s); work in {root}")
     runs = {images: measure(images, args, root) for images in sorted(args.images)}
     first, last = list(runs.values())[0], list(runs.values())[-1]
     if len(runs) > 1:

@@ -122,6 +122,14 @@ def test_smoke_mode_keeps_a_flag_given_on_the_command_line(tmp_path):
     assert "--repeats 2 --sizes 150" in _run("bench_power.py", "--help", cwd=tmp_path)
 
 
+def test_bench_full_size_runs_only_the_stages_asked_for(tmp_path):
+    """``--stages`` measures some stages (the full-size sweep alone takes an hour): only their lines print."""
+    output = _run("bench_full_size.py", "--smoke", "--workers", "1", "--stages", "data info", "data prepare", cwd=tmp_path)
+    assert "the feature-extraction sweep on 1 worker(s)" in output
+    _assert_lines(output, [line for line in EXPECTED["bench_full_size"] if line.startswith(("^data info", "^data prepare"))])
+    assert not re.search(r"^(sweep|evaluate|report|dictionary)", output, re.MULTILINE)
+
+
 @pytest.mark.slow
 def test_bench_sweep_runs_and_sweep_timings_reads_the_storage_it_wrote(tmp_path):
     """``bench_sweep.py --smoke``'s figures, then ``sweep_timings.py`` on the storage it wrote: its two trials."""

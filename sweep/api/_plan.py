@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,15 @@ class SweepPlan:
     def fine_tuning_on_cpu(self) -> bool:
         """Fine-tuning trials will run on CPU workers (no GPU visible): the CLI says what they cost."""
         return not any(d.kind == "gpu" for d in self.devices) and FINE_TUNING in self.settings.space.strategies
+
+    @property
+    def idle_cores(self) -> int:
+        """Cores a lone CPU worker leaves idle in a feature-extraction sweep: such a trial trains its
+        head on one core (one BLAS thread, so scores do not depend on the thread count), so only
+        more workers (``--workers N``) use the others; 0 when there is nothing to say."""
+        if len(self.devices) != 1 or self.devices[0].kind != "cpu" or FEATURE_EXTRACTION not in self.settings.space.strategies:
+            return 0
+        return len(os.sched_getaffinity(0)) - 1
 
     def measured_seconds(self) -> dict[str, tuple[int, float]]:
         """Per strategy, from the study being resumed: how many trials finished and their mean wall

@@ -294,6 +294,12 @@ def _print_plan(plan, out) -> None:
         err_console.print(f"note: {note}", highlight=False)
     for warning in plan.dataset_warnings:
         warn(warning)
+    if plan.idle_cores:
+        err_console.print(
+            f"note: 1 CPU worker on {plan.idle_cores + 1} cores: a feature-extraction trial trains on one core, "
+            f"so --workers {plan.idle_cores + 1} runs {plan.idle_cores + 1} trials at once",
+            highlight=False,
+        )
     if plan.fine_tuning_on_cpu:
         slower = "" if settings.prefix_cache else " (with --no-prefix-cache, epochs 8-30x slower)"
         err_console.print(f"note: {_cpu_fine_tuning_note(plan)}{slower}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -64,7 +65,28 @@ def test_plan_sweep_refuses_bad_input_and_writes_nothing(tmp_path):
     fe = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, strategy="feature_extraction")
     assert fe.settings.space.strategies == ("feature_extraction",) and not fe.fine_tuning_on_cpu
     assert fe.study_name == "nih-cxr14-sample-any-64px-fe-none"  # can't share a study with both: own name
+    # a lone CPU worker leaves the other cores idle (a head trains on one); two workers leave none
+    cores = len(os.sched_getaffinity(0))
+    assert fe.idle_cores == cores - 1
+    two = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, strategy="feature_extraction", workers=2)
+    assert two.idle_cores == 0
     cv = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, cv=5)
     assert cv.settings.cv == 5 and cv.settings.space.augment == (False,) and any("--cv 5" in n for n in cv.dataset_notes)
     assert cv.study_name.startswith("nih-cxr14-sample-any-64px-fe-none-") and len(cv.study_name.split("-")[-1]) == 6
     assert not Path(tmp_path / "ocl.db").exists()  # planning writes nothing
+
+
+def test_a_lone_cpu_worker_on_a_feature_extraction_sweep_is_told_how_to_use_the_idle_cores(tmp_path, capsys, monkeypatch):
+    """A feature-extraction trial trains on one core: with one worker on a 2-core machine, half of it
+    sits idle, and the plan says which --workers uses it; with --workers 2 it says nothing."""
+    from sweep.cli._common import console
+    from sweep.cli._sweep import _print_plan
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    storage = f"sqlite:///{tmp_path / 'ocl.db'}"
+    flags = {"weights": "none", "image_size": 64, "storage": storage, "strategy": "feature_extraction"}
+    _print_plan(sweep.plan_sweep(4, **flags), console)
+    note = "note: 1 CPU worker on 2 cores: a feature-extraction trial trains on one core, so --workers 2 runs 2 trials"
+    assert note in capsys.readouterr().err
+    _print_plan(sweep.plan_sweep(4, workers=2, **flags), console)
+    assert "--workers 2 runs" not in capsys.readouterr().err
