@@ -295,9 +295,10 @@ def _print_plan(plan, out) -> None:
     for warning in plan.dataset_warnings:
         warn(warning)
     if plan.idle_cores:
+        cores = plan.idle_cores + 1
         err_console.print(
-            f"note: 1 CPU worker on {plan.idle_cores + 1} cores: a feature-extraction trial trains on one core, "
-            f"so --workers {plan.idle_cores + 1} runs {plan.idle_cores + 1} trials at once",
+            f"note: 1 CPU worker on {cores} cores: a feature-extraction trial trains on one core, "
+            f"so --workers {cores} runs {cores} trials at once",
             highlight=False,
         )
     if plan.fine_tuning_on_cpu:
