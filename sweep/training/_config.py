@@ -66,6 +66,7 @@ class TrialConfig:
     class_weight: bool = True
     patience: int = 5
     seed: int = 0
+    epoch_rows: int = 0  # feature extraction: an epoch trains on at most this many rows (0: one whole pass)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -76,6 +77,8 @@ class TrialConfig:
             raise ValueError(f"learning_rate={self.learning_rate!r}: expected a positive number")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be at least 1")
+        if self.epoch_rows < 0:
+            raise ValueError(f"epoch_rows={self.epoch_rows}: expected 0 (a whole pass) or a positive number of rows")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r}: expected 0 <= dropout < 1")
 

@@ -88,7 +88,7 @@ def _fit_keeping_best(
     choice = EpochChoice(y_val, data.val_halves(), data.min_positives)
     best_state = head.state()
     for epoch in range(config.epochs):
-        head.fit_epoch(x_train, y_train, pos_weight, config.batch_size)
+        head.fit_epoch(x_train, y_train, pos_weight, config.batch_size, config.epoch_rows)
         value, improved = choice.update(epoch, head.predict(x_val))
         history.append(value)
         if improved:

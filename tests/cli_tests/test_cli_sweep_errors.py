@@ -91,6 +91,10 @@ CASES = {
         lambda t: ["--config", write(t, "s.toml", "[space]\nstrategies = []\n")],
         r"--config s.toml: strategies = \[\] is empty",
     ),
+    "negative epoch rows": (
+        lambda t: ["--config", write(t, "s.toml", "[space]\nepoch_rows = -1\n")],
+        r"--config s.toml: epoch_rows = -1 must be a whole number of rows, or 0 for a whole pass each epoch",
+    ),
     "unknown study file key": (
         lambda t: ["--config", write(t, "s.toml", "[space]\nlearning_rates = [1e-4, 1e-2]\n")],
         r"unknown key 'learning_rates' in \[space\]",

@@ -217,3 +217,56 @@ def test_a_trial_on_unknown_labels_trains_and_scores_the_known_ones(setup):
             assert result.val.auroc[k] == pytest.approx(roc_auc_score(y_val[known, k], p[known, k]))
     assert np.isfinite(result.val.mean_auroc)
     assert result.history[result.best_epoch] == pytest.approx(mean_auroc(y_val, p, min_positives=1))
+
+
+class _RowLog(np.ndarray):
+    """Features that note which rows a head reads, batch by batch."""
+
+    def __getitem__(self, rows):
+        self.seen.append(np.asarray(rows))
+        return np.asarray(self).__getitem__(rows)
+
+
+def test_a_capped_epoch_trains_on_epoch_rows_rows_and_every_row_is_seen_equally_often():
+    from sweep.training._head import NumpyHead
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1000, 6)).astype(np.float32).view(_RowLog)
+    x.seen = []
+    y = rng.integers(0, 2, (1000, 3)).astype(np.float32)
+    head = NumpyHead(6, 3, 8, 0.2, "adam", 1e-3, seed=0)
+    epochs = []
+    for _ in range(5):
+        x.seen.clear()
+        head.fit_epoch(x, y, np.ones(3, np.float32), batch_size=32, rows=300)
+        epochs.append(np.concatenate(x.seen))
+    assert [len(rows) for rows in epochs] == [300] * 5
+    assert head.optimizer.t == 5 * 10  # ceil(300 / 32) steps an epoch
+    counts = np.bincount(np.concatenate(epochs), minlength=1000)
+    assert counts.min() == 1 and counts.max() == 2  # 1,500 rows read: one pass and a half, no row thrice
+
+    x.seen.clear()
+    whole = NumpyHead(6, 3, 8, 0.2, "adam", 1e-3, seed=0)
+    whole.fit_epoch(x, y, np.ones(3, np.float32), batch_size=32)  # rows=0: one pass over every row
+    assert sorted(np.concatenate(x.seen).tolist()) == list(range(1000))
+
+
+def test_a_head_with_dropout_trains_in_float32():
+    """A float64 dropout mask once turned the hidden layer and every gradient float64 (1.45x slower)."""
+    from sweep.training._head import NumpyHead
+
+    head = NumpyHead(16, 3, 8, 0.3, "adam", 1e-3, seed=0)
+    logits, (x, hidden, mask) = head._forward(np.ones((4, 16), np.float32), train=True)
+    assert {logits.dtype, hidden.dtype, mask.dtype} == {np.dtype(np.float32)}
+    grads = head._backward([x, hidden, mask], np.ones_like(logits))
+    assert {g.dtype for g in grads} == {np.dtype(np.float32)}
+
+
+def test_a_feature_extraction_trial_trains_on_the_epoch_rows_its_config_sets(setup):
+    data, bank = setup
+    assert len(data.train) > 100
+    config = TrialConfig("feature_extraction", "pool3_pool", epochs=3, epoch_rows=100, head_units=16, seed=1)
+    capped = run_trial(config, data, bank=bank, backbone_factory=lambda: None)
+    whole = run_trial(dataclasses.replace(config, epoch_rows=0), data, bank=bank, backbone_factory=lambda: None)
+    assert capped.epochs_run == 3 and np.isfinite(capped.val_predictions).all()
+    assert not np.allclose(capped.val_predictions, whole.val_predictions)  # the cap changed what it trained on
