@@ -50,9 +50,21 @@ def test_a_long_loop_shows_its_count_eta_and_rate_at_a_terminal():
     assert "2500/2500" in shown and "eta" in shown and "img/s" in shown
 
 
-def test_a_long_loop_draws_nothing_into_a_pipe():
+def test_a_short_loop_draws_nothing_into_a_pipe():
     shown = _run(SCRIPT, terminal=False)
     assert shown.strip() == "done 2500"
+
+
+def test_a_long_stage_in_a_pipe_says_now_and_then_where_it_is_in_plain_lines():
+    """Under nohup or ``| tee log``, banking 112k images printed nothing for minutes."""
+    script = "import sweep._progress as p; p.FIRST_LINE_AFTER_S = 0.5; p.LINE_EVERY_S = 0.5\n" + SCRIPT
+    lines = _run(script, terminal=False).strip().splitlines()  # stdout, then stderr
+    assert lines[0] == "done 2500"
+    progress = lines[1:]
+    assert progress and "\x1b" not in "".join(progress)  # plain text, no escape codes
+    assert all(line.startswith("scoring the test split: ") and "elapsed" in line and "img/s" in line for line in progress)
+    assert any("/2,500 · eta 0:00:0" in line for line in progress[:-1])  # a count and an ETA while it runs
+    assert progress[-1].startswith("scoring the test split: 2,500/2,500 · 0:00:0")  # and where it ended
 
 
 EPOCHS = """
