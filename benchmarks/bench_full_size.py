@@ -41,6 +41,8 @@ from pathlib import Path
 from _smoke import parse_args as parse_with_smoke
 from make_chestxray14 import generate
 
+from sweep.study import usable_cores
+
 GB = 1e9
 STAGES = ["data info", "data prepare", "sweep fe", "sweep ft", "evaluate", "report", "dictionary build"]
 
@@ -191,7 +193,7 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=len(os.sched_getaffinity(0)),
+        default=usable_cores(),
         help="workers of the feature-extraction sweep (default: one per core)",
     )
     parser.add_argument(

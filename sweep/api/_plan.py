@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from sweep.study import (
     load_study,
     parse_devices,
     records,
+    usable_cores,
     visible_gpus,
 )
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING, STRATEGY_CHOICES
@@ -66,7 +66,7 @@ class SweepPlan:
         more workers (``--workers N``) use the others; 0 when there is nothing to say."""
         if len(self.devices) != 1 or self.devices[0].kind != "cpu" or FEATURE_EXTRACTION not in self.settings.space.strategies:
             return 0
-        return len(os.sched_getaffinity(0)) - 1
+        return usable_cores() - 1
 
     def measured_seconds(self) -> dict[str, tuple[int, float]]:
         """Per strategy, from the study being resumed: how many trials finished and their mean wall

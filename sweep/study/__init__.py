@@ -32,7 +32,7 @@ from sweep.study._objective import Objective, OutOfMemory, SurplusTrial, with_ou
 from sweep.study._pruning import PerStrategyPruner, may_prune
 from sweep.study._records import DatasetInfo, TrialRecord, key_of
 from sweep.study._resources import StudyResources, layer_catalog
-from sweep.study._scheduler import Device, GpuInfo, WorkerPool, driver_gpus, parse_devices, visible_gpus
+from sweep.study._scheduler import Device, GpuInfo, WorkerPool, driver_gpus, parse_devices, usable_cores, visible_gpus
 from sweep.study._search_space import PRUNERS, SearchSpace, is_glob, load_search_space
 from sweep.study._worker import prepare, run_worker
 
@@ -75,6 +75,7 @@ __all__ = [
     "records",
     "run_worker",
     "target_of",
+    "usable_cores",
     "visible_gpus",
     "with_outcome",
 ]

@@ -24,12 +24,25 @@ from pathlib import Path
 
 from sweep.errors import OCLError
 
-__all__ = ["Device", "GpuInfo", "WorkerPool", "driver_gpus", "parse_devices", "process_command", "visible_gpus"]
+__all__ = ["Device", "GpuInfo", "WorkerPool", "driver_gpus", "parse_devices", "process_command", "usable_cores", "visible_gpus"]
 
 _LAUNCH = (
     "import importlib, json, sys; module, name, arguments = sys.argv[1:4]; "
     "sys.exit(getattr(importlib.import_module(module), name)(**json.loads(arguments)))"
 )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's or a batch
+    scheduler's cpuset), which ``os.cpu_count()`` ignores, else every core the machine has.
+
+    Both how many threads a CPU worker gets and how many cores a lone worker leaves idle
+    (:attr:`sweep.api.SweepPlan.idle_cores`) count these, so the two can never disagree.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 def process_command(entry: Callable[..., int | None], **arguments: object) -> list[str]:
@@ -86,7 +99,7 @@ class Device:
 
     def threads(self, cpu_workers: int) -> int:
         """CPU threads for one worker: CPU workers share the cores; a GPU worker takes the default (0)."""
-        return max(1, (os.cpu_count() or 1) // max(1, cpu_workers)) if self.kind == "cpu" else 0
+        return max(1, usable_cores() // max(1, cpu_workers)) if self.kind == "cpu" else 0
 
     def environment(self, cpu_workers: int) -> dict[str, str]:
         """What the worker's libraries must see before they load: its one GPU, or its CPU threads."""

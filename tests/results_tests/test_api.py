@@ -66,8 +66,7 @@ def test_plan_sweep_refuses_bad_input_and_writes_nothing(tmp_path):
     assert fe.settings.space.strategies == ("feature_extraction",) and not fe.fine_tuning_on_cpu
     assert fe.study_name == "nih-cxr14-sample-any-64px-fe-none"  # can't share a study with both: own name
     # a lone CPU worker leaves the other cores idle (a head trains on one); two workers leave none
-    cores = len(os.sched_getaffinity(0))
-    assert fe.idle_cores == cores - 1
+    assert fe.idle_cores == len(os.sched_getaffinity(0)) - 1
     two = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, strategy="feature_extraction", workers=2)
     assert two.idle_cores == 0
     cv = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, cv=5)
@@ -90,3 +89,16 @@ def test_a_lone_cpu_worker_on_a_feature_extraction_sweep_is_told_how_to_use_the_
     assert note in capsys.readouterr().err
     _print_plan(sweep.plan_sweep(4, workers=2, **flags), console)
     assert "--workers 2 runs" not in capsys.readouterr().err
+
+
+def test_a_cpu_affinity_mask_sets_both_the_worker_threads_and_the_idle_cores_note(tmp_path, monkeypatch):
+    """Under taskset or a container's cpuset, os.cpu_count() still counts the machine's cores: the
+    workers got threads for cores they could not use while the note counted the mask."""
+    from sweep.study import parse_devices
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {2, 3, 4, 5})
+    (cpu,) = parse_devices("cpu", None, [])
+    assert cpu.threads(1) == 4 and cpu.threads(2) == 2
+    flags = {"weights": "none", "image_size": 64, "storage": f"sqlite:///{tmp_path / 'ocl.db'}", "strategy": "feature_extraction"}
+    assert sweep.plan_sweep(4, **flags).idle_cores == 3
