@@ -122,7 +122,11 @@ def _clock(seconds: float) -> str:
 
 
 def rate_text(done: int, seconds: float, unit: str) -> str:
-    return f"{done / seconds:,.0f} {unit}/s" if seconds > 0 and done else f"- {unit}/s"
+    """``153 img/s``; below 10 a second, two significant digits (``0.18 layer/s``, not ``0 layer/s``)."""
+    if not (seconds > 0 and done):
+        return f"- {unit}/s"
+    rate = done / seconds
+    return f"{rate:,.0f} {unit}/s" if rate >= 10 else f"{rate:.2g} {unit}/s"
 
 
 def tracked_slices(total: int, chunk: int, description: str, unit: str = "img") -> Iterator[slice]:

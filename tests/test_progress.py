@@ -84,3 +84,10 @@ def test_a_retrain_shows_its_epochs_and_validation_auroc_and_an_early_stop_fills
     assert "val AUROC 0.630" in shown
     assert "10/10" in shown  # stopped early: done, not stuck at 4/10
     assert _run(EPOCHS, terminal=False).strip() == "trained"
+
+
+def test_a_slow_stage_shows_its_rate_not_zero():
+    from sweep._progress import rate_text
+
+    assert rate_text(37, 230.0, "layer") == "0.16 layer/s"  # dictionary build at 112k images read "0 layer/s"
+    assert rate_text(1530, 10.0, "img") == "153 img/s" and rate_text(0, 5.0, "img") == "- img/s"
