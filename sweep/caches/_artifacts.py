@@ -80,6 +80,55 @@ def new_array(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[np.mem
             tmp.unlink()
 
 
+class RowWriter:
+    """Writes rows of a new ``.npy`` file with ``os.pwrite``: through the page cache, never mapped.
+
+    Rows written into a writable memory map stay resident in the writing process until it unmaps
+    them: banking 37 GB of features at full ChestX-ray14 size peaked at 10.7 GB RSS (0.6 GB of it heap).
+    Written this way they leave the process as they are written, and the kernel keeps or drops
+    them as memory allows, which is what a reader of the file then finds.
+    """
+
+    def __init__(self, fd: int, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.fd, self.offset, self.shape, self.dtype = fd, offset, tuple(shape), np.dtype(dtype)
+
+    def write(self, lead: tuple[int, ...], lo: int, values: np.ndarray) -> None:
+        """``array[(*lead, slice(lo, lo + len(values)))] = values``, for an array of one more
+        axis than ``lead`` plus the row axis (e.g. ``lead=()`` for a layer, ``(view,)`` for its views)."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        expected = (len(values), *self.shape[len(lead) + 1 :])
+        if values.shape != expected or lo < 0 or lo + len(values) > self.shape[len(lead)]:
+            raise ValueError(f"rows {lo}:{lo + len(values)} of shape {values.shape} do not fit an array of shape {self.shape} at {lead}")
+        start = (*lead, lo, *([0] * (len(self.shape) - len(lead) - 1)))
+        position = self.offset + int(np.ravel_multi_index(start, self.shape)) * self.dtype.itemsize
+        view, written = memoryview(values).cast("B"), 0
+        while written < len(view):
+            written += os.pwrite(self.fd, view[written:], position + written)
+
+
+@contextmanager
+def new_array_rows(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[RowWriter]:
+    """Like :func:`new_array`, but yield a :class:`RowWriter`: for arrays far larger than memory,
+    written once, row block by row block, and read later by other processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = temp_name(path)
+    try:
+        header = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)  # the header and the file's size
+        offset = header.offset
+        del header
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            yield RowWriter(fd, offset, shape, np.dtype(dtype))
+            os.fsync(fd)  # on disk before it is renamed into place, as new_array's flush
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def describe(path: Path) -> dict[str, Any]:
     """The manifest entry for a finished array file."""
     array = np.load(path, mmap_mode="r")

@@ -270,3 +270,14 @@ def test_a_feature_extraction_trial_trains_on_the_epoch_rows_its_config_sets(set
     whole = run_trial(dataclasses.replace(config, epoch_rows=0), data, bank=bank, backbone_factory=lambda: None)
     assert capped.epochs_run == 3 and np.isfinite(capped.val_predictions).all()
     assert not np.allclose(capped.val_predictions, whole.val_predictions)  # the cap changed what it trained on
+
+
+def test_the_head_standardises_by_the_training_rows_mean_and_deviation_block_by_block():
+    from sweep.training._head import NumpyHead
+
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(1000, 6)) * [1, 10, 0.1, 3, 100, 0] + [0, 5, -2, 1e3, 7, 4]).astype(np.float32)
+    head = NumpyHead(6, 3, 0, 0.0, "adam", 1e-3, seed=0)
+    head.set_standardization(x, block=64)  # 16 blocks, the last one short
+    np.testing.assert_allclose(head.mean, x.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(head.std, x.astype(np.float64).std(axis=0) + 1e-6, rtol=1e-4, atol=1e-6)
