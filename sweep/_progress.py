@@ -85,7 +85,11 @@ class _LineProgress:
 
     def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
         now = time.perf_counter()
-        self.tasks.append(dict(description=description, total=total, completed=completed, fields=fields, start=now, printed=None, printed_at=None))
+        self.tasks.append(
+            dict(
+                description=description, total=total, completed=completed, fields=fields, start=now, printed=None, printed_at=None
+            )
+        )
         return len(self.tasks) - 1
 
     def update(self, task_id: int, *, total=None, completed=None, advance=None, **fields) -> None:

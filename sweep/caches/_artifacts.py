@@ -98,7 +98,9 @@ class RowWriter:
         values = np.ascontiguousarray(values, dtype=self.dtype)
         expected = (len(values), *self.shape[len(lead) + 1 :])
         if values.shape != expected or lo < 0 or lo + len(values) > self.shape[len(lead)]:
-            raise ValueError(f"rows {lo}:{lo + len(values)} of shape {values.shape} do not fit an array of shape {self.shape} at {lead}")
+            raise ValueError(
+                f"rows {lo}:{lo + len(values)} of shape {values.shape} do not fit an array of shape {self.shape} at {lead}"
+            )
         start = (*lead, lo, *([0] * (len(self.shape) - len(lead) - 1)))
         position = self.offset + int(np.ravel_multi_index(start, self.shape)) * self.dtype.itemsize
         view, written = memoryview(values).cast("B"), 0
