@@ -189,12 +189,10 @@ def sweep(
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
 
     Stopping: every trial keeps its best epoch and stops after `patience` epochs without a better
-    validation AUROC; a feature-extraction epoch trains on at most `epoch_rows` rows (32,768, set in
-    the --config file: only large sets are cut, each epoch reading on where the last one stopped).
-    The median pruner stops a trial below the median of finished trials of the SAME strategy and
-    epoch budget (after 5 of them, not in the first quarter of its budget); a trial is never pruned
-    after its last epoch. The answer printed at the end is the cross-fitted score of each
-    (strategy, layer) with its 95% interval and the set of layers the data cannot tell apart.
+    validation AUROC (a feature-extraction epoch: at most `epoch_rows` rows, see --config). The median
+    pruner stops a trial below the median of finished trials of the SAME strategy and epoch budget
+    (after 5 of them, not in its budget's first quarter); a trial is never pruned after its last epoch.
+    The answer at the end: each (strategy, layer)'s cross-fitted score, 95% interval, and the tied set.
     Example: ocl sweep --trials 200 --devices 0,1
     """
     from sweep.api import plan_sweep

@@ -73,6 +73,8 @@ class SweepSettings:
         values.update(values.pop("data_options"))
         if values["precision"] == "float32":  # the default is left out: studies stored before it keep their JSON and names
             values.pop("precision")
+        if values["space"]["epoch_rows"] == SearchSpace.epoch_rows:  # likewise
+            values["space"].pop("epoch_rows")
         return json.dumps(values, sort_keys=True)
 
     @classmethod
