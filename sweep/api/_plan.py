@@ -193,8 +193,11 @@ def _search_space(
 
     Both strategies run by default, on GPUs and CPUs alike: with the spatial bank, 200 trials of
     both at 224 px take minutes on 2 CPU cores (``benchmarks/bench_fine_tuning.py``). ``--cv``
-    scores feature-extraction trials only, on clean banked features (augmented views exist for
-    train only), so with ``--cv`` and no ``--strategy`` only feature extraction runs.
+    trains every trial K times, so with ``--cv`` and no ``--strategy`` only feature extraction
+    runs (as it did when ``--cv`` scored feature extraction only, so those studies resume);
+    ``--strategy both`` or ``fine_tuning`` cross-validates fine-tuning too, on the spatial bank's
+    clean prefix tensors. Either way trials train without augmentation: augmented views are
+    banked for train only, and under ``--cv`` validation patients train too.
     """
     from sweep.model import parse_weights, weights_label
 
@@ -214,13 +217,8 @@ def _search_space(
     )
     notes: list[str] = []
     if cv is not None:
-        if FINE_TUNING in space.strategies:
-            raise OCLError(
-                f"--cv {cv}: cross-validation scores feature-extraction trials only, and fine-tuning trials would then be "
-                "scored on other images; pass --strategy feature_extraction"
-            )
         if strategy is None and space.strategies == (FEATURE_EXTRACTION,):
-            notes.append(f"--cv {cv}: feature extraction only (cross-validation scores feature-extraction trials)")
+            notes.append(f"--cv {cv}: feature extraction only (pass --strategy both to cross-validate fine-tuning too)")
         if True in space.augment:
             space = dataclasses.replace(space, augment=(False,))
             notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")

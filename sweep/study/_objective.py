@@ -13,6 +13,7 @@ import dataclasses
 import os
 import socket
 import time
+from typing import Any
 
 import numpy as np
 import optuna
@@ -90,7 +91,7 @@ class Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} with validation AUROC {value:.4f}")
 
         try:
-            if context.cv_folds and config.strategy == FEATURE_EXTRACTION:
+            if context.cv_folds:
                 result = self._cross_validate(config, weights_label)
             else:
                 result = run_trial(
@@ -127,13 +128,15 @@ class Objective:
         return float(result.val.mean_auroc)
 
     def _cross_validate(self, config: TrialConfig, weights_label: str) -> TrialResult:
-        """Score a feature-extraction configuration by patient-wise K-fold CV over train+val (``--cv K``).
+        """Score a configuration by patient-wise K-fold CV over train+val (``--cv K``).
 
-        Each fold trains the head on the other folds (best epoch chosen on its own held-out fold,
-        as a holdout trial chooses on validation, and per patient half of it for the answer's
-        cross-fitting) and predicts its held-out patients; the pooled
-        out-of-fold predictions score every train+val patient once, about 8x the patients of the
-        validation split behind each comparison. Not pruned: the folds run to their ends.
+        Each fold trains on the other folds (feature extraction: a head on the feature bank;
+        fine-tuning: the layers from the boundary on, on the spatial bank's clean prefix tensors),
+        chooses its best epoch on its own held-out fold (as a holdout trial chooses on validation,
+        and per patient half of it for the answer's cross-fitting) and predicts its held-out
+        patients; the pooled out-of-fold predictions score every train+val patient once, about 8x
+        the patients of the validation split behind each comparison. Not pruned: the folds run to
+        their ends.
         """
         context, start = self.context, time.perf_counter()
         data = context.data
@@ -141,10 +144,7 @@ class Objective:
         own, crossfit = np.zeros_like(pooled), np.zeros_like(pooled)
         best_epochs, epochs_run = [], 0
         for fold_train, fold_held_out in context.cv_folds:
-            fold = dataclasses.replace(data, train=fold_train, val=fold_held_out)
-            result = run_trial(
-                config, fold, backbone_factory=lambda: context.backbone(weights_label), bank=context.bank(weights_label)
-            )
+            result = self._fold(config, dataclasses.replace(data, train=fold_train, val=fold_held_out), weights_label)
             pooled[fold_held_out] = result.val_predictions
             halves = result.crossfit or CrossFitPredictions(result.val_predictions, result.val_predictions, (0, 0))
             own[fold_held_out], crossfit[fold_held_out] = halves.own, halves.crossfit
@@ -168,6 +168,21 @@ class Objective:
             no_single_model,
             crossfit=CrossFitPredictions(own[rows], crossfit[rows], (0, 0)),
         )
+
+    def _fold(self, config: TrialConfig, fold: Any, weights_label: str) -> TrialResult:
+        """One fold of :meth:`_cross_validate`: ``config`` trained on ``fold.train``, scored on ``fold.val``."""
+        context, extracting = self.context, config.strategy == FEATURE_EXTRACTION
+        try:
+            return run_trial(
+                config,
+                fold,
+                backbone_factory=lambda: context.backbone(weights_label),
+                bank=context.bank(weights_label) if extracting else None,
+                spatial_bank=None if extracting else context.spatial_bank(weights_label),
+            )
+        finally:
+            if not extracting:
+                _clear_keras()  # K fine-tuned networks must not pile up in one process
 
     def _interval(self, result: TrialResult) -> tuple[float, float]:
         """The trial's validation mean AUROC interval, over the same outputs as its mean."""

@@ -41,6 +41,24 @@ def layer_catalog(image_size: int) -> LayerCatalog:
     return LayerCatalog.of(build_backbone(image_size, Weights("none")))
 
 
+def _check_folds(k: int, dataset: Dataset, task: Task) -> None:
+    """Refuse ``--cv k`` where train+val cannot fill ``k`` patient-wise folds with a positive each:
+    a fold whose held-out patients are all negative scores no positive, and its head's threshold
+    is never compared with another's."""
+    rows = np.concatenate([dataset.split_indices("train"), dataset.split_indices("val")])
+    patients = patients_of(dataset, rows)
+    if len(np.unique(patients)) < 2 * k:
+        raise OCLError(f"--cv {k}: the dataset has too few patients for {k} folds; pass a smaller --cv")
+    positive = (np.asarray(dataset.targets(task)[rows]) == 1).any(axis=1)
+    with_positive = len(np.unique(patients[positive]))
+    if with_positive < k:
+        raise OCLError(
+            f"--cv {k}: only {with_positive} patient(s) in train+val have a positive finding of task {task.name}, "
+            f"too few for {k} folds with a positive each; "
+            + (f"pass --cv {with_positive} or less, or leave --cv out" if with_positive >= 2 else "leave --cv out")
+        )
+
+
 @dataclass
 class StudyResources:
     """The dataset, task, weights and layers of one study, and its caches once built."""
@@ -63,8 +81,8 @@ class StudyResources:
         dataset = load_dataset(settings.data_options)
         task = dataset.task(settings.task)
         check_scorable(dataset.targets(task), dataset.split_indices("train"), dataset.split_indices("val"), task)
-        if settings.cv and len(np.unique(dataset.table["patient"].astype(str))) < 2 * settings.cv:
-            raise OCLError(f"--cv {settings.cv}: the dataset has too few patients for {settings.cv} folds; pass a smaller --cv")
+        if settings.cv:
+            _check_folds(settings.cv, dataset, task)
         catalog = layer_catalog(settings.image_size)
         space = settings.space
         cut_layers = space.resolve_layers(catalog)

@@ -127,9 +127,10 @@ CASES = {
     ),
     "one fold": (lambda t: ["--cv", "1"], r"--cv 1: K-fold cross-validation needs 2 or more folds"),
     "zero folds": (lambda t: ["--cv", "0"], r"--cv 0: K-fold cross-validation needs 2 or more folds"),
-    "folds with fine-tuning": (
-        lambda t: ["--cv", "5", "--strategy", "both"],
-        r"--cv 5: cross-validation scores feature-extraction trials only.*pass --strategy feature_extraction",
+    "more folds than patients with a positive": (
+        lambda t: ["--cv", "40", "--task", "binary:Edema"],
+        r"--cv 40: only 15 patient\(s\) in train\+val have a positive finding of task binary:Edema, too few for 40 "
+        r"folds with a positive each; pass --cv 15 or less",
     ),
     "patient split without patient ids": (
         lambda t: ["--data", folders_without_patient_ids(t), "--split", "patient"],

@@ -86,28 +86,19 @@ def test_trials_carry_what_the_dashboard_needs(swept):
     assert 0 <= attrs["ocl:wall_seconds"] < 120
 
 
-def test_a_different_setting_under_the_same_study_name_is_refused(swept, tmp_path):
+@pytest.mark.parametrize(
+    "flags, setting",
+    [(["--image-size", "64"], "image_size"), (["--image-size", "32", "--cv", "2"], "cv")],  # --cv: another scheme
+)
+def test_a_different_setting_under_the_same_study_name_is_refused(swept, tmp_path, flags, setting):
     root, env, storage = own_copy(swept, tmp_path)
     env = dict(env, OCL_CACHE_DIR=str(tmp_path / "fresh-cache"))
     result = run_ocl(
-        root,
-        env,
-        "sweep",
-        "--trials",
-        "20",
-        "--storage",
-        storage,
-        "--image-size",
-        "64",
-        "--weights",
-        "none",
-        "--config",
-        "small.toml",
-        "--study",
-        STUDY,
-    )
+        root, env, "sweep", "--trials", "20", "--storage", storage, *flags, "--weights", "none", "--config", "small.toml",
+        "--study", STUDY,
+    )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.startswith("error: --study small: this study was run with other image_size")
+    assert result.stderr.startswith(f"error: --study small: this study was run with other {setting}")
     assert "Traceback" not in result.stderr
     assert len(finished(trials_of(storage))) == 12
     assert not (tmp_path / "fresh-cache").exists()  # refused before any cache was built

@@ -72,6 +72,8 @@ def test_plan_sweep_refuses_bad_input_and_writes_nothing(tmp_path):
     cv = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, cv=5)
     assert cv.settings.cv == 5 and cv.settings.space.augment == (False,) and any("--cv 5" in n for n in cv.dataset_notes)
     assert cv.study_name.startswith("nih-cxr14-sample-any-64px-fe-none-") and len(cv.study_name.split("-")[-1]) == 6
+    both = sweep.plan_sweep(4, weights="none", image_size=64, storage=storage, cv=5, strategy="both")  # fine-tuning too
+    assert both.settings.space.strategies == ("feature_extraction", "fine_tuning") and both.settings.space.augment == (False,)
     assert not Path(tmp_path / "ocl.db").exists()  # planning writes nothing
 
 
