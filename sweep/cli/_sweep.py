@@ -101,9 +101,9 @@ CvOption = Annotated[
     int | None,
     _option(
         "--cv",
-        "K: score feature-extraction trials by patient-wise K-fold cross-validation over train+val (e.g. 5): "
-        "every train+val patient is scored once, so layers are compared on about 8x the patients. "
-        "Default: the validation split.",
+        "K: score trials by patient-wise K-fold cross-validation over train+val (e.g. 5): every train+val "
+        "patient is scored once, so layers are compared on about 8x the patients; each trial trains K times. "
+        "Feature extraction only unless --strategy says otherwise. Default: the validation split.",
         "Search",
     ),
 ]
@@ -403,7 +403,8 @@ def answer_table(answer, rows: int = 12, compact: bool = False):
     depth = [] if compact else ["depth"]
     columns = ["", "layer", *(["weights"] if several_weights else []), *depth, *(s.replace("_", " ") for s in strategies)]
     table = new_table(
-        f"Layers of {answer.study} (validation mean AUROC, cross-fitted, [{answer.level:.0%} CI], trials)",
+        f"Layers of {answer.study} ({answer.score_name.replace(' AUROC', ' mean AUROC')}, cross-fitted, "
+        f"[{answer.level:.0%} CI], trials)",
         *columns,
         text=("layer", "weights"),
     )

@@ -181,7 +181,8 @@ def _data_html(data: ReportData) -> str:
     if validation:
         images = validation["images"]
         parts.append(
-            f"<h3>Validation split (what every trial was scored on)</h3><p class='note'>{images:,} images of "
+            f"<h3>{html.escape(_scored_on(validation))} (what every trial was scored on)</h3>"
+            f"<p class='note'>{images:,} images of "
             f"{validation['patients']:,} patients; fingerprint <code>{html.escape(str(validation.get('fingerprint', '')))}"
             "</code>. Intervals resample these patients.</p>"
         )
@@ -402,3 +403,9 @@ def _asset(name: str) -> str:
 def _print_script() -> str:
     """Printed, a plot takes the page's width, then its screen width back."""
     return f"<script>\n{_asset('print.js')}</script>"
+
+
+def _scored_on(validation: dict) -> str:
+    """The patients every trial was scored on, as a heading (answers stored before ``scored_on``: validation)."""
+    scored_on = validation.get("scored_on", "validation split")
+    return scored_on[0].upper() + scored_on[1:]

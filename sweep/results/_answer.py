@@ -126,6 +126,12 @@ class StudyAnswer:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def score_name(self) -> str:
+        """What the scores are: validation AUROC, or out-of-fold AUROC over train+val with ``--cv``."""
+        cv = self.validation.get("cv")
+        return f"out-of-fold AUROC (--cv {cv}, train+val)" if cv else "validation AUROC"
+
+    @property
     def judged(self) -> list[Candidate]:
         return [c for c in self.candidates if c.judged]
 
@@ -194,18 +200,18 @@ class StudyAnswer:
             top = self.candidates[0]
             return (
                 f"No candidate has the {self.min_trials} completed trials needed to judge it yet; the best so far is "
-                f"{top.name} with cross-fitted validation AUROC {_ci(top)} from {top.n_trials} trial(s). "
+                f"{top.name} with cross-fitted {self.score_name} {_ci(top)} from {top.n_trials} trial(s). "
                 "Run more trials or narrow cut_layers."
             )
         best = self.best
         if len(self.judged) == 1:
             return (
-                f"{best.name} is the only candidate with {self.min_trials}+ trials (validation AUROC {_ci(best)}); "
+                f"{best.name} is the only candidate with {self.min_trials}+ trials ({self.score_name} {_ci(best)}); "
                 "there is nothing to compare it with yet."
             )
         if self.distinguishable:
             return (
-                f"{best.name} is the optimal cut-off layer: its validation AUROC {_ci(best)} is significantly higher "
+                f"{best.name} is the optimal cut-off layer: its {self.score_name} {_ci(best)} is significantly higher "
                 f"than that of every other candidate with {self.min_trials}+ trials ({level} simultaneous, "
                 "patient-level bootstrap)."
             )
@@ -213,11 +219,16 @@ class StudyAnswer:
         if len(self.confidence_set) == len(self.judged):
             return (
                 f"No layer is distinguishable: all {len(self.judged)} judged candidates are within chance of the best "
-                f"({best.name}, validation AUROC {_ci(best)}); more validation patients would be needed to tell them apart."
+                f"({best.name}, {self.score_name} {_ci(best)}); more patients would be needed to tell them apart"
+                + (
+                    "."
+                    if self.validation.get("cv")
+                    else " (--cv 5 scores every train+val patient, not the validation split alone)."
+                )
             )
         listed = ", ".join(c.name for c in others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
         return (
-            f"{best.name} scored highest (validation AUROC {_ci(best)}), but {len(others)} other candidate(s) cannot be "
+            f"{best.name} scored highest ({self.score_name} {_ci(best)}), but {len(others)} other candidate(s) cannot be "
             f"told apart from it at {level}: {listed}; treat them as equally good."
         )
 
@@ -490,7 +501,8 @@ def study_answer(
         resampled.append(boot)
         facts.append((record, len(members), best_trial, scorer.chosen_trials([t.number for t, _ in members])))
     candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
-    return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, _validation_facts(split), warnings)
+    facts = _validation_facts(split, settings.cv)
+    return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, facts, warnings)
 
 
 def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | None) -> dict:
@@ -504,10 +516,13 @@ def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | Non
     return groups
 
 
-def _validation_facts(split: ValidationSplit) -> dict[str, Any]:
-    """How much validation data stands behind the answer: images, patients, positives per output."""
+def _validation_facts(split: ValidationSplit, cv: int | None = None) -> dict[str, Any]:
+    """Which patients stand behind the answer, and how many: the validation split, or with ``--cv K``
+    the pooled out-of-fold predictions over train+val; images, patients, positives per output."""
     y = np.asarray(split.targets)
     return {
+        "scored_on": f"train+val, out of fold (--cv {cv})" if cv else "validation split",
+        "cv": cv,
         "images": int(len(y)),
         "patients": int(len(np.unique(split.patients.astype(str)))),
         "positives": dict(zip(split.outputs, (y == 1).sum(axis=0).astype(int).tolist())),
