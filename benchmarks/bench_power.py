@@ -20,12 +20,23 @@ that choice:
 - ``fixed``: keeps the point's choice in every resample (OCL before issue 18);
 - ``tied``: chooses again only among the trials statistically tied with the point's choice on the
   choosing half, within sqrt(2 log log n) standard errors of it (Hansen 2005), recentred on a
-  shared value first (``sweep.results.recentre_tied``): what ``sweep.results.CandidateScorer`` does now.
+  shared value first (``sweep.results.recentre_tied``): what ``sweep.results.CandidateScorer`` does now;
+- ``single``: issue 27's first design, not in OCL yet: each candidate's trial is chosen where the
+  comparison does not look (here on a generated training-side inner split of as many patients),
+  and the validation split scores that one fixed model on all its patients, with no halves and no
+  choice inside the bootstrap.
+
+With ``--cv-sizes``, each such size is also run as a ``--cv 5`` study (rows ``train+val, cv 5``):
+the answer's own rule on pooled out-of-fold predictions over train+val patients, 8x the validation
+split's (a 70/10/20 split), each fold's head adding its own offset (SD 0.1 on the binormal scale)
+to the images it scores, so images scored by different heads are compared as OCL's ``--cv``
+compares them. Its coverage is of the true pooled AUROC (``Design.pooled_auroc``).
 
 The confidence set is the step-down max-T of ``sweep.stats.confidence_set`` throughout. All rules
 of one study score the same generated predictions and bootstrap resamples.
 
-Run: .venv/bin/python benchmarks/bench_power.py [--repeats 200] [--sizes 150 300 1000 3000] [--gaps 0 0.03 0.05] [--smoke]
+Run: .venv/bin/python benchmarks/bench_power.py [--repeats 200] [--sizes 150 300 1000 3000] [--cv-sizes 150 300 1000]
+     [--gaps 0 0.03 0.05] [--smoke]
 """
 
 from __future__ import annotations
@@ -44,12 +55,14 @@ from _smoke import parse_args as parse_with_smoke  # noqa: E402
 from generated_studies import CORRELATED, INDEPENDENT, Design  # noqa: E402
 
 from sweep.results import CandidateScorer, crossfit_score  # noqa: E402
-from sweep.stats import confidence_set, interval  # noqa: E402
+from sweep.stats import bootstrap_weights, confidence_set, interval, mean_auroc_point, mean_auroc_resampled  # noqa: E402
 from sweep.storage import ValidationSplit  # noqa: E402
 
 CANDIDATES, TRIALS, BASE = 5, 3, 0.75
 DESIGNS = {"independent": INDEPENDENT, "correlated": CORRELATED}
-RULES = ("every", "fixed", "tied")
+RULES = ("every", "fixed", "tied", "single")
+CV_FOLDS, CV_TIMES, FOLD_SD = 5, 8, 0.1  # --cv 5 over train+val, 8x the validation patients; heads' offsets
+CV = f"cv {CV_FOLDS}"
 
 
 def _chosen(values: np.ndarray, side: int, rule: str) -> np.ndarray:
@@ -72,29 +85,63 @@ def score(values: np.ndarray, rule: str, n_patients: int) -> tuple[float, np.nda
     return float(combined[0]), combined[1:]
 
 
-def one_study(design: Design, seed: int, patients: int, gap: float) -> dict[str, tuple[np.ndarray, bool]]:
-    """Per rule: the confidence set of one generated study (candidate 0 is the one ``gap`` better), and
-    whether candidate 0's interval covers its true AUROC."""
-    rng = np.random.default_rng(seed)
+def _judged(estimates: list[float], resampled: list[np.ndarray], truth: float) -> tuple[np.ndarray, bool, int | None]:
+    """The confidence set, whether candidate 0's interval covers ``truth``, and the verified winner."""
+    points, values = np.asarray(estimates), np.stack(resampled, axis=1)
+    first = interval(points[0], values[:, 0])
+    return confidence_set(points, values), bool(first.low <= truth <= first.high), verified(points, values)
+
+
+def one_study(design: Design, seed: int, patients: int, gap: float, cv: bool = True) -> dict[str, tuple]:
+    """Per rule: the confidence set of one generated study (candidate 0 is the one ``gap`` better),
+    whether candidate 0's interval covers its true AUROC, and the verified winner; with ``cv``,
+    also OCL's rule on a ``--cv 5`` study of the same design (its own generated patients)."""
+    rng, inner_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     y, ids, shared = design.validation(rng, patients)
     scorer = CandidateScorer(ValidationSplit(("finding",), y, ids, "generated"), seed=seed)
-    values = []
+    weights = np.concatenate([np.ones((1, len(y)), np.float32), bootstrap_weights(ids, scorer.n_resamples, seed)]).T
+    values, single = [], []
     for candidate in range(CANDIDATES):
         shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
         effect = design.candidate_effect(rng, len(y))
         stored = {t: design.trial(rng, y, shared, effect, shift) for t in range(TRIALS)}
         values.append(scorer.values(list(stored), stored))
+        chosen = _chosen_off_validation(design, inner_rng, patients, shift)
+        single.append(mean_auroc_resampled(y, stored[chosen], weights, strict=True, by_image=True))
     results = {}
     for rule in RULES:
-        scored = [score(v, rule, scorer.n_patients) for v in values]
-        estimates, resampled = np.asarray([s[0] for s in scored]), np.stack([s[1] for s in scored], axis=1)
-        first = interval(estimates[0], resampled[:, 0])
-        results[rule] = (
-            confidence_set(estimates, resampled),
-            first.low <= BASE + gap <= first.high,
-            verified(estimates, resampled),
-        )
+        scored = [(s[0], s[1:]) for s in single] if rule == "single" else [score(v, rule, scorer.n_patients) for v in values]
+        results[rule] = _judged([s[0] for s in scored], [s[1] for s in scored], BASE + gap)
+    if cv:
+        results[CV] = _cv_study(design, seed, patients, gap)
     return results
+
+
+def _chosen_off_validation(design: Design, rng: np.random.Generator, patients: int, shift: float) -> int:
+    """The trial a training-side inner split of ``patients`` patients would choose (issue 27's design 1):
+    each trial scored on generated patients the validation split never sees, the best one kept."""
+    y, _, shared = design.validation(rng, patients)
+    effect = design.candidate_effect(rng, len(y))
+    return int(np.argmax([mean_auroc_point(y, design.trial(rng, y, shared, effect, shift)) for _ in range(TRIALS)]))
+
+
+def _cv_study(design: Design, seed: int, patients: int, gap: float) -> tuple:
+    """OCL's rule on a ``--cv 5`` study: pooled out-of-fold predictions over train+val patients
+    (``CV_TIMES`` x the validation split), folds drawn per patient as ``StudyResources.cv_folds`` does,
+    scored by the answer's own :class:`CandidateScorer`."""
+    rng = np.random.default_rng([seed, 2])
+    y, ids, shared = design.validation(rng, patients * CV_TIMES)
+    unique, patient_of_image = np.unique(ids, return_inverse=True)
+    fold = (np.random.default_rng(seed).permutation(len(unique)) % CV_FOLDS)[patient_of_image]
+    scorer = CandidateScorer(ValidationSplit(("finding",), y, ids, "generated"), seed=seed)
+    scored = []
+    for candidate in range(CANDIDATES):
+        shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
+        effect = design.candidate_effect(rng, len(y))
+        stored = {t: design.out_of_fold(rng, y, shared, effect, shift, fold, FOLD_SD) for t in range(TRIALS)}
+        scored.append(scorer.score(list(stored), stored))
+    truth = design.pooled_auroc(BASE + gap, CV_FOLDS, FOLD_SD)
+    return _judged([s[0] for s in scored], [s[1] for s in scored], truth)
 
 
 def verified(estimates: np.ndarray, resampled: np.ndarray, level: float = 0.95) -> int | None:
@@ -113,44 +160,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200, help="generated studies per cell (default 200)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[150, 300, 1000, 3000], help="validation patients")
+    parser.add_argument("--cv-sizes", type=int, nargs="*", default=[150, 300, 1000], help="sizes also run as --cv 5 studies")
     parser.add_argument("--gaps", type=float, nargs="*", default=[0.0, 0.03, 0.05], help="AUROC gaps (0: the level)")
     parser.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=list(DESIGNS))
-    args = parse_with_smoke(parser, repeats=2, sizes=[150])
+    args = parse_with_smoke(parser, repeats=2, sizes=[150], cv_sizes=[150])
     print(f"{CANDIDATES} candidates x {TRIALS} trials, {args.repeats} generated studies per cell, 95% level")
     gaps = [gap for gap in args.gaps if gap > 0]
     print(
-        "| design | validation patients | rule | family-wise error | coverage | verified, equal |"
+        "| design | validation patients | scored on | rule | family-wise error | coverage | verified, equal |"
         + "".join(f" power +{gap:g} set / verified |" for gap in gaps)
     )
-    print("|---|---|---|---|---|---|" + "---|" * len(gaps))
+    print("|---|---|---|---|---|---|---|" + "---|" * len(gaps))
     start = time.perf_counter()
     for name in args.designs:
         for patients in args.sizes:
-            counts = {
-                rule: {"error": 0, "covered": 0, "claimed": 0, **dict.fromkeys(gaps, 0), **{("v", g): 0 for g in gaps}}
-                for rule in RULES
-            }
+            cv = patients in args.cv_sizes
+            rules = RULES + ((CV,) if cv else ())
+            counts = {rule: {"error": 0, "covered": 0, "claimed": 0, **{(k, g): 0 for g in gaps for k in "sv"}} for rule in rules}
             alone = np.eye(CANDIDATES, dtype=bool)[0]
             for gap in args.gaps:
                 for seed in range(args.repeats):
-                    for rule, (kept, covered, winner) in one_study(DESIGNS[name], seed, patients, gap).items():
+                    for rule, (kept, covered, winner) in one_study(DESIGNS[name], seed, patients, gap, cv).items():
                         if gap == 0:
                             counts[rule]["error"] += not kept.all()
                             counts[rule]["covered"] += covered
                             counts[rule]["claimed"] += winner is not None
                         else:
-                            counts[rule][gap] += np.array_equal(kept, alone)
+                            counts[rule][("s", gap)] += np.array_equal(kept, alone)
                             counts[rule][("v", gap)] += winner == 0
-            for rule in RULES:
-                c = counts[rule]
-                level = (
-                    f"{c['error'] / args.repeats:.1%} | {c['covered'] / args.repeats:.1%} | {c['claimed'] / args.repeats:.1%}"
-                    if 0.0 in args.gaps
-                    else "- | - | -"
-                )
-                power = "".join(f" {c[gap] / args.repeats:.0%} / {c[('v', gap)] / args.repeats:.0%} |" for gap in gaps)
-                print(f"| {name} | {patients:,} | {rule} | {level} |{power}", flush=True)
+            for rule in rules:
+                print(_row(name, patients, rule, counts[rule], args.repeats, 0.0 in args.gaps, gaps), flush=True)
     print(f"({time.perf_counter() - start:.0f} s)")
+
+
+def _row(design: str, patients: int, rule: str, c: dict, repeats: int, level: bool, gaps: list[float]) -> str:
+    """One table row: ``cv 5`` rows are OCL's rule (tied) scored on the --cv study's pooled out-of-fold predictions."""
+    scored_on, shown = (f"train+val, {rule}", "tied") if rule == CV else ("validation", rule)
+    rates = f"{c['error'] / repeats:.1%} | {c['covered'] / repeats:.1%} | {c['claimed'] / repeats:.1%}" if level else "- | - | -"
+    power = "".join(f" {c[('s', gap)] / repeats:.0%} / {c[('v', gap)] / repeats:.0%} |" for gap in gaps)
+    return f"| {design} | {patients:,} | {scored_on} | {shown} | {rates} |{power}"
 
 
 if __name__ == "__main__":

@@ -96,6 +96,30 @@ class Design:
         """One trial's validation scores, ``(images, 1)``."""
         return (shift * y[:, 0] + shared + candidate + rng.normal(0, self.trial_sd, len(y)))[:, None].astype(np.float32)
 
+    def out_of_fold(
+        self,
+        rng: np.random.Generator,
+        y: np.ndarray,
+        shared: np.ndarray,
+        candidate: np.ndarray,
+        shift: float,
+        fold: np.ndarray,
+        fold_sd: float,
+    ) -> np.ndarray:
+        """One trial's pooled out-of-fold scores (``--cv K``): each fold's model adds its own offset
+        ``N(0, fold_sd)`` to every image it scores (the K heads of one configuration differ), so a
+        pooled AUROC compares images scored by different heads, as OCL's ``--cv`` does."""
+        offsets = rng.normal(0, fold_sd, int(fold.max()) + 1)
+        return self.trial(rng, y, shared, candidate, shift) + offsets[fold][:, None].astype(np.float32)
+
+    def pooled_auroc(self, auroc: float, folds: int, fold_sd: float) -> float:
+        """The true pooled out-of-fold AUROC of a trial whose single-head AUROC is ``auroc``, over
+        folds of equal size: a positive-negative pair from one fold (probability ``1 / folds``)
+        compares under one head, a pair from two folds also carries the heads' offset difference."""
+        shift, var = self.shift_for(auroc), 2 * self.total_sd**2
+        apart = float(norm.cdf(shift / math.sqrt(var + 2 * fold_sd**2)))
+        return auroc / folds + apart * (1 - 1 / folds)
+
 
 INDEPENDENT = Design(S_U, 0.0, 0.0, S_E, (2, 2), 0.4)
 """The design the tests above use: a patient effect, and trials otherwise independent (2 images per patient, 40% positive)."""

@@ -66,10 +66,10 @@ EXPECTED: dict[str, list[str]] = {
         rf"^\| `sweep fe` \| {NUMBER} s \| {NUMBER} \| {NUMBER} GB \({NUMBER} GB\) \| {NUMBER} MB \|$",
     ],
     "bench_power": [
-        rf"^\| {design} \| 150 \| {rule} \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% "
+        rf"^\| {design} \| 150 \| {scored_on} \| {rule} \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% "
         rf"\| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \|$"
         for design in ("independent", "correlated")
-        for rule in ("every", "fixed", "tied")
+        for scored_on, rule in [*(("validation", r) for r in ("every", "fixed", "tied", "single")), ("train\\+val, cv 5", "tied")]
     ],
 }
 
@@ -117,7 +117,7 @@ def test_the_benchmark_runs_in_smoke_mode_and_prints_its_figures(name, tmp_path)
 def test_smoke_mode_keeps_a_flag_given_on_the_command_line(tmp_path):
     """``--smoke`` only changes defaults: ``--sizes 300`` still wins, and the help names the smoke sizes."""
     output = _run("bench_power.py", "--smoke", "--sizes", "200", cwd=tmp_path)
-    _assert_lines(output, [rf"^\| independent \| 200 \| tied \| {NUMBER}%"])
+    _assert_lines(output, [rf"^\| independent \| 200 \| validation \| tied \| {NUMBER}%"])
     assert "| 150 |" not in output
     assert "--repeats 2 --sizes 150" in _run("bench_power.py", "--help", cwd=tmp_path)
 
