@@ -55,7 +55,14 @@ from _smoke import parse_args as parse_with_smoke  # noqa: E402
 from generated_studies import CORRELATED, INDEPENDENT, Design  # noqa: E402
 
 from sweep.results import CandidateScorer, crossfit_score  # noqa: E402
-from sweep.stats import bootstrap_weights, confidence_set, interval, mean_auroc_point, mean_auroc_resampled  # noqa: E402
+from sweep.stats import (  # noqa: E402
+    bootstrap_weights,
+    confidence_set,
+    interval,
+    mean_auroc_point,
+    mean_auroc_resampled,
+    patient_folds,
+)
 from sweep.storage import ValidationSplit  # noqa: E402
 
 CANDIDATES, TRIALS, BASE = 5, 3, 0.75
@@ -127,12 +134,11 @@ def _chosen_off_validation(design: Design, rng: np.random.Generator, patients: i
 
 def _cv_study(design: Design, seed: int, patients: int, gap: float) -> tuple:
     """OCL's rule on a ``--cv 5`` study: pooled out-of-fold predictions over train+val patients
-    (``CV_TIMES`` x the validation split), folds drawn per patient as ``StudyResources.cv_folds`` does,
+    (``CV_TIMES`` x the validation split), folds drawn as ``--cv`` draws them (``sweep.stats.patient_folds``),
     scored by the answer's own :class:`CandidateScorer`."""
     rng = np.random.default_rng([seed, 2])
     y, ids, shared = design.validation(rng, patients * CV_TIMES)
-    unique, patient_of_image = np.unique(ids, return_inverse=True)
-    fold = (np.random.default_rng(seed).permutation(len(unique)) % CV_FOLDS)[patient_of_image]
+    fold = patient_folds(ids, CV_FOLDS, seed)
     scorer = CandidateScorer(ValidationSplit(("finding",), y, ids, "generated"), seed=seed)
     scored = []
     for candidate in range(CANDIDATES):

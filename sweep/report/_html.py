@@ -89,7 +89,7 @@ def _answer_html(data: ReportData) -> str:
         f"<div><span class='layer' id='answer-layer'>{html.escape(head['layer'])}</span>"
         f"<span class='how'>{html.escape(strategy)} · weights {html.escape(_weights_name(head['weights']))} · "
         f"{depth}</span></div>"
-        f"<div class='auroc'>{_score_name(answer)} <b>{_fmt(head['score'])}</b> "
+        f"<div class='auroc'>{html.escape(answer.get('score_name', 'validation AUROC'))} <b>{_fmt(head['score'])}</b> "
         f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, cross-fitted, patient-level bootstrap; "
         f"{head['n_trials']} trial(s), {_scored_by(head)}</span></div>"
         f"{confidence}<p class='sentence'>{sentence}</p>{_caveats(head, answer['min_trials'])}</section>"
@@ -409,9 +409,3 @@ def _scored_on(validation: dict) -> str:
     """The patients every trial was scored on, as a heading (answers stored before ``scored_on``: validation)."""
     scored_on = validation.get("scored_on", "validation split")
     return scored_on[0].upper() + scored_on[1:]
-
-
-def _score_name(answer: dict[str, Any]) -> str:
-    """What the answer's scores are (as :attr:`sweep.results.StudyAnswer.score_name` says it)."""
-    cv = (answer.get("validation") or {}).get("cv")
-    return f"out-of-fold AUROC (--cv {cv}, train+val)" if cv else "validation AUROC"

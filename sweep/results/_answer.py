@@ -238,6 +238,7 @@ class StudyAnswer:
         return {
             "study": self.study,
             "answer": self.sentence(),
+            "score_name": self.score_name,
             "best": asdict(self.best) if self.best else None,
             "cheapest": asdict(self.cheapest) if self.cheapest else None,
             "ruled_out_before": first.layer if first else None,

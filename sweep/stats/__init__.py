@@ -8,11 +8,12 @@
   validation; :func:`choose_thresholds`, :func:`rates_at`: operating points chosen on validation
   with sensitivity, specificity, PPV and NPV on test;
 - :func:`patient_halves`, :func:`crossfit_outputs`: the two validation halves that every choice
-  (trial, epoch) is cross-fitted over, and the outputs both halves average.
+  (trial, epoch) is cross-fitted over, and the outputs both halves average;
+- :func:`patient_folds`: the patient-wise folds of ``--cv K``.
 """
 
 from sweep.stats._calibration import BINS, apply_temperature, ece, ece_resampled, fit_temperature, reliability_curve
-from sweep.stats._crossfit import crossfit_outputs, patient_halves
+from sweep.stats._crossfit import crossfit_outputs, patient_folds, patient_halves
 from sweep.stats._metrics import MIN_POSITIVES, Scores, counted_outputs, mean_auroc, score, youden_thresholds
 from sweep.stats._operating_points import OPERATING_POINTS, choose_thresholds, rates_at, rates_resampled
 from sweep.stats._uncertainty import (
@@ -50,6 +51,7 @@ __all__ = [
     "confidence_set",
     "counted_outputs",
     "crossfit_outputs",
+    "patient_folds",
     "interval",
     "mean_auroc",
     "mean_auroc_point",

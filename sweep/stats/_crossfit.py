@@ -14,7 +14,14 @@ import numpy as np
 
 from sweep.stats._metrics import MIN_POSITIVES, counted_outputs
 
-__all__ = ["crossfit_outputs", "patient_halves"]
+__all__ = ["crossfit_outputs", "patient_folds", "patient_halves"]
+
+
+def patient_folds(patients: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The fold (0..k-1) of each image for ``--cv k``: whole patients to one fold, drawn by a seeded
+    permutation of the sorted patient ids, so a worker and a reader of the storage draw the same folds."""
+    unique, patient_of_image = np.unique(np.asarray(patients), return_inverse=True)
+    return (np.random.default_rng(seed).permutation(len(unique)) % k)[patient_of_image]
 
 
 def patient_halves(patients: np.ndarray, targets: np.ndarray, seed: int) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from sweep.data import Dataset, Task, check_scorable, load_dataset
 from sweep.errors import OCLError
 from sweep.model import LayerCatalog, Weights, parse_weights
-from sweep.stats import bootstrap_weights, patient_halves, patients_of
+from sweep.stats import bootstrap_weights, patient_folds, patient_halves, patients_of
 from sweep.storage import ValidationSplit
 from sweep.study._lifecycle import SweepSettings
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
@@ -137,10 +137,7 @@ class StudyResources:
         if not k:
             return []
         rows = self.validation_rows
-        patients = self.patients(rows)
-        unique = np.unique(patients)
-        fold_of_patient = np.random.default_rng(self.settings.data_options.seed).permutation(len(unique)) % k
-        fold = fold_of_patient[np.searchsorted(unique, patients)]
+        fold = patient_folds(self.patients(rows), k, self.settings.data_options.seed)
         return [(rows[fold != f], rows[fold == f]) for f in range(k)]
 
     def validation_split(self) -> ValidationSplit:
