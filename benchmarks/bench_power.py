@@ -21,10 +21,10 @@ that choice:
 - ``tied``: chooses again only among the trials statistically tied with the point's choice on the
   choosing half, within sqrt(2 log log n) standard errors of it (Hansen 2005), recentred on a
   shared value first (``sweep.results.recentre_tied``): what ``sweep.results.CandidateScorer`` does now;
-- ``single``: issue 27's first design, not in OCL yet: each candidate's trial is chosen where the
-  comparison does not look (here on a generated training-side inner split of as many patients),
-  and the validation split scores that one fixed model on all its patients, with no halves and no
-  choice inside the bootstrap.
+- ``single``: issue 27's first design, ``ocl sweep --selection inner``: each candidate's trial is
+  chosen where the comparison does not look (here on a generated training-side inner split of as
+  many patients), and the validation split scores that one fixed model on all its patients, with
+  no halves and no choice inside the bootstrap (``CandidateScorer(selection="inner")``, OCL's own).
 
 With ``--cv-sizes``, each such size is also run as a ``--cv 5`` study (rows ``train+val, cv 5``):
 the answer's own rule on pooled out-of-fold predictions over train+val patients, 8x the validation
@@ -56,11 +56,9 @@ from generated_studies import CORRELATED, INDEPENDENT, Design  # noqa: E402
 
 from sweep.results import CandidateScorer, crossfit_score  # noqa: E402
 from sweep.stats import (  # noqa: E402
-    bootstrap_weights,
     confidence_set,
     interval,
     mean_auroc_point,
-    mean_auroc_resampled,
     patient_folds,
 )
 from sweep.storage import ValidationSplit  # noqa: E402
@@ -105,8 +103,8 @@ def one_study(design: Design, seed: int, patients: int, gap: float, cv: bool = T
     also OCL's rule on a ``--cv 5`` study of the same design (its own generated patients)."""
     rng, inner_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     y, ids, shared = design.validation(rng, patients)
-    scorer = CandidateScorer(ValidationSplit(("finding",), y, ids, "generated"), seed=seed)
-    weights = np.concatenate([np.ones((1, len(y)), np.float32), bootstrap_weights(ids, scorer.n_resamples, seed)]).T
+    split = ValidationSplit(("finding",), y, ids, "generated")
+    scorer, inner = CandidateScorer(split, seed=seed), CandidateScorer(split, seed=seed, selection="inner")
     values, single = [], []
     for candidate in range(CANDIDATES):
         shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
@@ -114,10 +112,10 @@ def one_study(design: Design, seed: int, patients: int, gap: float, cv: bool = T
         stored = {t: design.trial(rng, y, shared, effect, shift) for t in range(TRIALS)}
         values.append(scorer.values(list(stored), stored))
         chosen = _chosen_off_validation(design, inner_rng, patients, shift)
-        single.append(mean_auroc_resampled(y, stored[chosen], weights, strict=True, by_image=True))
+        single.append(inner.score(list(stored), stored, chosen=chosen))
     results = {}
     for rule in RULES:
-        scored = [(s[0], s[1:]) for s in single] if rule == "single" else [score(v, rule, scorer.n_patients) for v in values]
+        scored = single if rule == "single" else [score(v, rule, scorer.n_patients) for v in values]
         results[rule] = _judged([s[0] for s in scored], [s[1] for s in scored], BASE + gap)
     if cv:
         results[CV] = _cv_study(design, seed, patients, gap)

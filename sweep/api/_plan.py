@@ -21,6 +21,7 @@ from sweep.results import (
 from sweep.storage import check_storage, open_storage, sqlite_path
 from sweep.study import (
     FINISHED,
+    SELECTIONS,
     DatasetInfo,
     Device,
     SearchSpace,
@@ -102,6 +103,7 @@ def plan_sweep(
     backend: str | None = None,
     allow_backend_change: bool = False,
     precision: str = "float32",
+    selection: str = "halves",
     **data_options: Any,
 ) -> SweepPlan:
     """Check a sweep and say what it will run, writing nothing.
@@ -116,25 +118,24 @@ def plan_sweep(
         storage, study: Optuna storage URL (default ``sqlite:///studies/ocl.db``) and study name.
         config, cv: a study file (TOML) with a ``[space]`` table; patient-wise K-fold CV of feature extraction (K >= 2).
         warm_start_from, prefix_cache: a dictionary dataset to warm-start from; fine-tuning reads the spatial bank.
-        backend, allow_backend_change, precision: the Keras backend (default ``KERAS_BACKEND``, else tensorflow;
-            a study resumes on another only when allowed); ``float32`` or ``mixed``.
+        backend, allow_backend_change, precision, selection: the Keras backend (default ``KERAS_BACKEND``, else
+            tensorflow; resumed on another only when allowed); ``float32`` or ``mixed``; ``halves`` or ``inner``.
 
     Raises:
         OCLError: for anything the user can fix, with one line saying what, where and how.
     """
-    backend = _check_flags(trials, strategy, image_size, backend)
+    backend = _check_flags(trials, strategy, image_size, backend, selection)
     storage_url = storage or DEFAULT_STORAGE
-    device_list = parse_devices(devices, workers, visible_gpus(), per_gpu=workers_per_gpu)
     options = DataOptions.of(data, **data_options).check()
-    space, notes = _search_space(config, strategy, weights, cv, seed=options.seed)
-    settings, dataset = _study_settings(options, image_size, space, cv, prefix_cache, precision)
+    space, notes = _search_space(config, strategy, weights, cv, seed=options.seed, selection=selection)
+    settings, dataset = _study_settings(options, image_size, space, cv, prefix_cache, precision, selection)
     name = study or default_study_name(settings)
     _check_storage(storage_url, warm_start_from)
     return SweepPlan(
         settings=settings,
         study_name=name,
         storage_url=storage_url,
-        devices=tuple(device_list),
+        devices=tuple(parse_devices(devices, workers, visible_gpus(), per_gpu=workers_per_gpu)),
         trials=trials,
         dataset_info=DatasetInfo.of(dataset),
         finished_before=_finished_before(storage_url, name, settings, backend, allow_backend_change),
@@ -146,14 +147,20 @@ def plan_sweep(
 
 
 def _study_settings(
-    options: DataOptions, image_size: int, space: SearchSpace, cv: int | None, prefix_cache: bool, precision: str
+    options: DataOptions,
+    image_size: int,
+    space: SearchSpace,
+    cv: int | None,
+    prefix_cache: bool,
+    precision: str,
+    selection: str = "halves",
 ) -> tuple[SweepSettings, Any]:
     """Load the dataset the options describe (once the spatial bank's disk budget is known to fit); the
     settings its study is stored under (the task as the dataset names it)."""
     _check_cache_budget(space, prefix_cache)
     dataset = load_dataset(options)
     options = dataclasses.replace(options, task=dataset.task(options.task).name)
-    settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache)
+    settings = SweepSettings(options, dataset.name, image_size, space, cv=cv, prefix_cache=prefix_cache, selection=selection)
     return dataclasses.replace(settings, precision=parse_precision(precision)), dataset
 
 
@@ -166,10 +173,12 @@ def _check_storage(storage_url: str, warm_start_from: str | None) -> None:
         check_source(storage_url, warm_start_from)
 
 
-def _check_flags(trials: int, strategy: str | None, image_size: int, backend: str | None) -> str:
+def _check_flags(trials: int, strategy: str | None, image_size: int, backend: str | None, selection: str = "halves") -> str:
     """Refuse a bad flag before anything is loaded; returns the backend the sweep runs on."""
     from sweep.caches import check_image_size
 
+    if selection not in SELECTIONS:
+        raise OCLError(f"--selection {selection}: pass one of {', '.join(SELECTIONS)}")
     if trials < 1:
         raise OCLError(f"--trials {trials}: pass 1 or more")
     if strategy is not None and strategy not in STRATEGY_CHOICES:
@@ -187,7 +196,7 @@ def _check_cache_budget(space: SearchSpace, prefix_cache: bool) -> None:
 
 
 def _search_space(
-    config: str | Path | None, strategy: str | None, weights: str | None, cv: int | None, *, seed: int
+    config: str | Path | None, strategy: str | None, weights: str | None, cv: int | None, *, seed: int, selection: str = "halves"
 ) -> tuple[SearchSpace, list[str]]:
     """The study file's search space with the flags applied, and notes on what the flags changed.
 
@@ -222,6 +231,8 @@ def _search_space(
         if True in space.augment:
             space = dataclasses.replace(space, augment=(False,))
             notes.append(f"--cv {cv}: trials train on clean banked features only (augmented views are banked for train only)")
+    if selection == "inner":
+        notes.append(f"--selection inner: {SELECTIONS['inner']}")
     return space, notes
 
 

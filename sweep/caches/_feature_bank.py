@@ -71,12 +71,26 @@ class FeatureBank:
     def features(self, layer: str) -> np.ndarray:
         return self._load(f"layers/{layer}", self._manifest["layers"][layer])
 
-    def view_features(self, layer: str) -> np.ndarray | None:
-        """``(views, training images, channels)``, or None when no views were banked."""
+    def view_features(self, layer: str, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """``(views, training images, channels)``, or None when no views were banked.
+
+        With ``rows`` (image rows, each one of the banked training images): only theirs, in that
+        order, so a trial fitting on part of train (``--selection inner``) pairs every view with its
+        image's targets.
+        """
         if not self._views:
             return None
         entry = self._manifest["views"][self._views.key][layer]
-        return self._load(f"views-{self._views.key}/{layer}", entry)
+        views = self._load(f"views-{self._views.key}/{layer}", entry)
+        if rows is None:
+            return views
+        indices = np.asarray(self._views.indices)
+        position = np.full(int(max(indices.max(), np.max(rows))) + 1, -1)
+        position[indices] = np.arange(len(indices))
+        wanted = position[np.asarray(rows)]
+        if (wanted < 0).any():
+            raise ValueError("view_features: some rows are not among the banked training images")
+        return np.asarray(views[:, wanted])
 
     def _load(self, relative: str, entry: dict[str, Any]) -> np.ndarray:
         """A fresh read-only map of one file, unmapped when the caller lets go of it (after its

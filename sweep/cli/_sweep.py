@@ -143,6 +143,18 @@ WarmStartFromOption = Annotated[
 
 
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
+Selection = Enum("Selection", {name: name for name in ("halves", "inner")}, type=str)
+SelectionOption = Annotated[
+    Selection,
+    _option(
+        "--selection",
+        "Where each trial's epoch and each candidate's trial are chosen. halves: on one half of the validation "
+        "patients, scored on the other (cross-fitted). inner: on an inner split of train as large as validation, so "
+        "validation scores one model per candidate on all its patients (more power; trials fit on less of train). "
+        "Default: halves. A study keeps its selection.",
+        "Search",
+    ),
+]
 
 
 PrecisionOption = Annotated[
@@ -184,16 +196,15 @@ def sweep(
     backend: BackendOption = None,
     allow_backend_change: AllowBackendChangeOption = False,
     precision: PrecisionOption = Precision.float32,
+    selection: SelectionOption = Selection.halves,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run (or resume) a study over cut-off layer, strategy, optimizer, learning rate and augmentation.
 
-    Stopping: every trial keeps its best epoch and stops after `patience` epochs without a better
-    validation AUROC (a feature-extraction epoch: at most `epoch_rows` rows, see --config). The median
-    pruner stops a trial below the median of finished trials of the SAME strategy and epoch budget
-    (after 5 of them, not in its budget's first quarter); a trial is never pruned after its last epoch.
-    The answer at the end: each (strategy, layer)'s cross-fitted score, 95% interval, and the tied set.
-    Example: ocl sweep --trials 200 --devices 0,1
+    Stopping: a trial keeps its best epoch, stops after `patience` epochs without a better AUROC (a
+    feature-extraction epoch: at most `epoch_rows` rows, see --config), and is pruned below the median
+    of 5+ finished trials of its strategy and budget (not in its first quarter, nor after its last
+    epoch). Then each (strategy, layer)'s score, 95% interval, the tied set. Example: ocl sweep --trials 200
     """
     from sweep.api import plan_sweep
 
@@ -215,6 +226,7 @@ def sweep(
         backend=backend.value if backend else None,
         allow_backend_change=allow_backend_change,
         precision=precision.value,
+        selection=selection.value,
     )
     _print_result(_run(plan, warm_start or warm_start_from is not None, log_dir, format), format)
 
@@ -403,7 +415,7 @@ def answer_table(answer, rows: int = 12, compact: bool = False):
     depth = [] if compact else ["depth"]
     columns = ["", "layer", *(["weights"] if several_weights else []), *depth, *(s.replace("_", " ") for s in strategies)]
     table = new_table(
-        f"Layers of {answer.study} ({answer.score_name.replace(' AUROC', ' mean AUROC')}, cross-fitted, "
+        f"Layers of {answer.study} ({answer.score_name.replace(' AUROC', ' mean AUROC')}, {answer.method}, "
         f"[{answer.level:.0%} CI], trials)",
         *columns,
         text=("layer", "weights"),

@@ -84,13 +84,14 @@ def _answer_html(data: ReportData) -> str:
         if chips
         else f"<div class='note'>No confidence set yet: a candidate needs {answer['min_trials']} completed trials.</div>"
     )
+    method = html.escape(answer.get("method", "cross-fitted"))
     return (
         f"<section class='answer' id='answer'><div class='kicker'>{kicker}</div>"
         f"<div><span class='layer' id='answer-layer'>{html.escape(head['layer'])}</span>"
         f"<span class='how'>{html.escape(strategy)} · weights {html.escape(_weights_name(head['weights']))} · "
         f"{depth}</span></div>"
         f"<div class='auroc'>{html.escape(answer.get('score_name', 'validation AUROC'))} <b>{_fmt(head['score'])}</b> "
-        f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, cross-fitted, patient-level bootstrap; "
+        f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, {method}, patient-level bootstrap; "
         f"{head['n_trials']} trial(s), {_scored_by(head)}</span></div>"
         f"{confidence}<p class='sentence'>{sentence}</p>{_caveats(head, answer['min_trials'])}</section>"
     )

@@ -33,35 +33,24 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import math
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sweep.results._layer_summary import completed_trials
+from sweep.results._scorer import CandidateScorer, crossfit_score, recentre_tied
 from sweep.stats import (
     LEVEL,
-    MIN_POSITIVES,
     MIN_TRIALS,
     N_RESAMPLES,
-    bootstrap_weights,
     confidence_set,
-    crossfit_outputs,
     interval,
-    mean_auroc_resampled,
     patient_halves,
 )
 from sweep.storage import (
-    StoredPredictions,
     ValidationSplit,
-    load_predictions,
-    load_resampled,
     load_validation,
-    store_resampled,
     stored_trials,
 )
 from sweep.study import load_settings
@@ -132,6 +121,13 @@ class StudyAnswer:
         return f"out-of-fold AUROC (--cv {cv}, train+val)" if cv else "validation AUROC"
 
     @property
+    def method(self) -> str:
+        """How each candidate's trial was chosen before the score was taken, as tables and the
+        report name it: ``cross-fitted`` over the validation halves, or chosen on train's inner
+        split (``--selection inner``), validation scoring one model per candidate."""
+        return "chosen on train's inner split" if self.validation.get("selection") == "inner" else "cross-fitted"
+
+    @property
     def judged(self) -> list[Candidate]:
         return [c for c in self.candidates if c.judged]
 
@@ -200,7 +196,7 @@ class StudyAnswer:
             top = self.candidates[0]
             return (
                 f"No candidate has the {self.min_trials} completed trials needed to judge it yet; the best so far is "
-                f"{top.name} with cross-fitted {self.score_name} {_ci(top)} from {top.n_trials} trial(s). "
+                f"{top.name} with {self.score_name} {_ci(top)} ({self.method}) from {top.n_trials} trial(s). "
                 "Run more trials or narrow cut_layers."
             )
         best = self.best
@@ -239,6 +235,7 @@ class StudyAnswer:
             "study": self.study,
             "answer": self.sentence(),
             "score_name": self.score_name,
+            "method": self.method,
             "best": asdict(self.best) if self.best else None,
             "cheapest": asdict(self.cheapest) if self.cheapest else None,
             "ruled_out_before": first.layer if first else None,
@@ -276,193 +273,6 @@ def small_validation_warning(split: ValidationSplit) -> str | None:
     )
 
 
-class CandidateScorer:
-    """Cross-fitted scores of candidates on one study's validation split, under shared resamples.
-
-    Built once per answer (or per dictionary update); every candidate scored with it sees the same
-    halves and the same patient resamples, so their scores are paired.
-
-    A trial's half-scores under the resamples depend only on its own predictions and on this
-    scheme (split, seed, resamples, outputs), not on the other trials: each is computed once, from
-    the trial's stored predictions, and, with ``storage_url`` and ``study``, kept in the storage
-    (``ocl_resamples``), so the next answer, the report and every dictionary update read about
-    16 KB per trial instead of its predictions. A trial's predictions are loaded only when its
-    values are not stored yet.
-    """
-
-    def __init__(
-        self,
-        split: ValidationSplit,
-        *,
-        n_resamples: int = N_RESAMPLES,
-        seed: int = 0,
-        min_positives: int = MIN_POSITIVES,
-        storage_url: str | None = None,
-        study: str | None = None,
-    ) -> None:
-        self.y = np.asarray(split.targets)
-        self.patients = split.patients
-        self.n_patients = len(np.unique(np.asarray(split.patients).astype(str)))
-        half = patient_halves(split.patients, self.y, seed)
-        self.rows = [np.flatnonzero(half == side) for side in (0, 1)]
-        self.counted = crossfit_outputs(self.y, half, min_positives)
-        self.n_resamples, self.seed = n_resamples, seed
-        self.storage_url, self.study = storage_url, study
-        self.scheme = (
-            f"crossfit-v1 {split.fingerprint} {_split_digest(split)} seed={seed} resamples={n_resamples} "
-            f"min_positives={min_positives}"
-        )
-        self._values: dict[int, np.ndarray] = {}
-
-    @functools.cached_property
-    def _half_weights(self) -> list[np.ndarray]:
-        """Per half, image-major: a column of ones (the point), then the bootstrap resamples,
-        ``(images, 1 + resamples)``, the layout :func:`sweep.stats.weighted_auroc` runs in."""
-        weights = bootstrap_weights(self.patients, self.n_resamples, self.seed)
-        return [
-            np.ascontiguousarray(np.concatenate([np.ones((1, len(rows)), np.float32), weights[:, rows]]).T) for rows in self.rows
-        ]
-
-    def trial_values(self, trial: int, predictions: StoredPredictions) -> np.ndarray:
-        """One trial's mean AUROC per (choose on ``own`` / score ``crossfit``, half, point + resamples):
-        shape ``(2, 2, 1 + resamples)``; NaN where a resample leaves an output undefined (strict)."""
-        kinds = [predictions.own] if predictions.crossfit is predictions.own else [predictions.own, predictions.crossfit]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            values = [
-                np.stack(
-                    [
-                        mean_auroc_resampled(self.y[rows], scores[rows], weights, self.counted, strict=True, by_image=True)
-                        for rows, weights in zip(self.rows, self._half_weights)
-                    ]
-                )
-                for scores in kinds
-            ]
-        return np.stack(values * 2 if len(values) == 1 else values).astype(np.float32)
-
-    def values(self, trials: list[int], stored: dict[int, Any] | None = None) -> np.ndarray:
-        """``trial_values`` of each trial, ``(trials, 2, 2, 1 + resamples)``.
-
-        With ``stored`` (trial -> :class:`StoredPredictions`, or one array serving as both), computed
-        from those predictions. Without, read from this scorer's memory, then from the storage's
-        ``ocl_resamples``, and only then computed from the stored predictions and kept in both.
-        """
-        if stored is not None:
-            return np.stack([self.trial_values(t, _as_stored(stored[t])) for t in trials])
-        missing = [t for t in trials if t not in self._values]
-        if missing and self.storage_url and self.study:
-            self._values.update(load_resampled(self.storage_url, self.study, self.scheme, missing))
-            missing = [t for t in missing if t not in self._values]
-        if missing:
-            if not (self.storage_url and self.study):
-                raise ValueError("CandidateScorer.values needs stored= predictions, or storage_url= and study= to load them")
-            loaded = load_predictions(self.storage_url, self.study, missing)
-            computed = {t: self.trial_values(t, loaded[t]) for t in missing}
-            self._values.update(computed)
-            store_resampled(self.storage_url, self.study, self.scheme, computed)
-        return np.stack([self._values[t] for t in trials])
-
-    def score(self, trials: list[int], stored: dict[int, Any] | None = None) -> tuple[float, np.ndarray]:
-        """A candidate's cross-fitted score and its resampled values, from its trials' predictions
-        (:func:`crossfit_score` of their :meth:`values`)."""
-        return crossfit_score(self.values(trials, stored), self.n_patients)
-
-    def chosen_trials(self, trials: list[int], stored: dict[int, Any] | None = None) -> tuple[int, int]:
-        """The trials the point scores on half 0 and half 1 (each chosen on the other half)."""
-        values = self.values(trials, stored)
-        return tuple(trials[_best_index(values[:, 0, 1 - side, 0])] for side in (0, 1))
-
-
-def _split_digest(split: ValidationSplit) -> str:
-    """A short hash of the split's patients and targets: resamples made for other patient names (a
-    split stored before pseudonymisation) or other labels are never reused."""
-    digest = hashlib.sha256("\n".join(map(str, split.patients)).encode())
-    digest.update(np.nan_to_num(np.asarray(split.targets, np.float32), nan=-1).tobytes())
-    return digest.hexdigest()[:12]
-
-
-def _as_stored(predictions: Any) -> StoredPredictions:
-    """A trial's predictions as :class:`StoredPredictions` (one array serves as both)."""
-    if isinstance(predictions, StoredPredictions):
-        return predictions
-    array = np.asarray(predictions)
-    return StoredPredictions(array, array)
-
-
-def _best_index(values: np.ndarray) -> int:
-    """The index of the highest value (the first one when none is finite)."""
-    return int(np.argmax(np.where(np.isfinite(values), values, -np.inf)))
-
-
-def crossfit_score(values: np.ndarray, n_patients: int) -> tuple[float, np.ndarray]:
-    """A candidate's cross-fitted score and its resampled values, from its trials' :meth:`CandidateScorer.values`.
-
-    The point chooses, for each half, the trial best on the other half (each trial at the epoch
-    best on that other half) and scores it on this one, at the epoch the other half chose; the
-    score is the mean of the two halves.
-
-    The resamples must reproduce how much that choice moves the score, no more and no less:
-
-    - Holding the point's choice fixed in every resample treats the lucky choice as known: the
-      resamples miss what *which* trial is chosen adds to the score, the spread of a difference
-      between equal candidates came out 15% too small, and the confidence set's family-wise error
-      7.5-12% instead of 5% (``benchmarks/bench_power.py --repeats 400``, rule ``fixed``).
-    - Choosing again in every resample on the resampled values replays the realised gaps between
-      equally good trials as if they were real (the bootstrap of a maximum is inconsistent at ties:
-      Andrews 2000): the error came out at 0-1.5%, power lost to slack (rule ``every``).
-    - So the trials statistically tied with each half's choice are recentred first
-      (:func:`recentre_tied`), and then the choice is made again in every resample: a fair draw
-      among equals, a sure one where a trial truly stands out (rule ``tied``: 4-5.5% with
-      candidate-level correlation, 5.8-7% without, coverage at least 94.2%).
-    """
-    values = recentre_tied(values, n_patients)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where both halves are undefined stays NaN
-        combined = np.nanmean(np.stack([_chosen_on_other_half(values, side) for side in (0, 1)]), axis=0)
-    return float(combined[0]), combined[1:]
-
-
-def recentre_tied(values: np.ndarray, n_patients: int) -> np.ndarray:
-    """``values`` (``(trials, 2 kinds, 2 halves, point + resamples)``) with the trials tied with each
-    half's choice recentred in the resamples, as equally good trials' values would be.
-
-    For the score on half ``s``, a trial is tied with the point's choice when its choosing value
-    (the other half) is within ``sqrt(2 log log n)`` bootstrap standard errors of the chosen one's:
-    the threshold of Hansen's (2005) test for superior predictive ability, which separates trials
-    truly worse (their gap grows like sqrt(n)) from ties (it stays within a standard error) as ``n``
-    grows. In the resamples, tied trials' choosing values are shifted to share one centre, so a
-    resample's choice among them is a fair draw; and their scoring values (half ``s``) to the chosen
-    trial's point value, so the bootstrap world's truth is the point estimate that the max-T
-    centres on. Points (column 0) are never changed.
-    """
-    out = np.array(values, np.float64)
-    kappa = math.sqrt(2 * math.log(math.log(max(n_patients, 3))))
-    for side in (0, 1):
-        choose = out[:, 0, 1 - side].copy()
-        point = np.where(np.isfinite(choose[:, 0]), choose[:, 0], -np.inf)
-        chosen = int(np.argmax(point))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a trial undefined in every resample has no spread
-            spread = np.nanstd(choose[chosen, 1:] - choose[:, 1:], axis=1)
-        tied = point[chosen] - point <= kappa * spread
-        tied[chosen] = True
-        out[tied, 0, 1 - side, 1:] += np.mean(choose[tied, 0]) - choose[tied, :1]
-        out[tied, 1, side, 1:] += out[chosen, 1, side, 0] - out[tied, 1, side, :1]
-    return out
-
-
-def _chosen_on_other_half(values: np.ndarray, side: int) -> np.ndarray:
-    """Per column (point, resamples): the ``crossfit`` value on ``side`` of the trial whose ``own``
-    value is best on the other half.
-
-    Args:
-        values: ``(trials, 2 kinds, 2 halves, columns)`` from :meth:`CandidateScorer.values`.
-    """
-    choose = values[:, 0, 1 - side, :]
-    chosen = np.argmax(np.where(np.isfinite(choose), choose, -np.inf), axis=0)
-    return values[chosen, 1, side, np.arange(values.shape[3])]
-
-
 def study_answer(
     study: Any,
     storage_url: str,
@@ -491,18 +301,21 @@ def study_answer(
         min_positives=settings.space.min_positives,
         storage_url=storage_url,
         study=study.study_name,
+        selection=settings.selection,
     )
-    scorer.values([t.number for members in groups.values() for t, _ in members])  # computes what is not stored, at once
+    best = {key: max(members, key=lambda pair: pair[0].value) for key, members in groups.items()}
+    needed = [b.number for b, _ in best.values()] if settings.selection == "inner" else None
+    scorer.values(needed or [t.number for members in groups.values() for t, _ in members])  # what is not stored, at once
     keys, estimates, resampled, facts = [], [], [], []
     for key, members in groups.items():
-        point, boot = scorer.score([t.number for t, _ in members])
-        best_trial, record = max(members, key=lambda pair: pair[0].value)
+        numbers, (best_trial, record) = [t.number for t, _ in members], best[key]
+        point, boot = scorer.score(numbers, chosen=best_trial.number)
         keys.append(key)
         estimates.append(point)
         resampled.append(boot)
-        facts.append((record, len(members), best_trial, scorer.chosen_trials([t.number for t, _ in members])))
+        facts.append((record, len(members), best_trial, scorer.chosen_trials(numbers, chosen=best_trial.number)))
     candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
-    facts = _validation_facts(split, settings.cv)
+    facts = _validation_facts(split, settings.cv, settings.selection)
     return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, facts, warnings)
 
 
@@ -517,13 +330,15 @@ def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | Non
     return groups
 
 
-def _validation_facts(split: ValidationSplit, cv: int | None = None) -> dict[str, Any]:
+def _validation_facts(split: ValidationSplit, cv: int | None = None, selection: str = "halves") -> dict[str, Any]:
     """Which patients stand behind the answer, and how many: the validation split, or with ``--cv K``
-    the pooled out-of-fold predictions over train+val; images, patients, positives per output."""
+    the pooled out-of-fold predictions over train+val; where the choices were made (``selection``);
+    images, patients, positives per output."""
     y = np.asarray(split.targets)
     return {
         "scored_on": f"train+val, out of fold (--cv {cv})" if cv else "validation split",
         "cv": cv,
+        "selection": selection,
         "images": int(len(y)),
         "patients": int(len(np.unique(split.patients.astype(str)))),
         "positives": dict(zip(split.outputs, (y == 1).sum(axis=0).astype(int).tolist())),

@@ -9,11 +9,12 @@
   with sensitivity, specificity, PPV and NPV on test;
 - :func:`patient_halves`, :func:`crossfit_outputs`: the two validation halves that every choice
   (trial, epoch) is cross-fitted over, and the outputs both halves average;
-- :func:`patient_folds`: the patient-wise folds of ``--cv K``.
+- :func:`patient_folds`: the patient-wise folds of ``--cv K``; :func:`patient_groups`: stratified
+  patient groups (the inner split of ``--selection inner``).
 """
 
 from sweep.stats._calibration import BINS, apply_temperature, ece, ece_resampled, fit_temperature, reliability_curve
-from sweep.stats._crossfit import crossfit_outputs, patient_folds, patient_halves
+from sweep.stats._crossfit import crossfit_outputs, patient_folds, patient_groups, patient_halves
 from sweep.stats._metrics import MIN_POSITIVES, Scores, counted_outputs, mean_auroc, score, youden_thresholds
 from sweep.stats._operating_points import OPERATING_POINTS, choose_thresholds, rates_at, rates_resampled
 from sweep.stats._uncertainty import (
@@ -52,6 +53,7 @@ __all__ = [
     "counted_outputs",
     "crossfit_outputs",
     "patient_folds",
+    "patient_groups",
     "interval",
     "mean_auroc",
     "mean_auroc_point",

@@ -14,7 +14,7 @@ import numpy as np
 
 from sweep.stats._metrics import MIN_POSITIVES, counted_outputs
 
-__all__ = ["crossfit_outputs", "patient_folds", "patient_halves"]
+__all__ = ["crossfit_outputs", "patient_folds", "patient_groups", "patient_halves"]
 
 
 def patient_folds(patients: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -29,10 +29,21 @@ def patient_halves(patients: np.ndarray, targets: np.ndarray, seed: int) -> np.n
     stratified by label, so that a rare finding's positive patients are shared out evenly.
 
     Unstratified, a finding with 6 positive patients lands 6-0 in one split of every 32, leaving its
-    AUROC undefined in a half. Each patient's stratum is the rarest output it is positive for (or
-    none); within a stratum, patients alternate between the halves in a seeded order, so every
-    output's positives for which it is the rarest differ by at most one between the halves, and the
-    halves by at most one patient per stratum.
+    AUROC undefined in a half. :func:`patient_groups` with 2 groups: within each stratum (the
+    rarest output a patient is positive for, or none), every output's positives for which it is the
+    rarest differ by at most one between the halves, and the halves by at most one patient per stratum.
+    """
+    return patient_groups(patients, targets, 2, seed)
+
+
+def patient_groups(patients: np.ndarray, targets: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A seeded patient-wise split of images into ``k`` groups (0..k-1 per image), stratified by label.
+
+    Each patient's stratum is the rarest output it is positive for (or none); within a stratum,
+    patients are dealt to the groups in turn in a seeded order, from a seeded first group, so the
+    groups differ by at most one patient per stratum. ``--selection inner`` holds group 0 of the
+    training patients out to choose on (:meth:`sweep.study.StudyResources.inner_split`); with
+    ``k=2`` these are the validation halves, drawn exactly as they always were.
     """
     unique, patient_of_image = np.unique(np.asarray(patients).astype(str), return_inverse=True)
     y = np.asarray(targets, np.float64).reshape(len(patient_of_image), -1)
@@ -42,11 +53,11 @@ def patient_halves(patients: np.ndarray, targets: np.ndarray, seed: int) -> np.n
     ranked = positive[:, rarest_first]
     stratum = np.where(ranked.any(axis=1), ranked.argmax(axis=1), y.shape[1])
     rng = np.random.default_rng(seed)
-    side = np.zeros(len(unique), np.int64)
+    group = np.zeros(len(unique), np.int64)
     for value in np.unique(stratum):
         members = rng.permutation(np.flatnonzero(stratum == value))
-        side[members] = (np.arange(len(members)) + rng.integers(2)) % 2
-    return side[patient_of_image]
+        group[members] = (np.arange(len(members)) + rng.integers(k)) % k
+    return group[patient_of_image]
 
 
 def crossfit_outputs(targets: np.ndarray, halves: np.ndarray, min_positives: int = MIN_POSITIVES) -> np.ndarray:

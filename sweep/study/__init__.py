@@ -15,6 +15,7 @@ from sweep.study._finding import ocl_studies, open_study
 from sweep.study._lifecycle import (
     FINISHED,
     METRIC_NAME,
+    SELECTIONS,
     SweepSettings,
     check_backend,
     check_pseudonym_key,
@@ -39,6 +40,7 @@ from sweep.study._worker import prepare, run_worker
 __all__ = [
     "FINISHED",
     "METRIC_NAME",
+    "SELECTIONS",
     "PRUNERS",
     "DatasetInfo",
     "Device",

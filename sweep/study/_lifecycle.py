@@ -22,6 +22,7 @@ from sweep.study._search_space import SearchSpace
 
 __all__ = [
     "METRIC_NAME",
+    "SELECTIONS",
     "SweepSettings",
     "check_resumable",
     "count_states",
@@ -35,6 +36,14 @@ __all__ = [
 ]
 
 METRIC_NAME = "val_mean_auroc"
+INNER_METRIC_NAME = "inner_mean_auroc"  # what a --selection inner trial's value is: the AUROC it was chosen on
+SELECTIONS = {
+    "halves": "each trial's epoch and each candidate's trial chosen on one validation half, scored on the other",
+    "inner": (
+        "each trial's epoch and each candidate's trial chosen on an inner split of train; "
+        "validation scores one model per candidate"
+    ),
+}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -58,6 +67,7 @@ class SweepSettings:
     cv: int | None = None  # K: feature-extraction trials score K-fold out-of-fold predictions over train+val (--cv)
     prefix_cache: bool = True  # fine-tuning trials read their frozen prefix from the spatial bank (--no-prefix-cache)
     precision: str = "float32"  # float32 or mixed (--precision): what banking and fine-tuning compute in
+    selection: str = "halves"  # where a trial's epoch and a candidate's trial are chosen (--selection): see SELECTIONS
 
     @property
     def task(self) -> str:
@@ -73,6 +83,8 @@ class SweepSettings:
         values.update(values.pop("data_options"))
         if values["precision"] == "float32":  # the default is left out: studies stored before it keep their JSON and names
             values.pop("precision")
+        if values["selection"] == "halves":  # likewise
+            values.pop("selection")
         if values["space"]["epoch_rows"] == SearchSpace.epoch_rows:  # likewise
             values["space"].pop("epoch_rows")
         return json.dumps(values, sort_keys=True)
@@ -131,7 +143,7 @@ def create_or_resume(storage: Any, name: str, settings: SweepSettings, target: i
         study.set_user_attr(records.SETTINGS, settings.to_json())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAME])
+            study.set_metric_names([METRIC_NAME if settings.selection == "halves" else INNER_METRIC_NAME])
     study.set_user_attr(records.TARGET, int(target))
     check_pseudonym_key(study)
     return study

@@ -93,15 +93,10 @@ class Objective:
         try:
             if context.cv_folds:
                 result = self._cross_validate(config, weights_label)
+            elif context.settings.selection == "inner":
+                result = self._fit_inside_train(config, weights_label, context.data.train, context.validation_rows, on_epoch)
             else:
-                result = run_trial(
-                    config,
-                    context.data,
-                    backbone_factory=lambda: context.backbone(weights_label),
-                    bank=context.bank(weights_label) if config.strategy == FEATURE_EXTRACTION else None,
-                    on_epoch=on_epoch,
-                    spatial_bank=context.spatial_bank(weights_label) if config.strategy == FINE_TUNING else None,
-                )
+                result = self._run(config, context.data, weights_label, on_epoch)
         except TrainingDiverged as exc:
             trial.set_user_attr(records.FAIL_REASON, f"diverged: {exc} (learning rate {config.learning_rate:.3g})")
             raise
@@ -125,6 +120,8 @@ class Objective:
         for key, value in with_outcome(record, result, low, high).to_user_attrs().items():
             if key not in record.description_attrs():
                 trial.set_user_attr(key, value)
+        if result.chosen_on is not None:
+            return float(result.chosen_on)  # what TPE, the pruner's peers and the answer's choice compare
         return float(result.val.mean_auroc)
 
     def _cross_validate(self, config: TrialConfig, weights_label: str) -> TrialResult:
@@ -142,15 +139,16 @@ class Objective:
         data = context.data
         pooled = np.zeros(data.targets.shape, np.float32)
         own, crossfit = np.zeros_like(pooled), np.zeros_like(pooled)
-        best_epochs, epochs_run = [], 0
+        best_epochs, epochs_run, chosen_on = [], 0, []
         for fold_train, fold_held_out in context.cv_folds:
-            result = self._fold(config, dataclasses.replace(data, train=fold_train, val=fold_held_out), weights_label)
+            result = self._fold(config, fold_train, fold_held_out, weights_label)
             pooled[fold_held_out] = result.val_predictions
             halves = result.crossfit or CrossFitPredictions(result.val_predictions, result.val_predictions, (0, 0))
             own[fold_held_out], crossfit[fold_held_out] = halves.own, halves.crossfit
             best_epochs.append(result.best_epoch)
             epochs_run += result.epochs_run
-        rows = context.validation_rows
+            chosen_on.append(result.chosen_on)
+        rows, inner = context.validation_rows, context.settings.selection == "inner"
         val = score(data.targets[rows], pooled[rows], data.outputs, min_positives=data.min_positives)
 
         def no_single_model(_rows: np.ndarray) -> np.ndarray:
@@ -166,23 +164,50 @@ class Objective:
             time.perf_counter() - start,
             no_single_model,
             no_single_model,
-            crossfit=CrossFitPredictions(own[rows], crossfit[rows], (0, 0)),
+            crossfit=None if inner else CrossFitPredictions(own[rows], crossfit[rows], (0, 0)),
+            chosen_on=float(np.nanmean(chosen_on)) if inner else None,
         )
 
-    def _fold(self, config: TrialConfig, fold: Any, weights_label: str) -> TrialResult:
-        """One fold of :meth:`_cross_validate`: ``config`` trained on ``fold.train``, scored on ``fold.val``."""
+    def _fold(self, config: TrialConfig, train: np.ndarray, held_out: np.ndarray, weights_label: str) -> TrialResult:
+        """One fold of :meth:`_cross_validate`: ``config`` trained on ``train``, scored on ``held_out``
+        (with ``--selection inner``, its epoch chosen on an inner split of ``train``: nested)."""
         context, extracting = self.context, config.strategy == FEATURE_EXTRACTION
         try:
-            return run_trial(
-                config,
-                fold,
-                backbone_factory=lambda: context.backbone(weights_label),
-                bank=context.bank(weights_label) if extracting else None,
-                spatial_bank=None if extracting else context.spatial_bank(weights_label),
-            )
+            if context.settings.selection == "inner":
+                return self._fit_inside_train(config, weights_label, train, held_out)
+            return self._run(config, dataclasses.replace(context.data, train=train, val=held_out), weights_label)
         finally:
             if not extracting:
                 _clear_keras()  # K fine-tuned networks must not pile up in one process
+
+    def _fit_inside_train(
+        self, config: TrialConfig, weights_label: str, train: np.ndarray, scored: np.ndarray, on_epoch: Any = None
+    ) -> TrialResult:
+        """``--selection inner``: ``config`` fitted on ``train`` less its inner split
+        (:meth:`StudyResources.inner_split`), its epoch chosen (and pruned) on the inner split, then
+        the ``scored`` rows predicted once by that one model. The trial's value is the inner AUROC
+        (``chosen_on``), so no choice of epoch, trial or candidate's trial ever sees ``scored``."""
+        context = self.context
+        fit, inner = context.inner_split(train)
+        result = self._run(config, dataclasses.replace(context.data, train=fit, val=inner), weights_label, on_epoch)
+        data = context.data
+        predictions = result.predict(scored)
+        scores = score(data.targets[scored], predictions, data.outputs, min_positives=data.min_positives)
+        return dataclasses.replace(
+            result, val=scores, val_predictions=predictions, crossfit=None, chosen_on=result.val.mean_auroc
+        )
+
+    def _run(self, config: TrialConfig, data: Any, weights_label: str, on_epoch: Any = None) -> TrialResult:
+        """:func:`run_trial` on the study's banks: the feature bank or the spatial bank, by strategy."""
+        context, extracting = self.context, config.strategy == FEATURE_EXTRACTION
+        return run_trial(
+            config,
+            data,
+            backbone_factory=lambda: context.backbone(weights_label),
+            bank=context.bank(weights_label) if extracting else None,
+            on_epoch=on_epoch,
+            spatial_bank=None if extracting else context.spatial_bank(weights_label),
+        )
 
     def _interval(self, result: TrialResult) -> tuple[float, float]:
         """The trial's validation mean AUROC interval, over the same outputs as its mean."""
@@ -244,6 +269,7 @@ def with_outcome(record: TrialRecord, result: TrialResult, low: float | None = N
         # What a fine-tuning trial trained on: a banked prefix tensor (an augmented one trained on the
         # bank's views, made with the feature bank's strengths, not its own sampled ones) or images.
         prefix_cache=(result.prefix or "images") if result.config.strategy == FINE_TUNING else None,
+        inner_mean_auroc=result.chosen_on,
         **summary,
     )
 

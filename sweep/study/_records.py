@@ -104,6 +104,7 @@ class TrialRecord:
     prefix_cache: str | None = None  # fine-tuning: the banked tensor slice trained on (sweep.caches._spatial_bank), or "images"
     params: int | None = None  # weights of the network truncated at the cut layer (what a deployed model carries)
     device_used: str | None = None  # what the framework actually trained on: "gpu (NAME)" or "cpu" (``device`` is the assignment)
+    inner_mean_auroc: float | None = None  # --selection inner: the AUROC on train's inner split that chose it (its value)
 
     @property
     def layer_facts(self) -> LayerFacts:

@@ -25,7 +25,7 @@ import numpy as np
 from sweep.data import Dataset, Task, check_scorable, load_dataset
 from sweep.errors import OCLError
 from sweep.model import LayerCatalog, Weights, parse_weights
-from sweep.stats import bootstrap_weights, patient_folds, patient_halves, patients_of
+from sweep.stats import bootstrap_weights, patient_folds, patient_groups, patient_halves, patients_of
 from sweep.storage import ValidationSplit
 from sweep.study._lifecycle import SweepSettings
 from sweep.training import FEATURE_EXTRACTION, FINE_TUNING
@@ -89,7 +89,10 @@ class StudyResources:
         if space.unfreeze_from:
             catalog.resolve(space.unfreeze_from, option="unfreeze_from")
         weights = {label: parse_weights(label, seed=settings.data_options.seed) for label in space.weights}
-        return cls(settings, dataset, task, weights, catalog, cut_layers)
+        resources = cls(settings, dataset, task, weights, catalog, cut_layers)
+        if settings.selection == "inner":
+            resources._check_inner()
+        return resources
 
     @property
     def cache(self) -> Any:
@@ -139,6 +142,39 @@ class StudyResources:
         rows = self.validation_rows
         fold = patient_folds(self.patients(rows), k, self.settings.data_options.seed)
         return [(rows[fold != f], rows[fold == f]) for f in range(k)]
+
+    @functools.cached_property
+    def inner_groups(self) -> int:
+        """With ``--selection inner``: the patient groups training rows are dealt into; group 0 is
+        the inner split, about as many patients as the validation split (70/10/20: 7 groups)."""
+        train = len(np.unique(self.patients(self.dataset.split_indices("train"))))
+        val = len(np.unique(self.patients(self.dataset.split_indices("val"))))
+        return max(2, round(train / max(val, 1)))
+
+    def inner_split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``--selection inner``: (the training ``rows`` a trial fits on, the inner rows it chooses on).
+
+        The inner rows choose a trial's epoch, feed the pruner and give the trial's value, by which
+        the answer chooses each candidate's trial; the patients the answer scores on (validation,
+        or each held-out fold under ``--cv``) never take part in a choice. Whole patients, stratified
+        by label (:func:`sweep.stats.patient_groups`), seeded by ``--seed``: every worker draws the same.
+        """
+        rows = np.asarray(rows)
+        targets = self.dataset.targets(self.task)[rows]
+        group = patient_groups(self.patients(rows), targets, self.inner_groups, self.settings.data_options.seed)
+        return rows[group != 0], rows[group == 0]
+
+    def _check_inner(self) -> None:
+        """Refuse ``--selection inner`` when the inner split (or the rest of train) cannot score an output."""
+        fit, inner = self.inner_split(self.dataset.split_indices("train"))
+        y = np.asarray(self.dataset.targets(self.task), np.float64)
+        scorable = [((y[r] == 1).any(axis=0) & (y[r] == 0).any(axis=0)) for r in (fit, inner)]
+        if not (scorable[0] & scorable[1]).any():
+            raise OCLError(
+                f"--selection inner: the inner split of train ({len(np.unique(self.patients(inner)))} patients) has no "
+                f"positive (or no negative) image for {', '.join(self.task.outputs)}; use a larger dataset or leave "
+                "--selection out (the validation halves choose)"
+            )
 
     def validation_split(self) -> ValidationSplit:
         """What trials are scored on, as the predictions store keeps it: targets, patients, fingerprint.

@@ -116,3 +116,6 @@ class TrialResult:
     crossfit: CrossFitPredictions | None = None
     """The validation predictions at the epochs best on each patient half, for the answer's
     cross-fitting (:mod:`sweep.training._epochs`); None when the data has no halves."""
+    chosen_on: float | None = None
+    """With ``--selection inner``: the mean AUROC on the inner split of train that chose the epoch,
+    the trial's value (``val`` then scores the validation rows, which chose nothing); else None."""

@@ -30,7 +30,7 @@ def train_feature_extraction(
     features = bank.features(config.cut_layer)
     x_train, y_train = np.asarray(features[data.train]), data.targets[data.train]
     if config.augment:
-        views = bank.view_features(config.cut_layer)
+        views = bank.view_features(config.cut_layer, data.train)
         if views is None:
             raise ValueError("augment=True for feature extraction needs a bank with augmented views (--bank-views)")
         x_train = np.concatenate([x_train, *views])

@@ -88,7 +88,11 @@ def test_trials_carry_what_the_dashboard_needs(swept):
 
 @pytest.mark.parametrize(
     "flags, setting",
-    [(["--image-size", "64"], "image_size"), (["--image-size", "32", "--cv", "2"], "cv")],  # --cv: another scheme
+    [
+        (["--image-size", "64"], "image_size"),
+        (["--image-size", "32", "--cv", "2"], "cv"),  # another scheme
+        (["--image-size", "32", "--selection", "inner"], "selection"),  # trials chosen elsewhere
+    ],
 )
 def test_a_different_setting_under_the_same_study_name_is_refused(swept, tmp_path, flags, setting):
     root, env, storage = own_copy(swept, tmp_path)

@@ -107,6 +107,10 @@ def test_augmented_views_are_banked_per_training_image(backbone, images, cache_d
     assert stacked.shape == (2, 10, 1024)
     assert not np.allclose(stacked[0], stacked[1])  # two different random views
     assert not np.allclose(stacked[0], bank.features("relu")[:10])
+    # A trial fitting on part of train (--selection inner) gets its rows' views, paired in its order.
+    np.testing.assert_array_equal(bank.view_features("relu", np.array([7, 2])), stacked[:, [7, 2]])
+    with pytest.raises(ValueError, match="not among the banked training images"):
+        bank.view_features("relu", np.array([3, 12]))
 
 
 def test_the_disk_a_bank_will_write_is_known_before_and_is_zero_once_built(backbone, images, cache_dir):

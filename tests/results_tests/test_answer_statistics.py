@@ -174,7 +174,7 @@ def test_a_second_answer_reads_the_stored_resamples_not_the_predictions(tmp_path
         raise AssertionError("predictions were loaded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr("sweep.results._answer.load_predictions", no_loading)
+        patch.setattr("sweep.results._scorer.load_predictions", no_loading)
         assert study_answer(study, url) == first
     other = study_answer(study, url, n_resamples=200)  # another scheme: computed again, never mixed up
     assert other.n_resamples == 200 and other.best.low != first.best.low

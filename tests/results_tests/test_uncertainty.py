@@ -87,7 +87,7 @@ class GeneratedBank:
     def features(self, layer: str) -> np.ndarray:
         return self._features[layer]
 
-    def view_features(self, layer: str) -> None:
+    def view_features(self, layer: str, rows: np.ndarray | None = None) -> None:
         return None
 
 
