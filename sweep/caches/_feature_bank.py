@@ -82,9 +82,9 @@ class FeatureBank:
             return None
         entry = self._manifest["views"][self._views.key][layer]
         views = self._load(f"views-{self._views.key}/{layer}", entry)
-        if rows is None:
-            return views
         indices = np.asarray(self._views.indices)
+        if rows is None or np.array_equal(rows, indices):  # the whole training split: the map itself, no copy
+            return views
         position = np.full(int(max(indices.max(), np.max(rows))) + 1, -1)
         position[indices] = np.arange(len(indices))
         wanted = position[np.asarray(rows)]
