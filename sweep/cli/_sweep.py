@@ -381,9 +381,10 @@ def _print_summary(result) -> None:
     if result.best is None:
         console.print("no completed trial yet")
         return
-    best = result.best
+    best, inner = result.best, result.answer is not None and result.answer.validation.get("selection") == "inner"
     console.print(
-        f"best trial #{result.best_trial}: validation mean AUROC {result.best_value:.4f} with {best.strategy} at "
+        f"best trial #{result.best_trial}: {'inner-split' if inner else 'validation'} mean AUROC {result.best_value:.4f} "
+        f"with {best.strategy} at "
         f"{best.cut_layer} (the highest single trial; the answer below corrects for picking it)",
         highlight=False,
     )

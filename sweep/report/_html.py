@@ -92,14 +92,16 @@ def _answer_html(data: ReportData) -> str:
         f"{depth}</span></div>"
         f"<div class='auroc'>{html.escape(answer.get('score_name', 'validation AUROC'))} <b>{_fmt(head['score'])}</b> "
         f"<span class='ci'>[{_fmt(head['low'])}, {_fmt(head['high'])}] {level} CI, {method}, patient-level bootstrap; "
-        f"{head['n_trials']} trial(s), {_scored_by(head)}</span></div>"
+        f"{head['n_trials']} trial(s), {_scored_by(head, answer.get('method', 'cross-fitted'))}</span></div>"
         f"{confidence}<p class='sentence'>{sentence}</p>{_caveats(head, answer['min_trials'])}</section>"
     )
 
 
-def _scored_by(head: dict[str, Any]) -> str:
+def _scored_by(head: dict[str, Any], method: str = "cross-fitted") -> str:
     """Which trials the interval belongs to, and which one ``ocl evaluate`` reuses."""
     scored = head.get("scored_trials")
+    if method != "cross-fitted":  # --selection inner: one model, chosen on train
+        return f"scored on trial #{head['best_trial']} on every patient; it is the configuration ocl evaluate reuses"
     reused = f"trial #{head['best_trial']} (best on the whole split) is the configuration ocl evaluate reuses"
     if not scored:
         return reused
