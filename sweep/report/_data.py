@@ -122,8 +122,9 @@ def report_data(
     history = tuple(_history(study))
     headline = _headline(answer)
     profile = [*_sweep_curves(candidates), *_dictionary_curves(storage_url, settings, info.fingerprint or None)]
-    strategies = _comparison(candidates, "strategy", FEATURE_EXTRACTION, FINE_TUNING, settings.space.strategies)
-    transfer = _comparison(candidates, "weights", "imagenet", "none", settings.space.weights)
+    scored = score_description(answer.method, short=True)
+    strategies = _comparison(candidates, "strategy", FEATURE_EXTRACTION, FINE_TUNING, settings.space.strategies, scored)
+    transfer = _comparison(candidates, "weights", "imagenet", "none", settings.space.weights, scored)
     warnings = tuple(dict.fromkeys([*info.warnings, *answer.warnings]))
     notes = []
     if history and not candidates:
@@ -327,7 +328,23 @@ def _score(candidate: Candidate | None) -> dict[str, Any] | None:
     }
 
 
-def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second: str, swept: Sequence[str]) -> Comparison:
+def score_description(method: str, *, short: bool = False) -> str:
+    """What a candidate's score is, in words, for the answer's ``method`` (``StudyAnswer.method``).
+
+    The page says it where it shows scores, so it must follow ``--selection``: under ``halves`` a
+    score is cross-fitted over the validation halves; under ``inner`` it is one model's AUROC on every
+    validation patient, its trial chosen on train's inner split.
+    """
+    if method == "cross-fitted":
+        how = " (its trials chosen on one half of the validation patients, scored on the other)"
+        return "cross-fitted validation AUROC" + ("" if short else how)
+    how = " (one trial, chosen on an inner split of train, scored on every validation patient)"
+    return "validation AUROC" + (" of a trial chosen on train's inner split" if short else how)
+
+
+def _comparison(
+    candidates: Sequence[Candidate], factor: str, first: str, second: str, swept: Sequence[str], scored: str
+) -> Comparison:
     """``first`` against ``second`` of one factor, per layer, with the other factor held fixed."""
     other = "weights" if factor == "strategy" else "strategy"
     names = {"strategy": STRATEGY_NAMES, "weights": {"imagenet": "ImageNet transfer", "none": "training from scratch"}}[factor]
@@ -349,7 +366,7 @@ def _comparison(candidates: Sequence[Candidate], factor: str, first: str, second
     both = sum(r.difference is not None for r in rows)
     note = (
         f"{both} layer(s) were tried both ways. Intervals are 95% patient-level bootstrap intervals of the "
-        "cross-fitted validation AUROC; a layer's two intervals overlapping does not make them equal, and "
+        f"{scored}; a layer's two intervals overlapping does not make them equal, and "
         "separate intervals are no paired test: the confidence set in the answer is that test."
         if both
         else f"No layer was tried both ways yet: TPE gave each layer only one {factor}; run more trials."

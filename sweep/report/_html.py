@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from sweep.results import Evaluation
 
 from sweep.report._clinical import clinical_html
-from sweep.report._data import STRATEGY_NAMES, Comparison, ReportData, _file_name, _weights_name, report_data
+from sweep.report._data import (
+    STRATEGY_NAMES,
+    Comparison,
+    ReportData,
+    _file_name,
+    _weights_name,
+    report_data,
+    score_description,
+)
 from sweep.report._format import _fmt
 from sweep.report._history import _history_figure
 from sweep.report._profile import _profile_figure
@@ -334,8 +342,9 @@ def _profile_html(data: ReportData, figures: _Figures) -> str:
         return "<section id='profile'><h2>Layer profile</h2><p class='note'>No layer has a score yet.</p></section>"
     return (
         "<section id='profile'><h2>Layer profile</h2>"
-        "<p class='note'>Each point is one cut-off layer trained one way: its cross-fitted validation AUROC (its trials "
-        "chosen on one half of the validation patients, scored on the other), with the 95% patient-level bootstrap "
+        "<p class='note'>Each point is one cut-off layer trained one way: its "
+        + html.escape(score_description(data.answer.get("method", "cross-fitted")))
+        + ", with the 95% patient-level bootstrap "
         "interval as bar and band. Filled points have enough trials to be judged; the star is the answer. Dense blocks are "
         "shaded; the dashed grey line is the dictionary's linear probe, a cheap proxy.</p>"
         + figures.html(_profile_figure(data), "profile")

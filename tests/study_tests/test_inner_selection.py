@@ -7,12 +7,17 @@ only, whole, and never meet the validation patients the answer scores on.
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import optuna
 import pytest
 
 import sweep
+from sweep.cli._sweep import _print_summary
 from sweep.data import DataOptions
+from sweep.report import render_html, report_data
 from sweep.stats import mean_auroc
 from sweep.storage import load_predictions, load_validation
 from sweep.study import StudyResources, SweepSettings, load_search_space
@@ -41,7 +46,7 @@ def test_inner_split_is_whole_training_patients_disjoint_from_validation():
     assert np.array_equal(context.inner_split(train)[1], inner)  # every worker draws the same
 
 
-def test_selection_inner_scores_one_model_per_candidate_chosen_on_train(tmp_path, cache_dir):
+def test_selection_inner_scores_one_model_per_candidate_chosen_on_train(tmp_path, cache_dir, capsys):
     config = tmp_path / "inner.toml"
     config.write_text(INNER_STUDY)
     storage = f"sqlite:///{tmp_path / 'ocl.db'}"
@@ -79,3 +84,12 @@ def test_selection_inner_scores_one_model_per_candidate_chosen_on_train(tmp_path
         assert candidate.scored_trials == (chosen.number, chosen.number) == (candidate.trial,) * 2
         assert candidate.score == pytest.approx(chosen.user_attrs["ocl:val_mean_auroc"], abs=1e-6)  # all its patients
         assert candidate.low <= candidate.score <= candidate.high
+    # Where a person reads it, the terminal and the report, it is named as chosen on train, never
+    # "cross-fitted" or a validation AUROC (both were, before).
+    _print_summary(result)
+    assert f"best trial #{result.best_trial}: inner-split mean AUROC" in capsys.readouterr().out
+    page = html.unescape(re.sub(r"<[^>]+>", "", render_html(report_data(study, storage, answer=answer))))
+    assert "chosen on train's inner split, patient-level bootstrap" in page  # the answer box
+    assert "on every patient; it is the configuration ocl evaluate reuses" in page
+    assert "one trial, chosen on an inner split of train, scored on every validation patient" in page  # the profile
+    assert "each chosen on the other half" not in page and "cross-fitted" not in page
