@@ -381,9 +381,9 @@ def _print_summary(result) -> None:
     if result.best is None:
         console.print("no completed trial yet")
         return
-    best, inner = result.best, result.answer is not None and result.answer.validation.get("selection") == "inner"
+    best, value_name = result.best, "validation mean AUROC" if result.answer is None else result.answer.value_name
     console.print(
-        f"best trial #{result.best_trial}: {'inner-split' if inner else 'validation'} mean AUROC {result.best_value:.4f} "
+        f"best trial #{result.best_trial}: {value_name} {result.best_value:.4f} "
         f"with {best.strategy} at "
         f"{best.cut_layer} (the highest single trial; the answer below corrects for picking it)",
         highlight=False,

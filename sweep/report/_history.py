@@ -64,7 +64,7 @@ def _history_figure(data: ReportData) -> Any:
         template="plotly_white",
         margin={"l": 60, "r": 20, "t": 20, "b": 50},
         xaxis_title="trial number",
-        yaxis_title="validation mean AUROC",
+        yaxis_title=data.answer.get("value_name", "validation mean AUROC"),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
     )
     return figure

@@ -358,7 +358,20 @@ def _history_html(data: ReportData, figures: _Figures) -> str:
     return (
         "<section id='history'><h2>Optimisation history</h2>"
         "<p class='note'>The best single trial is biased upward (it was picked for being best); the answer above "
-        "corrects for that by cross-fitting.</p>" + figures.html(_history_figure(data), "history") + "</section>"
+        + _history_correction(data.answer.get("method", "cross-fitted"))
+        + "</p>"
+        + figures.html(_history_figure(data), "history")
+        + "</section>"
+    )
+
+
+def _history_correction(method: str) -> str:
+    """How the answer undoes the history's pick-the-best bias, for the answer's ``method``."""
+    if method == "cross-fitted":
+        return "corrects for that by cross-fitting."
+    return (
+        "corrects for that by scoring each candidate's chosen trial on the validation patients, which no choice "
+        "saw (each point here is a trial's inner-split AUROC, the value it was chosen by)."
     )
 
 

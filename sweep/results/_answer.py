@@ -128,6 +128,12 @@ class StudyAnswer:
         return "chosen on train's inner split" if self.validation.get("selection") == "inner" else "cross-fitted"
 
     @property
+    def value_name(self) -> str:
+        """What each trial's value (``trial.value``, what TPE and the history plot see) is: the inner
+        split's AUROC under ``--selection inner``, else the validation AUROC."""
+        return "inner-split mean AUROC" if self.validation.get("selection") == "inner" else "validation mean AUROC"
+
+    @property
     def judged(self) -> list[Candidate]:
         return [c for c in self.candidates if c.judged]
 
@@ -236,6 +242,7 @@ class StudyAnswer:
             "answer": self.sentence(),
             "score_name": self.score_name,
             "method": self.method,
+            "value_name": self.value_name,
             "best": asdict(self.best) if self.best else None,
             "cheapest": asdict(self.cheapest) if self.cheapest else None,
             "ruled_out_before": first.layer if first else None,

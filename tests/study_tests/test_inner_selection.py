@@ -92,4 +92,5 @@ def test_selection_inner_scores_one_model_per_candidate_chosen_on_train(tmp_path
     assert "chosen on train's inner split, patient-level bootstrap" in page  # the answer box
     assert "on every patient; it is the configuration ocl evaluate reuses" in page
     assert "one trial, chosen on an inner split of train, scored on every validation patient" in page  # the profile
-    assert "each chosen on the other half" not in page and "cross-fitted" not in page
+    assert "each chosen on the other half" not in page and "cross-fit" not in page  # nor the history's note
+    assert "validation mean AUROC" not in page  # the history plots trial values: inner-split AUROCs
