@@ -15,7 +15,7 @@ from collections.abc import Callable
 import optuna
 
 from layers_index._store import DatasetKey, Score, upsert_scores
-from sweep.results import CandidateScorer, completed_trials, summarize_layers
+from sweep.results import CandidateScorer, completed_trials, study_folds, summarize_layers
 from sweep.stats import interval
 from sweep.storage import load_validation, stored_trials
 from sweep.study import DatasetInfo, TrialRecord, load_settings
@@ -57,6 +57,7 @@ def sweep_scores(study: optuna.Study, layer: str, weights: str, strategy: str, s
                 min_positives=settings.space.min_positives,
                 storage_url=storage_url,
                 study=study.study_name,
+                folds=study_folds(split, settings),
             )
             point, resampled = scorer.score(trials)  # only the new trial's resamples are computed
             ci = interval(point, resampled)

@@ -108,7 +108,8 @@ class Design:
     ) -> np.ndarray:
         """One trial's pooled out-of-fold scores (``--cv K``): each fold's model adds its own offset
         ``N(0, fold_sd)`` to every image it scores (the K heads of one configuration differ), so a
-        pooled AUROC compares images scored by different heads, as OCL's ``--cv`` does."""
+        pooled AUROC would compare images scored by different heads (OCL's answer averages the
+        folds' AUROCs instead, :class:`sweep.results.CandidateScorer` with ``folds``)."""
         offsets = rng.normal(0, fold_sd, int(fold.max()) + 1)
         return self.trial(rng, y, shared, candidate, shift) + offsets[fold][:, None].astype(np.float32)
 

@@ -20,6 +20,7 @@ from sweep.results._answer import (
     recentre_tied,
     small_validation_warning,
     study_answer,
+    study_folds,
 )
 from sweep.results._clinical import ClinicalEvaluation, clinical_evaluation
 from sweep.results._evaluate import (
@@ -77,6 +78,7 @@ __all__ = [
     "report_path",
     "small_validation_warning",
     "study_answer",
+    "study_folds",
     "subgroup_analysis",
     "subgroups_of",
     "write_model_card",

@@ -46,6 +46,7 @@ from sweep.stats import (
     N_RESAMPLES,
     confidence_set,
     interval,
+    patient_folds,
     patient_halves,
 )
 from sweep.storage import (
@@ -65,6 +66,7 @@ __all__ = [
     "patient_halves",
     "small_validation_warning",
     "study_answer",
+    "study_folds",
 ]
 
 
@@ -309,6 +311,7 @@ def study_answer(
         storage_url=storage_url,
         study=study.study_name,
         selection=settings.selection,
+        folds=study_folds(split, settings),
     )
     best = {key: max(members, key=lambda pair: pair[0].value) for key, members in groups.items()}
     needed = [b.number for b, _ in best.values()] if settings.selection == "inner" else None
@@ -324,6 +327,13 @@ def study_answer(
     candidates = _judge(keys, facts, np.asarray(estimates, np.float64), np.stack(resampled, axis=1), level, min_trials)
     facts = _validation_facts(split, settings.cv, settings.selection)
     return StudyAnswer(study.study_name, candidates, level, n_resamples, min_trials, facts, warnings)
+
+
+def study_folds(split: ValidationSplit, settings: Any) -> np.ndarray | None:
+    """Under ``--cv K``, the fold of each scored image, drawn as the sweep drew them
+    (:meth:`sweep.study.StudyResources.cv_folds`: the stored split's patients, the study's seed),
+    so the answer scores each head on its own fold; None for a holdout study."""
+    return patient_folds(split.patients, settings.cv, settings.data_options.seed) if settings.cv else None
 
 
 def _candidate_groups(study: Any, storage_url: str, split: ValidationSplit | None) -> dict:
