@@ -24,24 +24,33 @@ that choice:
 - ``single``: issue 27's first design, ``ocl sweep --selection inner``: each candidate's trial is
   chosen where the comparison does not look (here on a generated training-side inner split of as
   many patients), and the validation split scores that one fixed model on all its patients, with
-  no halves and no choice inside the bootstrap (``CandidateScorer(selection="inner")``, OCL's own).
+  no halves and no choice inside the bootstrap (``CandidateScorer(selection="inner")``, OCL's own);
+- ``oracle``: the power envelope of the validation split, no rule of OCL's: each candidate's one
+  fixed trial, judged by the same ``confidence_set``, ``interval`` and rank verification, but with
+  the true sampling law in place of the bootstrap: the "resamples" are the deviations of the five
+  candidates' AUROCs from their truths in ``--calibration`` fresh generated studies of the same
+  design, size and gap (new patients each). It knows what a bootstrap can only estimate, so no
+  max-T confidence set on this split has more power at its level: a goal above its row is beyond
+  what these patients can tell, whatever the rule.
 
 With ``--cv-sizes``, each such size is also run as a ``--cv 5`` study (rows ``train+val, cv 5``):
-the answer's own rule on pooled out-of-fold predictions over train+val patients, 8x the validation
+the answer's own rule on the out-of-fold predictions over train+val patients, 8x the validation
 split's (a 70/10/20 split), each fold's head adding its own offset (SD 0.1 on the binormal scale)
-to the images it scores, so images scored by different heads are compared as OCL's ``--cv``
-compares them. Its coverage is of the true pooled AUROC (``Design.pooled_auroc``).
+to the images it scores. OCL scores each head on its own fold and averages the K folds' AUROCs
+(``CandidateScorer(folds=)``), so an offset cannot move a score, and coverage is of one head's true
+AUROC; rows ``cv 5, pooled`` score the same predictions as OCL did before, one AUROC over them all.
 
 The confidence set is the step-down max-T of ``sweep.stats.confidence_set`` throughout. All rules
 of one study score the same generated predictions and bootstrap resamples.
 
 Run: .venv/bin/python benchmarks/bench_power.py [--repeats 200] [--sizes 150 300 1000 3000] [--cv-sizes 150 300 1000]
-     [--gaps 0 0.03 0.05] [--smoke]
+     [--gaps 0 0.03 0.05] [--rules every fixed tied single oracle] [--calibration 4000] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import warnings
@@ -65,9 +74,10 @@ from sweep.storage import ValidationSplit  # noqa: E402
 
 CANDIDATES, TRIALS, BASE = 5, 3, 0.75
 DESIGNS = {"independent": INDEPENDENT, "correlated": CORRELATED}
-RULES = ("every", "fixed", "tied", "single")
+RULES = ("every", "fixed", "tied", "single", "oracle")
+HALVES = ("every", "fixed", "tied")  # the rules that score the cross-fitted halves
 CV_FOLDS, CV_TIMES, FOLD_SD = 5, 8, 0.1  # --cv 5 over train+val, 8x the validation patients; heads' offsets
-CV = f"cv {CV_FOLDS}"
+CV, CV_POOLED = f"cv {CV_FOLDS}", f"cv {CV_FOLDS}, pooled"  # OCL now: fold by fold; before: one pooled AUROC
 
 
 def _chosen(values: np.ndarray, side: int, rule: str) -> np.ndarray:
@@ -97,7 +107,9 @@ def _judged(estimates: list[float], resampled: list[np.ndarray], truth: float) -
     return confidence_set(points, values), bool(first.low <= truth <= first.high), verified(points, values)
 
 
-def one_study(design: Design, seed: int, patients: int, gap: float, cv: bool = True) -> dict[str, tuple]:
+def one_study(
+    design: Design, seed: int, patients: int, gap: float, cv: bool = True, rules: tuple[str, ...] = RULES, calibration: int = 4000
+) -> dict[str, tuple]:
     """Per rule: the confidence set of one generated study (candidate 0 is the one ``gap`` better),
     whether candidate 0's interval covers its true AUROC, and the verified winner; with ``cv``,
     also OCL's rule on a ``--cv 5`` study of the same design (its own generated patients)."""
@@ -105,21 +117,44 @@ def one_study(design: Design, seed: int, patients: int, gap: float, cv: bool = T
     y, ids, shared = design.validation(rng, patients)
     split = ValidationSplit(("finding",), y, ids, "generated")
     scorer, inner = CandidateScorer(split, seed=seed), CandidateScorer(split, seed=seed, selection="inner")
-    values, single = [], []
+    values, single, one_trial = [], [], []
     for candidate in range(CANDIDATES):
         shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
         effect = design.candidate_effect(rng, len(y))
         stored = {t: design.trial(rng, y, shared, effect, shift) for t in range(TRIALS)}
-        values.append(scorer.values(list(stored), stored))
-        chosen = _chosen_off_validation(design, inner_rng, patients, shift)
-        single.append(inner.score(list(stored), stored, chosen=chosen))
+        one_trial.append(mean_auroc_point(y, stored[0]))  # oracle: trial 0, no choice
+        if any(rule in HALVES for rule in rules):
+            values.append(scorer.values(list(stored), stored))
+        if "single" in rules:
+            chosen = _chosen_off_validation(design, inner_rng, patients, shift)
+            single.append(inner.score(list(stored), stored, chosen=chosen))
     results = {}
-    for rule in RULES:
-        scored = single if rule == "single" else [score(v, rule, scorer.n_patients) for v in values]
+    for rule in rules:
+        if rule == "oracle":
+            scored = list(zip(one_trial, true_deviations(design, patients, gap, calibration).T + np.asarray(one_trial)[:, None]))
+        else:
+            scored = single if rule == "single" else [score(v, rule, scorer.n_patients) for v in values]
         results[rule] = _judged([s[0] for s in scored], [s[1] for s in scored], BASE + gap)
     if cv:
-        results[CV] = _cv_study(design, seed, patients, gap)
+        results.update(_cv_study(design, seed, patients, gap))
     return results
+
+
+@functools.cache
+def true_deviations(design: Design, patients: int, gap: float, studies: int) -> np.ndarray:
+    """The true sampling law of the five candidates' one-trial AUROCs at this design, size and gap,
+    ``(studies, candidates)``: each fresh generated study's AUROCs less their truths (``oracle``).
+    Drawn once per cell from seeds no study uses, shared by every study of the cell."""
+    rng = np.random.default_rng([9, patients, round(gap * 1000)])
+    shifts = [design.shift_for(BASE + (gap if candidate == 0 else 0.0)) for candidate in range(CANDIDATES)]
+    truths = np.array([BASE + (gap if candidate == 0 else 0.0) for candidate in range(CANDIDATES)])
+    deviations = np.empty((studies, CANDIDATES))
+    for row in range(studies):
+        y, _, shared = design.validation(rng, patients)
+        deviations[row] = [
+            mean_auroc_point(y, design.trial(rng, y, shared, design.candidate_effect(rng, len(y)), shift)) for shift in shifts
+        ]
+    return deviations - truths
 
 
 def _chosen_off_validation(design: Design, rng: np.random.Generator, patients: int, shift: float) -> int:
@@ -130,22 +165,26 @@ def _chosen_off_validation(design: Design, rng: np.random.Generator, patients: i
     return int(np.argmax([mean_auroc_point(y, design.trial(rng, y, shared, effect, shift)) for _ in range(TRIALS)]))
 
 
-def _cv_study(design: Design, seed: int, patients: int, gap: float) -> tuple:
-    """OCL's rule on a ``--cv 5`` study: pooled out-of-fold predictions over train+val patients
-    (``CV_TIMES`` x the validation split), folds drawn as ``--cv`` draws them (``sweep.stats.patient_folds``),
-    scored by the answer's own :class:`CandidateScorer`."""
+def _cv_study(design: Design, seed: int, patients: int, gap: float) -> dict[str, tuple]:
+    """OCL's rule on a ``--cv 5`` study: out-of-fold predictions over train+val patients (``CV_TIMES``
+    x the validation split), folds drawn as ``--cv`` draws them (``sweep.stats.patient_folds``), scored
+    by the answer's own :class:`CandidateScorer`: fold by fold (``cv 5``, OCL now) and, on the same
+    predictions, as one AUROC over the pooled predictions (``cv 5, pooled``, OCL before), whose
+    coverage is of the true pooled AUROC."""
     rng = np.random.default_rng([seed, 2])
     y, ids, shared = design.validation(rng, patients * CV_TIMES)
     fold = patient_folds(ids, CV_FOLDS, seed)
-    scorer = CandidateScorer(ValidationSplit(("finding",), y, ids, "generated"), seed=seed)
-    scored = []
+    split = ValidationSplit(("finding",), y, ids, "generated")
+    scorers = {CV: CandidateScorer(split, seed=seed, folds=fold), CV_POOLED: CandidateScorer(split, seed=seed)}
+    scored = {rule: [] for rule in scorers}
     for candidate in range(CANDIDATES):
         shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
         effect = design.candidate_effect(rng, len(y))
         stored = {t: design.out_of_fold(rng, y, shared, effect, shift, fold, FOLD_SD) for t in range(TRIALS)}
-        scored.append(scorer.score(list(stored), stored))
-    truth = design.pooled_auroc(BASE + gap, CV_FOLDS, FOLD_SD)
-    return _judged([s[0] for s in scored], [s[1] for s in scored], truth)
+        for rule, scorer in scorers.items():
+            scored[rule].append(scorer.score(list(stored), stored))
+    truths = {CV: BASE + gap, CV_POOLED: design.pooled_auroc(BASE + gap, CV_FOLDS, FOLD_SD)}
+    return {rule: _judged([s[0] for s in scored[rule]], [s[1] for s in scored[rule]], truths[rule]) for rule in scorers}
 
 
 def verified(estimates: np.ndarray, resampled: np.ndarray, level: float = 0.95) -> int | None:
@@ -167,7 +206,11 @@ def main() -> None:
     parser.add_argument("--cv-sizes", type=int, nargs="*", default=[150, 300, 1000], help="sizes also run as --cv 5 studies")
     parser.add_argument("--gaps", type=float, nargs="*", default=[0.0, 0.03, 0.05], help="AUROC gaps (0: the level)")
     parser.add_argument("--designs", nargs="*", default=list(DESIGNS), choices=list(DESIGNS))
-    args = parse_with_smoke(parser, repeats=2, sizes=[150], cv_sizes=[150])
+    parser.add_argument("--rules", nargs="*", default=list(RULES), choices=list(RULES), help="validation-split rules to run")
+    parser.add_argument(
+        "--calibration", type=int, default=4000, help="generated studies behind the oracle's true sampling law (default 4000)"
+    )
+    args = parse_with_smoke(parser, repeats=2, sizes=[150], cv_sizes=[150], calibration=50)
     print(f"{CANDIDATES} candidates x {TRIALS} trials, {args.repeats} generated studies per cell, 95% level")
     gaps = [gap for gap in args.gaps if gap > 0]
     print(
@@ -179,12 +222,13 @@ def main() -> None:
     for name in args.designs:
         for patients in args.sizes:
             cv = patients in args.cv_sizes
-            rules = RULES + ((CV,) if cv else ())
+            rules = tuple(args.rules) + ((CV, CV_POOLED) if cv else ())
             counts = {rule: {"error": 0, "covered": 0, "claimed": 0, **{(k, g): 0 for g in gaps for k in "sv"}} for rule in rules}
             alone = np.eye(CANDIDATES, dtype=bool)[0]
             for gap in args.gaps:
                 for seed in range(args.repeats):
-                    for rule, (kept, covered, winner) in one_study(DESIGNS[name], seed, patients, gap, cv).items():
+                    study = one_study(DESIGNS[name], seed, patients, gap, cv, tuple(args.rules), args.calibration)
+                    for rule, (kept, covered, winner) in study.items():
                         if gap == 0:
                             counts[rule]["error"] += not kept.all()
                             counts[rule]["covered"] += covered
@@ -198,8 +242,8 @@ def main() -> None:
 
 
 def _row(design: str, patients: int, rule: str, c: dict, repeats: int, level: bool, gaps: list[float]) -> str:
-    """One table row: ``cv 5`` rows are OCL's rule (tied) scored on the --cv study's pooled out-of-fold predictions."""
-    scored_on, shown = (f"train+val, {rule}", "tied") if rule == CV else ("validation", rule)
+    """One table row: ``cv 5`` rows are OCL's rule (tied) scored on the --cv study's out-of-fold predictions."""
+    scored_on, shown = (f"train+val, {rule}", "tied") if rule in (CV, CV_POOLED) else ("validation", rule)
     rates = f"{c['error'] / repeats:.1%} | {c['covered'] / repeats:.1%} | {c['claimed'] / repeats:.1%}" if level else "- | - | -"
     power = "".join(f" {c[('s', gap)] / repeats:.0%} / {c[('v', gap)] / repeats:.0%} |" for gap in gaps)
     return f"| {design} | {patients:,} | {scored_on} | {shown} | {rates} |{power}"

@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 NUMBER = r"([0-9][0-9,]*(?:\.[0-9]+)?)"
 
+POWER_RULES = ("every", "fixed", "tied", "single", "oracle")  # bench_power's validation-split rules
+CV_ROWS = ("", ", pooled")  # and its --cv 5 rows: fold by fold (OCL now), one pooled AUROC (before)
+
 # Per benchmark: the lines its README figures come from, each a regex whose groups are numbers.
 EXPECTED: dict[str, list[str]] = {
     "bench_image_cache": [
@@ -69,7 +72,7 @@ EXPECTED: dict[str, list[str]] = {
         rf"^\| {design} \| 150 \| {scored_on} \| {rule} \| {NUMBER}% \| {NUMBER}% \| {NUMBER}% "
         rf"\| {NUMBER}% / {NUMBER}% \| {NUMBER}% / {NUMBER}% \|$"
         for design in ("independent", "correlated")
-        for scored_on, rule in [*(("validation", r) for r in ("every", "fixed", "tied", "single")), ("train\\+val, cv 5", "tied")]
+        for scored_on, rule in [*(("validation", r) for r in POWER_RULES), *((f"train\\+val, cv 5{p}", "tied") for p in CV_ROWS)]
     ],
 }
 
@@ -120,6 +123,14 @@ def test_smoke_mode_keeps_a_flag_given_on_the_command_line(tmp_path):
     _assert_lines(output, [rf"^\| independent \| 200 \| validation \| tied \| {NUMBER}%"])
     assert "| 150 |" not in output
     assert "--repeats 2 --sizes 150" in _run("bench_power.py", "--help", cwd=tmp_path)
+
+
+def test_bench_power_runs_only_the_rules_asked_for(tmp_path):
+    """``--rules single oracle`` (the 1,000-study level run in the README) prints those rows and no others."""
+    args = ("--smoke", "--rules", "single", "oracle", "--cv-sizes", "--designs", "correlated")
+    output = _run("bench_power.py", *args, cwd=tmp_path)
+    _assert_lines(output, [rf"^\| correlated \| 150 \| validation \| {rule} \| {NUMBER}%" for rule in ("single", "oracle")])
+    assert not re.search(r"\| (every|fixed|tied) \||cv 5|independent", output)
 
 
 def test_bench_full_size_runs_only_the_stages_asked_for(tmp_path):
