@@ -119,10 +119,11 @@ def one_study(
     scorer, inner = CandidateScorer(split, seed=seed), CandidateScorer(split, seed=seed, selection="inner")
     values, single, one_trial = [], [], []
     for candidate in range(CANDIDATES):
-        shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
+        shift = design.shift_for(true_auroc(candidate, gap))
         effect = design.candidate_effect(rng, len(y))
         stored = {t: design.trial(rng, y, shared, effect, shift) for t in range(TRIALS)}
-        one_trial.append(mean_auroc_point(y, stored[0]))  # oracle: trial 0, no choice
+        if "oracle" in rules:
+            one_trial.append(mean_auroc_point(y, stored[0]))  # trial 0, no choice
         if any(rule in HALVES for rule in rules):
             values.append(scorer.values(list(stored), stored))
         if "single" in rules:
@@ -140,14 +141,19 @@ def one_study(
     return results
 
 
+def true_auroc(candidate: int, gap: float) -> float:
+    """A candidate's true AUROC: candidate 0 is the one ``gap`` better."""
+    return BASE + (gap if candidate == 0 else 0.0)
+
+
 @functools.cache
 def true_deviations(design: Design, patients: int, gap: float, studies: int) -> np.ndarray:
     """The true sampling law of the five candidates' one-trial AUROCs at this design, size and gap,
     ``(studies, candidates)``: each fresh generated study's AUROCs less their truths (``oracle``).
     Drawn once per cell from seeds no study uses, shared by every study of the cell."""
     rng = np.random.default_rng([9, patients, round(gap * 1000)])
-    shifts = [design.shift_for(BASE + (gap if candidate == 0 else 0.0)) for candidate in range(CANDIDATES)]
-    truths = np.array([BASE + (gap if candidate == 0 else 0.0) for candidate in range(CANDIDATES)])
+    truths = np.array([true_auroc(candidate, gap) for candidate in range(CANDIDATES)])
+    shifts = [design.shift_for(truth) for truth in truths]
     deviations = np.empty((studies, CANDIDATES))
     for row in range(studies):
         y, _, shared = design.validation(rng, patients)
@@ -178,7 +184,7 @@ def _cv_study(design: Design, seed: int, patients: int, gap: float) -> dict[str,
     scorers = {CV: CandidateScorer(split, seed=seed, folds=fold), CV_POOLED: CandidateScorer(split, seed=seed)}
     scored = {rule: [] for rule in scorers}
     for candidate in range(CANDIDATES):
-        shift = design.shift_for(BASE + (gap if candidate == 0 else 0.0))
+        shift = design.shift_for(true_auroc(candidate, gap))
         effect = design.candidate_effect(rng, len(y))
         stored = {t: design.out_of_fold(rng, y, shared, effect, shift, fold, FOLD_SD) for t in range(TRIALS)}
         for rule, scorer in scorers.items():
